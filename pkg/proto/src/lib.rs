@@ -1,0 +1,18 @@
+//! Generated code for the `.proto` files under `proto/`, exposed as `pb`-style
+//! modules. Hand-written conversions live next to the types that use them, not here.
+#![allow(clippy::all)]
+
+/// The store's client-facing API (`rkube.store.v1`).
+pub mod store {
+    tonic::include_proto!("rkube.store.v1");
+}
+
+/// Raft traffic between store replicas (`rkube.raft.v1`).
+pub mod raft {
+    tonic::include_proto!("rkube.raft.v1");
+}
+
+/// The part of etcd's v3 API that the store benchmark drives.
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}
