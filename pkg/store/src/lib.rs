@@ -1,1 +1,18 @@
-//! rkube-store
+//! rkube's replicated, durable key-value store: the part of the apiserver that
+//! replaces etcd.
+//!
+//! - [`types`]: the data model (keys, revisions, transactions, events) and openraft's type config.
+//! - [`mvcc`]: the pure state machine: apply commands, read at a revision, history window.
+//! - `log_store`: the durable Raft log, vote and committed pointer (redb, fsynced).
+//! - `state_machine`: openraft's state machine over [`mvcc`], with durable snapshots.
+//! - `network` / `peer`: Raft traffic over tonic gRPC, client and server side.
+//! - `store`: the handle the apiserver uses: writes forwarded to the leader,
+//!   linearizable reads by read index, watches, membership.
+//! - `service`: the client-facing gRPC API (`rkube.store.v1`).
+
+pub mod error;
+pub mod mvcc;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use types::*;
