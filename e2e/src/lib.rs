@@ -1,1 +1,12 @@
-//! rkube-e2e
+//! Test machinery for rkube's end-to-end cluster tests; the tests themselves live in `tests/`.
+//!
+//! - [`linearizability`]: checks a recorded client history of the replicated store against a
+//!   sequential model (Wing & Gong search with Lowe's memoization, partitioned per key).
+//! - [`watch_check`]: checks recorded watch streams against the committed event history.
+//! - [`proxy`]: a loopback TCP proxy whose traffic can be cut, for partition tests.
+//!
+//! The checkers are pure functions over recordings; only the proxy does I/O.
+
+pub mod linearizability;
+pub mod proxy;
+pub mod watch_check;

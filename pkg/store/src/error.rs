@@ -15,7 +15,10 @@ pub enum Error {
     #[error("no leader: the store has no quorum ({0})")]
     NoQuorum(String),
     #[error("the leader ({leader:?}) could not be reached: {detail}")]
-    LeaderUnreachable { leader: Option<NodeId>, detail: String },
+    LeaderUnreachable {
+        leader: Option<NodeId>,
+        detail: String,
+    },
     #[error("request timed out: {0} (it may or may not have been applied)")]
     Timeout(String),
     #[error("membership change refused: {0}")]
@@ -31,7 +34,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether a client may retry the same request elsewhere without changing it.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::NoQuorum(_) | Error::LeaderUnreachable { .. } | Error::Shutdown)
+        matches!(
+            self,
+            Error::NoQuorum(_) | Error::LeaderUnreachable { .. } | Error::Shutdown
+        )
     }
 }
 
@@ -43,7 +49,9 @@ impl From<Error> for tonic::Status {
             Error::TooLarge { .. } => Code::InvalidArgument,
             Error::Compacted { .. } => Code::OutOfRange,
             Error::FutureRevision { .. } => Code::OutOfRange,
-            Error::NoQuorum(_) | Error::LeaderUnreachable { .. } | Error::Shutdown => Code::Unavailable,
+            Error::NoQuorum(_) | Error::LeaderUnreachable { .. } | Error::Shutdown => {
+                Code::Unavailable
+            }
             Error::Timeout(_) => Code::DeadlineExceeded,
             Error::Membership(_) => Code::FailedPrecondition,
             Error::Storage(_) => Code::Internal,

@@ -11,8 +11,17 @@
 //! - `service`: the client-facing gRPC API (`rkube.store.v1`).
 
 pub mod error;
+pub mod log_store;
+pub mod metrics;
 pub mod mvcc;
+pub mod network;
+pub mod peer;
+pub mod service;
+pub mod state_machine;
+pub mod store;
 pub mod types;
 
 pub use error::{Error, Result};
+pub use metrics::StoreMetrics;
+pub use store::{Status, Store, StoreConfig, WatchBatch, WatchRequest};
 pub use types::*;

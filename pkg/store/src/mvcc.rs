@@ -62,6 +62,33 @@ impl KvState {
         self.kvs.is_empty()
     }
 
+    /// Evaluates a transaction without writes on the current state.
+    pub fn read_txn(&self, txn: &Txn) -> TxnResult {
+        debug_assert!(!txn.has_writes());
+        let succeeded = txn.compare.iter().all(|c| self.compare(c));
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        let responses = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Range(r) => Some(OpResult::Range(self.range_current(r))),
+                _ => None,
+            })
+            .collect();
+        TxnResult {
+            succeeded,
+            revision: self.revision,
+            responses,
+        }
+    }
+
+    pub fn history_limit(&self) -> usize {
+        self.history_limit
+    }
+
     pub fn set_history_limit(&mut self, limit: usize) {
         self.history_limit = limit.max(1);
     }
@@ -75,7 +102,9 @@ impl KvState {
                 Err(e) => CommandResult::Rejected(e.to_string()),
             },
             Command::Compact { revision } => match self.compact(*revision) {
-                Ok(()) => CommandResult::Compacted { revision: self.compact_revision },
+                Ok(()) => CommandResult::Compacted {
+                    revision: self.compact_revision,
+                },
                 Err(e) => CommandResult::Rejected(e.to_string()),
             },
         }
@@ -102,7 +131,11 @@ impl KvState {
 
     fn apply_txn(&mut self, txn: &Txn) -> TxnResult {
         let succeeded = txn.compare.iter().all(|c| self.compare(c));
-        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         let rev = self.revision + 1;
         let mut events = Vec::new();
         let mut responses = Vec::with_capacity(ops.len());
@@ -110,10 +143,17 @@ impl KvState {
             let res = match op {
                 Op::Range(r) => {
                     // Ranges inside a transaction read the transaction's own view.
-                    let r = RangeOp { revision: 0, ..r.clone() };
+                    let r = RangeOp {
+                        revision: 0,
+                        ..r.clone()
+                    };
                     OpResult::Range(self.range_current(&r))
                 }
-                Op::Put { key, value, prev_kv } => {
+                Op::Put {
+                    key,
+                    value,
+                    prev_kv,
+                } => {
                     let prev = self.kvs.get(key).cloned();
                     let kv = KeyValue {
                         key: key.clone(),
@@ -123,8 +163,14 @@ impl KvState {
                         version: prev.as_ref().map_or(1, |p| p.version + 1),
                     };
                     self.kvs.insert(key.clone(), kv.clone());
-                    events.push(Event { kind: EventKind::Put, kv, prev_kv: prev.clone() });
-                    OpResult::Put { prev_kv: if *prev_kv { prev } else { None } }
+                    events.push(Event {
+                        kind: EventKind::Put,
+                        kv,
+                        prev_kv: prev.clone(),
+                    });
+                    OpResult::Put {
+                        prev_kv: if *prev_kv { prev } else { None },
+                    }
                 }
                 Op::Delete { range, prev_kv } => {
                     let keys: Vec<Bytes> = self.scan(range).map(|(k, _)| k.clone()).collect();
@@ -141,31 +187,51 @@ impl KvState {
                         if *prev_kv {
                             prev_kvs.push(prev.clone());
                         }
-                        events.push(Event { kind: EventKind::Delete, kv: tomb, prev_kv: Some(prev) });
+                        events.push(Event {
+                            kind: EventKind::Delete,
+                            kv: tomb,
+                            prev_kv: Some(prev),
+                        });
                     }
-                    OpResult::Delete { deleted: keys.len() as i64, prev_kvs }
+                    OpResult::Delete {
+                        deleted: keys.len() as i64,
+                        prev_kvs,
+                    }
                 }
             };
             responses.push(res);
         }
         if !events.is_empty() {
             self.revision = rev;
-            self.history.push_back(RevisionEvents { revision: rev, events });
+            self.history.push_back(RevisionEvents {
+                revision: rev,
+                events,
+            });
             while self.history.len() > self.history_limit {
                 let dropped = self.history.pop_front().expect("history is not empty");
                 self.compact_revision = dropped.revision;
             }
         }
-        TxnResult { succeeded, revision: self.revision, responses }
+        TxnResult {
+            succeeded,
+            revision: self.revision,
+            responses,
+        }
     }
 
     /// Drops history up to and including `revision`.
     pub fn compact(&mut self, revision: i64) -> Result<()> {
         if revision > self.revision {
-            return Err(Error::FutureRevision { requested: revision, current: self.revision });
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
         }
         if revision <= self.compact_revision {
-            return Err(Error::Compacted { requested: revision, compacted: self.compact_revision });
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted: self.compact_revision,
+            });
         }
         while self.history.front().is_some_and(|h| h.revision <= revision) {
             self.history.pop_front();
@@ -174,11 +240,18 @@ impl KvState {
         Ok(())
     }
 
-    fn scan<'a>(&'a self, range: &KeyRange) -> Box<dyn Iterator<Item = (&'a Bytes, &'a KeyValue)> + 'a> {
+    fn scan<'a>(
+        &'a self,
+        range: &KeyRange,
+    ) -> Box<dyn Iterator<Item = (&'a Bytes, &'a KeyValue)> + 'a> {
         if range.is_single() {
             return Box::new(self.kvs.get_key_value(&range.key).into_iter());
         }
-        let upper = if range.end[..] == [0] { Bound::Unbounded } else { Bound::Excluded(range.end.clone()) };
+        let upper = if range.end[..] == [0] {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(range.end.clone())
+        };
         if matches!(&upper, Bound::Excluded(e) if *e <= range.key) {
             return Box::new(std::iter::empty());
         }
@@ -208,14 +281,22 @@ impl KvState {
             return Ok(self.range_current(op));
         }
         if rev > self.revision {
-            return Err(Error::FutureRevision { requested: rev, current: self.revision });
+            return Err(Error::FutureRevision {
+                requested: rev,
+                current: self.revision,
+            });
         }
         if rev < self.compact_revision {
-            return Err(Error::Compacted { requested: rev, compacted: self.compact_revision });
+            return Err(Error::Compacted {
+                requested: rev,
+                compacted: self.compact_revision,
+            });
         }
         // Start from the live keys and undo every revision newer than `rev`.
-        let mut view: BTreeMap<Bytes, KeyValue> =
-            self.scan(&op.range).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut view: BTreeMap<Bytes, KeyValue> = self
+            .scan(&op.range)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for h in self.history.iter().rev().take_while(|h| h.revision > rev) {
             for ev in h.events.iter().rev() {
                 if !op.range.contains(&ev.kv.key) {
@@ -227,13 +308,24 @@ impl KvState {
                 };
             }
         }
-        let mut out = RangeResult { count: view.len() as i64, ..Default::default() };
+        let mut out = RangeResult {
+            count: view.len() as i64,
+            ..Default::default()
+        };
         if op.count_only {
             return Ok(out);
         }
-        let limit = if op.limit > 0 { op.limit as usize } else { usize::MAX };
+        let limit = if op.limit > 0 {
+            op.limit as usize
+        } else {
+            usize::MAX
+        };
         out.more = view.len() > limit;
-        out.kvs = view.values().take(limit).map(|kv| strip(kv, op.keys_only)).collect();
+        out.kvs = view
+            .values()
+            .take(limit)
+            .map(|kv| strip(kv, op.keys_only))
+            .collect();
         Ok(out)
     }
 
@@ -248,7 +340,10 @@ impl KvState {
         max_revisions: usize,
     ) -> Result<Vec<RevisionEvents>> {
         if from <= self.compact_revision {
-            return Err(Error::Compacted { requested: from, compacted: self.compact_revision });
+            return Err(Error::Compacted {
+                requested: from,
+                compacted: self.compact_revision,
+            });
         }
         let start = self.history.partition_point(|h| h.revision < from);
         Ok(self
@@ -260,9 +355,15 @@ impl KvState {
                     .events
                     .iter()
                     .filter(|e| range.contains(&e.kv.key))
-                    .map(|e| Event { prev_kv: if prev_kv { e.prev_kv.clone() } else { None }, ..e.clone() })
+                    .map(|e| Event {
+                        prev_kv: if prev_kv { e.prev_kv.clone() } else { None },
+                        ..e.clone()
+                    })
                     .collect();
-                (!events.is_empty()).then_some(RevisionEvents { revision: h.revision, events })
+                (!events.is_empty()).then_some(RevisionEvents {
+                    revision: h.revision,
+                    events,
+                })
             })
             .collect())
     }
@@ -280,7 +381,10 @@ impl KvState {
     /// SHA-256 over every live key at `revision` (0 = now), in key order.
     pub fn hash(&self, revision: i64) -> Result<(String, i64)> {
         let all = RangeOp {
-            range: KeyRange { key: Bytes::from_static(&[0]), end: Bytes::from_static(&[0]) },
+            range: KeyRange {
+                key: Bytes::from_static(&[0]),
+                end: Bytes::from_static(&[0]),
+            },
             limit: 0,
             revision,
             keys_only: false,
@@ -302,7 +406,11 @@ impl KvState {
 
     /// Bytes held by values in the live keys and in history (an estimate for metrics).
     pub fn approx_bytes(&self) -> usize {
-        let live: usize = self.kvs.values().map(|kv| kv.key.len() + kv.value.len() + 48).sum();
+        let live: usize = self
+            .kvs
+            .values()
+            .map(|kv| kv.key.len() + kv.value.len() + 48)
+            .sum();
         let hist: usize = self
             .history
             .iter()
@@ -315,7 +423,10 @@ impl KvState {
 
 fn strip(kv: &KeyValue, keys_only: bool) -> KeyValue {
     if keys_only {
-        KeyValue { value: Bytes::new(), ..kv.clone() }
+        KeyValue {
+            value: Bytes::new(),
+            ..kv.clone()
+        }
     } else {
         kv.clone()
     }
@@ -337,7 +448,9 @@ pub fn validate_key(key: &[u8]) -> Result<()> {
 pub fn validate_range(r: &KeyRange) -> Result<()> {
     validate_key(&r.key)?;
     if !r.end.is_empty() && r.end[..] != [0] && r.end <= r.key {
-        return Err(Error::InvalidArgument("range end must be greater than the key".into()));
+        return Err(Error::InvalidArgument(
+            "range end must be greater than the key".into(),
+        ));
     }
     Ok(())
 }
@@ -356,18 +469,26 @@ pub fn validate_txn(txn: &Txn) -> Result<()> {
                 Op::Put { key, value, .. } => {
                     validate_key(key)?;
                     if value.len() > MAX_VALUE_BYTES {
-                        return Err(Error::TooLarge { size: value.len(), limit: MAX_VALUE_BYTES });
+                        return Err(Error::TooLarge {
+                            size: value.len(),
+                            limit: MAX_VALUE_BYTES,
+                        });
                     }
                     total += value.len() + key.len();
                     if !put_keys.insert(key.clone()) {
-                        return Err(Error::InvalidArgument("duplicate key given in txn request".into()));
+                        return Err(Error::InvalidArgument(
+                            "duplicate key given in txn request".into(),
+                        ));
                     }
                 }
                 Op::Delete { range, .. } => validate_range(range)?,
             }
         }
         if total > MAX_VALUE_BYTES {
-            return Err(Error::TooLarge { size: total, limit: MAX_VALUE_BYTES });
+            return Err(Error::TooLarge {
+                size: total,
+                limit: MAX_VALUE_BYTES,
+            });
         }
     }
     Ok(())

@@ -67,7 +67,10 @@ pub struct KeyRange {
 
 impl KeyRange {
     pub fn single(key: impl Into<Bytes>) -> Self {
-        Self { key: key.into(), end: Bytes::new() }
+        Self {
+            key: key.into(),
+            end: Bytes::new(),
+        }
     }
 
     pub fn prefix(prefix: impl Into<Bytes>) -> Self {
@@ -140,15 +143,28 @@ pub struct RangeOp {
 
 impl RangeOp {
     pub fn get(key: impl Into<Bytes>) -> Self {
-        Self { range: KeyRange::single(key), limit: 0, revision: 0, keys_only: false, count_only: false }
+        Self {
+            range: KeyRange::single(key),
+            limit: 0,
+            revision: 0,
+            keys_only: false,
+            count_only: false,
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Range(RangeOp),
-    Put { key: Bytes, value: Bytes, prev_kv: bool },
-    Delete { range: KeyRange, prev_kv: bool },
+    Put {
+        key: Bytes,
+        value: Bytes,
+        prev_kv: bool,
+    },
+    Delete {
+        range: KeyRange,
+        prev_kv: bool,
+    },
 }
 
 /// Compares, then either `success` or `failure`, applied atomically at one revision.
@@ -162,13 +178,20 @@ pub struct Txn {
 impl Txn {
     pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
         Self {
-            success: vec![Op::Put { key: key.into(), value: value.into(), prev_kv: false }],
+            success: vec![Op::Put {
+                key: key.into(),
+                value: value.into(),
+                prev_kv: false,
+            }],
             ..Default::default()
         }
     }
 
     pub fn has_writes(&self) -> bool {
-        self.success.iter().chain(&self.failure).any(|op| !matches!(op, Op::Range(_)))
+        self.success
+            .iter()
+            .chain(&self.failure)
+            .any(|op| !matches!(op, Op::Range(_)))
     }
 }
 
@@ -177,7 +200,9 @@ impl Txn {
 pub enum Command {
     Txn(Txn),
     /// Drop history up to and including this revision.
-    Compact { revision: i64 },
+    Compact {
+        revision: i64,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,8 +215,13 @@ pub struct RangeResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpResult {
     Range(RangeResult),
-    Put { prev_kv: Option<KeyValue> },
-    Delete { deleted: i64, prev_kvs: Vec<KeyValue> },
+    Put {
+        prev_kv: Option<KeyValue>,
+    },
+    Delete {
+        deleted: i64,
+        prev_kvs: Vec<KeyValue>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,7 +239,9 @@ pub enum CommandResult {
     #[default]
     None,
     Txn(TxnResult),
-    Compacted { revision: i64 },
+    Compacted {
+        revision: i64,
+    },
     /// The command was refused by the state machine (the same on every replica).
     Rejected(String),
 }
@@ -251,7 +283,10 @@ mod tests {
         let r = KeyRange::prefix(&b"/a/"[..]);
         assert!(r.contains(b"/a/x"));
         assert!(!r.contains(b"/b"));
-        let all = KeyRange { key: Bytes::from_static(b"m"), end: Bytes::from_static(&[0]) };
+        let all = KeyRange {
+            key: Bytes::from_static(b"m"),
+            end: Bytes::from_static(&[0]),
+        };
         assert!(all.contains(b"zzz"));
         assert!(!all.contains(b"a"));
         assert!(KeyRange::single(&b"k"[..]).contains(b"k"));

@@ -13,7 +13,10 @@ fn put(st: &mut KvState, k: &str, v: &str) -> TxnResult {
 
 fn del(st: &mut KvState, k: &str) -> TxnResult {
     let txn = Txn {
-        success: vec![Op::Delete { range: KeyRange::single(b(k)), prev_kv: true }],
+        success: vec![Op::Delete {
+            range: KeyRange::single(b(k)),
+            prev_kv: true,
+        }],
         ..Default::default()
     };
     match st.apply(&Command::Txn(txn)) {
@@ -43,14 +46,26 @@ fn a_transaction_whose_compare_fails_runs_failure_ops_without_a_new_revision() {
     let mut st = KvState::new(100);
     put(&mut st, "k", "v1");
     let txn = Txn {
-        compare: vec![Compare { key: b("k"), result: CompareResult::Equal, target: CompareTarget::Mod(99) }],
-        success: vec![Op::Put { key: b("k"), value: b("v2"), prev_kv: false }],
+        compare: vec![Compare {
+            key: b("k"),
+            result: CompareResult::Equal,
+            target: CompareTarget::Mod(99),
+        }],
+        success: vec![Op::Put {
+            key: b("k"),
+            value: b("v2"),
+            prev_kv: false,
+        }],
         failure: vec![Op::Range(RangeOp::get(b("k")))],
     };
-    let CommandResult::Txn(r) = st.apply(&Command::Txn(txn)) else { panic!() };
+    let CommandResult::Txn(r) = st.apply(&Command::Txn(txn)) else {
+        panic!()
+    };
     assert!(!r.succeeded);
     assert_eq!(r.revision, 2);
-    let OpResult::Range(rr) = &r.responses[0] else { panic!() };
+    let OpResult::Range(rr) = &r.responses[0] else {
+        panic!()
+    };
     assert_eq!(&rr.kvs[0].value[..], b"v1");
 }
 
@@ -59,8 +74,16 @@ fn compare_on_mod_revision_zero_means_the_key_is_absent() {
     let mut st = KvState::new(100);
     let create = |st: &mut KvState| {
         let txn = Txn {
-            compare: vec![Compare { key: b("k"), result: CompareResult::Equal, target: CompareTarget::Mod(0) }],
-            success: vec![Op::Put { key: b("k"), value: b("x"), prev_kv: false }],
+            compare: vec![Compare {
+                key: b("k"),
+                result: CompareResult::Equal,
+                target: CompareTarget::Mod(0),
+            }],
+            success: vec![Op::Put {
+                key: b("k"),
+                value: b("x"),
+                prev_kv: false,
+            }],
             failure: vec![],
         };
         match st.apply(&Command::Txn(txn)) {
@@ -77,8 +100,16 @@ fn all_puts_of_one_transaction_share_one_revision() {
     let mut st = KvState::new(100);
     let txn = Txn {
         success: vec![
-            Op::Put { key: b("x"), value: b("1"), prev_kv: false },
-            Op::Put { key: b("y"), value: b("1"), prev_kv: false },
+            Op::Put {
+                key: b("x"),
+                value: b("1"),
+                prev_kv: false,
+            },
+            Op::Put {
+                key: b("y"),
+                value: b("1"),
+                prev_kv: false,
+            },
         ],
         ..Default::default()
     };
@@ -100,12 +131,24 @@ fn reading_at_an_old_revision_undoes_later_writes_and_deletes() {
     del(&mut st, "/p/b"); // 5
     put(&mut st, "/p/c", "1"); // 6
     let at = |rev| {
-        let op = RangeOp { range: KeyRange::prefix(b("/p/")), limit: 0, revision: rev, keys_only: false, count_only: false };
+        let op = RangeOp {
+            range: KeyRange::prefix(b("/p/")),
+            limit: 0,
+            revision: rev,
+            keys_only: false,
+            count_only: false,
+        };
         st.range(&op)
             .unwrap()
             .kvs
             .iter()
-            .map(|kv| format!("{}={}", String::from_utf8_lossy(&kv.key), String::from_utf8_lossy(&kv.value)))
+            .map(|kv| {
+                format!(
+                    "{}={}",
+                    String::from_utf8_lossy(&kv.key),
+                    String::from_utf8_lossy(&kv.value)
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(at(3), vec!["/p/a=1", "/p/b=1"]);
@@ -125,7 +168,10 @@ fn paginated_reads_at_one_revision_see_a_consistent_snapshot() {
     let mut start = b("/k/");
     loop {
         let op = RangeOp {
-            range: KeyRange { key: start.clone(), end: prefix_end(b"/k/") },
+            range: KeyRange {
+                key: start.clone(),
+                end: prefix_end(b"/k/"),
+            },
             limit: 3,
             revision: rev,
             keys_only: true,
@@ -152,7 +198,13 @@ fn limit_reports_more_and_the_full_count() {
     for k in ["/a", "/b", "/c"] {
         put(&mut st, k, "v");
     }
-    let op = RangeOp { range: KeyRange::prefix(b("/")), limit: 2, revision: 0, keys_only: false, count_only: false };
+    let op = RangeOp {
+        range: KeyRange::prefix(b("/")),
+        limit: 2,
+        revision: 0,
+        keys_only: false,
+        count_only: false,
+    };
     let r = st.range(&op).unwrap();
     assert_eq!((r.kvs.len(), r.more, r.count), (2, true, 3));
 }
@@ -164,11 +216,28 @@ fn history_beyond_the_limit_is_compacted_and_old_reads_fail_clearly() {
         put(&mut st, "k", &i.to_string()); // revisions 2..=7
     }
     assert_eq!(st.compact_revision(), 4);
-    assert!(matches!(get(&st, "k", 3), Err(Error::Compacted { requested: 3, compacted: 4 })));
+    assert!(matches!(
+        get(&st, "k", 3),
+        Err(Error::Compacted {
+            requested: 3,
+            compacted: 4
+        })
+    ));
     assert_eq!(&get(&st, "k", 4).unwrap().unwrap().value[..], b"2");
-    assert!(matches!(get(&st, "k", 8), Err(Error::FutureRevision { .. })));
-    assert!(matches!(st.events_since(4, &KeyRange::single(b("k")), false, 10), Err(Error::Compacted { .. })));
-    assert_eq!(st.events_since(5, &KeyRange::single(b("k")), false, 10).unwrap().len(), 3);
+    assert!(matches!(
+        get(&st, "k", 8),
+        Err(Error::FutureRevision { .. })
+    ));
+    assert!(matches!(
+        st.events_since(4, &KeyRange::single(b("k")), false, 10),
+        Err(Error::Compacted { .. })
+    ));
+    assert_eq!(
+        st.events_since(5, &KeyRange::single(b("k")), false, 10)
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -189,7 +258,9 @@ fn deleting_a_missing_key_changes_nothing() {
     put(&mut st, "a", "1");
     let r = del(&mut st, "zzz");
     assert_eq!(r.revision, 2);
-    let OpResult::Delete { deleted, .. } = r.responses[0] else { panic!() };
+    let OpResult::Delete { deleted, .. } = r.responses[0] else {
+        panic!()
+    };
     assert_eq!(deleted, 0);
 }
 
@@ -198,7 +269,9 @@ fn delete_returns_the_old_value() {
     let mut st = KvState::new(100);
     put(&mut st, "a", "old");
     let r = del(&mut st, "a");
-    let OpResult::Delete { deleted, prev_kvs } = &r.responses[0] else { panic!() };
+    let OpResult::Delete { deleted, prev_kvs } = &r.responses[0] else {
+        panic!()
+    };
     assert_eq!(*deleted, 1);
     assert_eq!(&prev_kvs[0].value[..], b"old");
 }
@@ -212,15 +285,30 @@ fn bad_input_is_rejected_and_nothing_is_applied() {
         Txn::put(b("k"), big),
         Txn {
             success: vec![
-                Op::Put { key: b("k"), value: b("1"), prev_kv: false },
-                Op::Put { key: b("ok"), value: b("1"), prev_kv: false },
-                Op::Put { key: b("k"), value: b("2"), prev_kv: false },
+                Op::Put {
+                    key: b("k"),
+                    value: b("1"),
+                    prev_kv: false,
+                },
+                Op::Put {
+                    key: b("ok"),
+                    value: b("1"),
+                    prev_kv: false,
+                },
+                Op::Put {
+                    key: b("k"),
+                    value: b("2"),
+                    prev_kv: false,
+                },
             ],
             ..Default::default()
         },
     ];
     for txn in cases {
-        assert!(matches!(st.apply(&Command::Txn(txn)), CommandResult::Rejected(_)));
+        assert!(matches!(
+            st.apply(&Command::Txn(txn)),
+            CommandResult::Rejected(_)
+        ));
     }
     assert_eq!(st.revision(), INITIAL_REVISION);
     assert!(st.is_empty());

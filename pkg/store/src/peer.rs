@@ -1,0 +1,135 @@
+//! Raft traffic, server side: the `rkube.raft.v1.RaftPeer` service that other
+//! replicas call. It hands openraft's RPCs to the local Raft node and serves
+//! the two store-level calls a follower needs from the leader: Propose
+//! (forwarded writes) and ReadIndex (linearizable reads).
+
+use std::sync::Arc;
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use rkube_proto::raft::raft_peer_server::{RaftPeer, RaftPeerServer};
+use rkube_proto::raft::*;
+use tonic::{Request, Response, Status};
+
+use crate::network::MAX_PEER_MESSAGE;
+use crate::store::Store;
+use crate::types::*;
+
+pub struct PeerService {
+    store: Arc<Store>,
+}
+
+impl PeerService {
+    pub fn new(store: Arc<Store>) -> RaftPeerServer<Self> {
+        RaftPeerServer::new(Self { store })
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Status> {
+    postcard::from_bytes(b)
+        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+fn reply<T: serde::Serialize, E: serde::Serialize>(
+    r: Result<T, E>,
+) -> Result<Response<RaftReply>, Status> {
+    let enc = |b: postcard::Result<Vec<u8>>| b.map_err(|e| Status::internal(e.to_string()));
+    Ok(Response::new(match r {
+        Ok(v) => RaftReply {
+            data: enc(postcard::to_stdvec(&v))?.into(),
+            error: Default::default(),
+        },
+        Err(e) => RaftReply {
+            data: Default::default(),
+            error: enc(postcard::to_stdvec(&e))?.into(),
+        },
+    }))
+}
+
+#[tonic::async_trait]
+impl RaftPeer for PeerService {
+    async fn hello(&self, _: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+        let m = self.store.raft().metrics().borrow().clone();
+        Ok(Response::new(HelloReply {
+            id: self.store.id(),
+            initialized: m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .next()
+                .is_some(),
+            leader: m.current_leader.unwrap_or(0),
+        }))
+    }
+
+    async fn append_entries(
+        &self,
+        req: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.get_ref().data)?;
+        reply(self.store.raft().append_entries(rpc).await)
+    }
+
+    async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let rpc: VoteRequest<NodeId> = decode(&req.get_ref().data)?;
+        reply(self.store.raft().vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(&req.get_ref().data)?;
+        reply(self.store.raft().install_snapshot(rpc).await)
+    }
+
+    async fn propose(
+        &self,
+        req: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeReply>, Status> {
+        let cmd: Command = decode(&req.get_ref().command)?;
+        match self.store.propose_local(cmd).await {
+            Ok(Some(result)) => Ok(Response::new(ProposeReply {
+                result: postcard::to_stdvec(&result).expect("results encode").into(),
+                ..Default::default()
+            })),
+            Ok(None) => Ok(Response::new(ProposeReply {
+                not_leader: true,
+                leader_hint: self
+                    .store
+                    .raft()
+                    .metrics()
+                    .borrow()
+                    .current_leader
+                    .unwrap_or(0),
+                ..Default::default()
+            })),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read_index(
+        &self,
+        _: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        match self.store.read_index_local().await {
+            Ok(Some(index)) => Ok(Response::new(ReadIndexReply {
+                index,
+                ..Default::default()
+            })),
+            Ok(None) => Ok(Response::new(ReadIndexReply {
+                not_leader: true,
+                leader_hint: self
+                    .store
+                    .raft()
+                    .metrics()
+                    .borrow()
+                    .current_leader
+                    .unwrap_or(0),
+                ..Default::default()
+            })),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! The store handle the apiserver holds: one replica of the replicated store.
+//!
+//! It owns the Raft node, its log and state machine, and hides where the leader
+//! is: writes are proposed locally when this replica leads and forwarded to the
+//! leader otherwise; linearizable reads confirm a read index with the leader
+//! and wait until this replica has applied up to it. Retries happen only when
+//! a request certainly did not reach the log; anything else that fails after
+//! proposing is reported as possibly applied (`Error::Timeout`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
+use rkube_proto::raft::{HelloRequest, ProposeRequest, ReadIndexRequest};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::log_store::LogStore;
+use crate::metrics::StoreMetrics;
+use crate::mvcc::{validate_range, validate_txn};
+use crate::network::PeerDialer;
+use crate::state_machine::{Shared, StateMachine};
+use crate::types::*;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub id: NodeId,
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// This replica's own advertised addresses.
+    pub peer_address: String,
+    pub api_address: String,
+    /// The members that bootstrap a new cluster (the same list on every replica).
+    pub initial_members: BTreeMap<NodeId, Member>,
+    /// Dial these addresses instead of a peer's advertised one.
+    pub peer_overrides: HashMap<NodeId, String>,
+    /// Revisions of history kept for watches and old reads.
+    pub history_limit: usize,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    pub snapshot_every: u64,
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// How long one client request may take, retries included.
+    pub request_timeout: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(id: NodeId, name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            data_dir: data_dir.into(),
+            peer_address: String::new(),
+            api_address: String::new(),
+            initial_members: BTreeMap::new(),
+            peer_overrides: HashMap::new(),
+            history_limit: 20_000,
+            snapshot_every: 10_000,
+            heartbeat_ms: 75,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One batch of a watch stream: whole revisions, or a progress notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchBatch {
+    pub events: Vec<Event>,
+    /// Everything up to this revision has been delivered.
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchRequest {
+    pub range: KeyRange,
+    /// 0 = only what happens after the watch starts.
+    pub start_revision: i64,
+    pub prev_kv: bool,
+    pub progress_interval: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub id: NodeId,
+    pub name: String,
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
+    pub revision: i64,
+    pub compact_revision: i64,
+    /// (id, member, is learner)
+    pub members: Vec<(NodeId, Member, bool)>,
+}
+
+pub struct Store {
+    pub(crate) raft: Raft,
+    pub(crate) shared: Arc<Shared>,
+    log: LogStore,
+    dialer: PeerDialer,
+    config: StoreConfig,
+    metrics: StoreMetrics,
+}
+
+impl Store {
+    /// Opens this replica from its data folder (creating it on first start) and
+    /// starts Raft. A pristine replica bootstraps the initial members unless a
+    /// peer says the cluster already exists.
+    pub async fn open(config: StoreConfig, metrics: StoreMetrics) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Storage(e.to_string()))?;
+        let log = LogStore::open(&config.data_dir.join("raft-log.redb"), metrics.clone())
+            .map_err(|e| Error::Storage(format!("opening the raft log: {e}")))?;
+        let sm = StateMachine::open(&config.data_dir.join("snapshot"), config.history_limit)
+            .map_err(|e| Error::Storage(format!("opening the snapshot: {e}")))?;
+        let shared = sm.shared();
+        let raft_config = Config {
+            cluster_name: "rkube".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_min_ms,
+            election_timeout_max: config.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            max_payload_entries: 512,
+            install_snapshot_timeout: 2000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let dialer = PeerDialer::new(config.peer_overrides.clone());
+        let raft = Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            dialer.clone(),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        let store = Arc::new(Self {
+            raft,
+            shared,
+            log,
+            dialer,
+            config,
+            metrics,
+        });
+        store.bootstrap().await?;
+        store.spawn_metrics_updater();
+        Ok(store)
+    }
+
+    async fn bootstrap(&self) -> Result<()> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        if initialized || self.config.initial_members.is_empty() {
+            return Ok(());
+        }
+        if !self.config.initial_members.contains_key(&self.config.id) {
+            tracing::info!("not an initial member; waiting to be added to a cluster");
+            return Ok(());
+        }
+        for (id, m) in &self.config.initial_members {
+            if *id == self.config.id {
+                continue;
+            }
+            let Ok(mut client) = self.dialer.client(*id, m) else {
+                continue;
+            };
+            let mut req = tonic::Request::new(HelloRequest {});
+            req.set_timeout(Duration::from_millis(500));
+            if let Ok(reply) = client.hello(req).await {
+                if reply.get_ref().initialized {
+                    tracing::info!(peer = %m, "the cluster already exists; waiting for its leader to catch this replica up");
+                    return Ok(());
+                }
+            }
+        }
+        tracing::info!(
+            members = self.config.initial_members.len(),
+            "bootstrapping a new cluster"
+        );
+        match self
+            .raft
+            .initialize(self.config.initial_members.clone())
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(e)) => {
+                tracing::info!(reason = %e, "cluster already initialized");
+                Ok(())
+            }
+            Err(RaftError::Fatal(e)) => Err(Error::Storage(e.to_string())),
+        }
+    }
+
+    fn spawn_metrics_updater(self: &Arc<Self>) {
+        let mut rx = self.raft.metrics();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(store) = weak.upgrade() else { return };
+                {
+                    let m = rx.borrow_and_update().clone();
+                    store.metrics.term.set(m.current_term as i64);
+                    store
+                        .metrics
+                        .is_leader
+                        .set((m.state == ServerState::Leader) as i64);
+                    store
+                        .metrics
+                        .leader_id
+                        .set(m.current_leader.unwrap_or(0) as i64);
+                    store
+                        .metrics
+                        .applied_index
+                        .set(m.last_applied.map_or(0, |l| l.index) as i64);
+                    store.metrics.commit_index.set(store.commit_index() as i64);
+                    let (rev, compact) = store
+                        .shared
+                        .read(|s| (s.kv.revision(), s.kv.compact_revision()));
+                    store.metrics.revision.set(rev);
+                    store.metrics.compact_revision.set(compact);
+                }
+                drop(store);
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.shared.read(|s| s.kv.revision())
+    }
+
+    fn commit_index(&self) -> u64 {
+        // openraft saves the committed pointer on every commit.
+        self.log.committed_index()
+    }
+
+    fn member(&self, id: NodeId) -> Option<Member> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_node(&id).cloned()
+    }
+
+    /// The leader, waiting until one is known or the deadline passes.
+    async fn leader(&self, deadline: Instant) -> Result<NodeId> {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Some(l) = rx.borrow_and_update().current_leader {
+                return Ok(l);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::NoQuorum("no leader elected".into()));
+            }
+            match tokio::time::timeout(left, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Shutdown),
+                Err(_) => {
+                    return Err(Error::NoQuorum(
+                        "no leader elected before the deadline".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Proposes a command and returns what applying it produced.
+    pub async fn write(&self, cmd: Command) -> Result<CommandResult> {
+        if let Command::Txn(txn) = &cmd {
+            validate_txn(txn)?;
+        }
+        let started = Instant::now();
+        self.metrics.proposals_total.inc();
+        let res = self
+            .write_inner(cmd, started + self.config.request_timeout)
+            .await;
+        match &res {
+            Ok(_) => self
+                .metrics
+                .proposal_seconds
+                .observe(started.elapsed().as_secs_f64()),
+            Err(_) => {
+                self.metrics.proposals_failed_total.inc();
+            }
+        }
+        match res? {
+            CommandResult::Rejected(msg) => Err(Error::InvalidArgument(msg)),
+            other => Ok(other),
+        }
+    }
+
+    async fn write_inner(&self, cmd: Command, deadline: Instant) -> Result<CommandResult> {
+        let mut last_err = String::from("no leader");
+        loop {
+            if Instant::now() >= deadline {
+                return Err(Error::NoQuorum(last_err));
+            }
+            let leader = self.leader(deadline).await?;
+            if leader == self.config.id {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, self.raft.client_write(cmd.clone())).await {
+                    Err(_) => {
+                        return Err(Error::Timeout(
+                            "the proposal was not committed in time".into(),
+                        ))
+                    }
+                    Ok(Ok(resp)) => return Ok(resp.data),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                        // Not (or no longer) in the log: safe to retry.
+                        last_err = format!("leadership moved to {:?}", f.leader_id);
+                    }
+                    Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                        return Err(Error::Membership(e.to_string()))
+                    }
+                    Ok(Err(RaftError::Fatal(e))) => {
+                        return Err(Error::Timeout(format!("raft stopped: {e}")))
+                    }
+                }
+            } else {
+                let Some(member) = self.member(leader) else {
+                    last_err = format!("leader {leader} is not in the membership");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let mut client = self
+                    .dialer
+                    .client(leader, &member)
+                    .map_err(Error::InvalidArgument)?;
+                let bytes = postcard::to_stdvec(&cmd).expect("commands encode");
+                let mut req = tonic::Request::new(ProposeRequest {
+                    command: bytes.into(),
+                });
+                req.set_timeout(deadline.saturating_duration_since(Instant::now()));
+                match client.propose(req).await {
+                    Ok(reply) => {
+                        let reply = reply.into_inner();
+                        if reply.not_leader {
+                            last_err = format!("{member} is no longer the leader");
+                        } else {
+                            return postcard::from_bytes(&reply.result).map_err(|e| {
+                                Error::Storage(format!("bad reply from the leader: {e}"))
+                            });
+                        }
+                    }
+                    Err(status) if not_sent(&status) => {
+                        last_err = format!("leader {member} unreachable: {}", status.message());
+                    }
+                    Err(status) => {
+                        return Err(match status.code() {
+                            tonic::Code::InvalidArgument => {
+                                Error::InvalidArgument(status.message().into())
+                            }
+                            _ => Error::Timeout(format!(
+                                "forwarding to the leader {member}: {}",
+                                status.message()
+                            )),
+                        })
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The leader's side of a forwarded proposal: `Ok(None)` means "not leader".
+    pub(crate) async fn propose_local(&self, cmd: Command) -> Result<Option<CommandResult>> {
+        let left = self.config.request_timeout;
+        match tokio::time::timeout(left, self.raft.client_write(cmd)).await {
+            Err(_) => Err(Error::Timeout(
+                "the proposal was not committed in time".into(),
+            )),
+            Ok(Ok(resp)) => Ok(Some(resp.data)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Ok(None),
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(Error::Membership(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(e))) => Err(Error::Timeout(format!("raft stopped: {e}"))),
+        }
+    }
+
+    /// The leader's side of a read index request: `Ok(None)` means "not leader".
+    pub(crate) async fn read_index_local(&self) -> Result<Option<u64>> {
+        match tokio::time::timeout(self.config.request_timeout, self.raft.get_read_log_id()).await {
+            Err(_) => Err(Error::NoQuorum(
+                "leadership could not be confirmed in time".into(),
+            )),
+            Ok(Ok((read, _applied))) => Ok(Some(read.map_or(0, |l| l.index))),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Ok(None),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Err(Error::NoQuorum(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(_))) => Err(Error::Shutdown),
+        }
+    }
+
+    /// Waits until a read on this replica is linearizable (read index).
+    pub async fn linearize(&self) -> Result<()> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        let mut last_err = String::from("no leader");
+        loop {
+            if Instant::now() >= deadline {
+                return Err(Error::NoQuorum(last_err));
+            }
+            let leader = self.leader(deadline).await?;
+            let index = if leader == self.config.id {
+                match self.read_index_local().await {
+                    Ok(Some(i)) => Some(i),
+                    Ok(None) => None,
+                    Err(e) if Instant::now() < deadline => {
+                        last_err = e.to_string();
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else if let Some(member) = self.member(leader) {
+                let mut client = self
+                    .dialer
+                    .client(leader, &member)
+                    .map_err(Error::InvalidArgument)?;
+                let mut req = tonic::Request::new(ReadIndexRequest {});
+                req.set_timeout(deadline.saturating_duration_since(Instant::now()));
+                match client.read_index(req).await {
+                    Ok(r) if !r.get_ref().not_leader => Some(r.get_ref().index),
+                    Ok(_) => None,
+                    Err(status) => {
+                        last_err = format!("read index from {member}: {}", status.message());
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some(index) = index {
+                let left = deadline.saturating_duration_since(Instant::now());
+                return match self
+                    .raft
+                    .wait(Some(left))
+                    .applied_index_at_least(Some(index), "read index")
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(openraft::metrics::WaitError::Timeout(..)) => Err(Error::Timeout(
+                        "this replica did not catch up in time".into(),
+                    )),
+                    Err(openraft::metrics::WaitError::ShuttingDown) => Err(Error::Shutdown),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads a range; linearizable unless `serializable`.
+    pub async fn range(&self, op: RangeOp, serializable: bool) -> Result<(RangeResult, i64)> {
+        validate_range(&op.range)?;
+        if !serializable {
+            self.linearize().await?;
+        }
+        self.shared
+            .read(|s| Ok((s.kv.range(&op)?, s.kv.revision())))
+    }
+
+    pub async fn txn(&self, txn: Txn) -> Result<TxnResult> {
+        if !txn.has_writes() {
+            // A read-only transaction needs no log entry: evaluate it on a
+            // linearizable view. Compares and reads see one revision.
+            validate_txn(&txn)?;
+            self.linearize().await?;
+            return Ok(self.shared.read(|s| s.kv.read_txn(&txn)));
+        }
+        match self.write(Command::Txn(txn)).await? {
+            CommandResult::Txn(r) => Ok(r),
+            other => Err(Error::Storage(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    pub async fn compact(&self, revision: i64) -> Result<i64> {
+        match self.write(Command::Compact { revision }).await? {
+            CommandResult::Compacted { revision } => Ok(revision),
+            other => Err(Error::Storage(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// Content hash at a revision of this replica's applied state.
+    pub fn hash(&self, revision: i64) -> Result<(String, i64, i64)> {
+        self.shared.read(|s| {
+            let (h, n) = s.kv.hash(revision)?;
+            Ok((
+                h,
+                n,
+                if revision == 0 {
+                    s.kv.revision()
+                } else {
+                    revision
+                },
+            ))
+        })
+    }
+
+    /// Starts a watch; batches arrive on the returned channel until the
+    /// receiver is dropped, the store stops, or an error (e.g. compacted) ends it.
+    pub fn watch(
+        self: &Arc<Self>,
+        req: WatchRequest,
+    ) -> Result<mpsc::Receiver<Result<WatchBatch>>> {
+        validate_range(&req.range)?;
+        let (tx, rx) = mpsc::channel(16);
+        let store = self.clone();
+        let mut notify = self.shared.revision.subscribe();
+        let (current, compacted) = self
+            .shared
+            .read(|s| (s.kv.revision(), s.kv.compact_revision()));
+        let mut next = if req.start_revision == 0 {
+            current + 1
+        } else {
+            req.start_revision
+        };
+        if next <= compacted {
+            return Err(Error::Compacted {
+                requested: next,
+                compacted,
+            });
+        }
+        let progress = if req.progress_interval.is_zero() {
+            Duration::from_secs(5)
+        } else {
+            req.progress_interval
+        };
+        self.metrics.watchers.inc();
+        tokio::spawn(async move {
+            const MAX_REVS: usize = 256;
+            let _guard = WatcherGuard(store.metrics.watchers.clone());
+            loop {
+                // Deliver everything applied so far, whole revisions at a time.
+                loop {
+                    let scanned = store.shared.read(|s| {
+                        let evs = s.kv.events_since(next, &req.range, req.prev_kv, MAX_REVS)?;
+                        Ok::<_, Error>((evs, s.kv.scan_end(next, MAX_REVS), s.kv.revision()))
+                    });
+                    let (revs, end, current) = match scanned {
+                        Ok(x) => x,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    if end < next {
+                        break;
+                    }
+                    if !revs.is_empty() {
+                        let events = revs.into_iter().flat_map(|r| r.events).collect();
+                        if tx
+                            .send(Ok(WatchBatch {
+                                events,
+                                revision: end,
+                            }))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    next = end + 1;
+                    if end >= current {
+                        break;
+                    }
+                }
+                tokio::select! {
+                    changed = notify.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(progress) => {
+                        let seen = next - 1;
+                        if tx.send(Ok(WatchBatch { events: vec![], revision: seen })).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    pub async fn status(&self) -> Status {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| (*id, node.clone(), !voters.contains(id)))
+            .collect();
+        let (revision, compact_revision) = self
+            .shared
+            .read(|s| (s.kv.revision(), s.kv.compact_revision()));
+        Status {
+            id: self.config.id,
+            name: self.config.name.clone(),
+            role: role.into(),
+            term: m.current_term,
+            leader: m.current_leader,
+            commit_index: self.commit_index(),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            purged_index: m.purged.map_or(0, |l| l.index),
+            revision,
+            compact_revision,
+            members,
+        }
+    }
+
+    pub async fn is_initialized(&self) -> bool {
+        self.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    /// Builds a snapshot now; returns its last index.
+    pub async fn snapshot(&self) -> Result<u64> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        let target = self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index);
+        self.raft
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(|m| m.snapshot.map_or(0, |l| l.index) >= target, "snapshot")
+            .await
+            .map_err(|e| Error::Timeout(e.to_string()))?;
+        Ok(target)
+    }
+
+    /// Adds a member: as a learner first (waiting until it caught up), then as
+    /// a voter through joint consensus unless `learner_only`. Leader only.
+    pub async fn add_member(&self, id: NodeId, member: Member, learner_only: bool) -> Result<()> {
+        self.raft
+            .add_learner(id, member, true)
+            .await
+            .map_err(membership_err)?;
+        if !learner_only {
+            self.promote_member(id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn promote_member(&self, id: NodeId) -> Result<()> {
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(membership_err)?;
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, id: NodeId) -> Result<()> {
+        let is_voter = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_err)?;
+        Ok(())
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+fn membership_err(e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Error {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::Membership(format!(
+            "this replica is not the leader; ask the leader ({})",
+            f.leader_node
+                .map_or("unknown".to_string(), |n| n.api_address)
+        )),
+        RaftError::APIError(e) => Error::Membership(e.to_string()),
+        RaftError::Fatal(e) => Error::Storage(e.to_string()),
+    }
+}
+
+/// Whether a failed call certainly did not reach the server's handler.
+fn not_sent(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable && {
+        let m = status.message().to_ascii_lowercase();
+        m.contains("connect") || m.contains("refused")
+    }
+}
+
+struct WatcherGuard(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
