@@ -3,10 +3,14 @@
 //! - [`linearizability`]: checks a recorded client history of the replicated store against a
 //!   sequential model (Wing & Gong search with Lowe's memoization, partitioned per key).
 //! - [`watch_check`]: checks recorded watch streams against the committed event history.
+//! - [`cluster`]: real `rkube-apiserver` processes on loopback: kill, restart, wipe, isolate.
+//! - [`kvclient`]: a store client that fails over between replicas, for load in tests.
 //! - [`proxy`]: a loopback TCP proxy whose traffic can be cut, for partition tests.
 //!
 //! The checkers are pure functions over recordings; only the proxy does I/O.
 
+pub mod cluster;
+pub mod kvclient;
 pub mod linearizability;
 pub mod proxy;
 pub mod watch_check;

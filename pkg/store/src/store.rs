@@ -129,7 +129,9 @@ impl Store {
             election_timeout_min: config.election_timeout_min_ms,
             election_timeout_max: config.election_timeout_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            // Keep some log behind each snapshot so a briefly lagging follower
+            // catches up from the log rather than by a whole snapshot.
+            max_in_snapshot_log_to_keep: (config.snapshot_every / 2).min(1000),
             max_payload_entries: 512,
             install_snapshot_timeout: 2000,
             ..Default::default()

@@ -1,0 +1,135 @@
+//! Command-line options of rkube-apiserver.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rkube_store::{Member, NodeId, StoreConfig};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// This replica's name (shown in status, logs and traces).
+    #[arg(long)]
+    pub name: String,
+    /// This replica's Raft id: a positive number, unique in the cluster.
+    #[arg(long)]
+    pub id: NodeId,
+    /// Where the Raft log, snapshots and state live.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address for clients: the store's gRPC API and /healthz, /readyz, /metrics.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub api_listen: String,
+    /// Address for Raft traffic from the other replicas.
+    #[arg(long, default_value = "127.0.0.1:2380")]
+    pub peer_listen: String,
+    /// Address the other replicas dial for Raft traffic (default: --peer-listen).
+    #[arg(long)]
+    pub advertise_peer: Option<String>,
+    /// Address clients are told to use (default: --api-listen).
+    #[arg(long)]
+    pub advertise_api: Option<String>,
+    /// A member of a new cluster, "id=1,name=a1,peer=HOST:PORT,api=HOST:PORT";
+    /// repeat once per member, the same list on every replica. Used only on the
+    /// first start of an empty data folder.
+    #[arg(long = "initial-member", value_parser = parse_member)]
+    pub initial_members: Vec<(NodeId, Member)>,
+    /// Dial a peer at another address than the one it advertises, "ID=HOST:PORT"
+    /// (e.g. through a proxy). Repeatable.
+    #[arg(long = "peer-override", value_parser = parse_override)]
+    pub peer_overrides: Vec<(NodeId, String)>,
+    /// Revisions of history kept for watches and reads at older revisions.
+    #[arg(long, default_value_t = 20_000)]
+    pub history_revisions: usize,
+    /// Build a snapshot (and purge the Raft log behind it) every this many log entries.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_every: u64,
+    /// Raft heartbeat interval, milliseconds.
+    #[arg(long, default_value_t = 75)]
+    pub heartbeat_ms: u64,
+    /// Raft election timeout, milliseconds: a random value in [this, 2 × this).
+    #[arg(long, default_value_t = 300)]
+    pub election_timeout_ms: u64,
+    /// How long one client request may take (retries included), seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub request_timeout_secs: f64,
+}
+
+/// Parses "id=1,name=a1,peer=127.0.0.1:2380,api=127.0.0.1:6443".
+pub fn parse_member(s: &str) -> Result<(NodeId, Member), String> {
+    let mut id = None;
+    let mut m = Member::default();
+    for part in s.split(',') {
+        let (k, v) = part.split_once('=').ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+        match k.trim() {
+            "id" => id = Some(v.trim().parse::<NodeId>().map_err(|e| format!("bad id {v:?}: {e}"))?),
+            "name" => m.name = v.trim().to_string(),
+            "peer" => m.peer_address = v.trim().to_string(),
+            "api" => m.api_address = v.trim().to_string(),
+            other => return Err(format!("unknown member field {other:?} (expected id, name, peer, api)")),
+        }
+    }
+    let id = id.filter(|i| *i > 0).ok_or("a member needs id=N with N > 0")?;
+    if m.peer_address.is_empty() {
+        return Err("a member needs peer=HOST:PORT".into());
+    }
+    if m.name.is_empty() {
+        m.name = format!("member-{id}");
+    }
+    Ok((id, m))
+}
+
+fn parse_override(s: &str) -> Result<(NodeId, String), String> {
+    let (id, addr) = s.split_once('=').ok_or("expected ID=HOST:PORT")?;
+    Ok((id.parse().map_err(|e| format!("bad id {id:?}: {e}"))?, addr.to_string()))
+}
+
+impl Options {
+    pub fn store_config(&self) -> Result<StoreConfig, String> {
+        if self.id == 0 {
+            return Err("--id must be positive".into());
+        }
+        let mut c = StoreConfig::new(self.id, self.name.clone(), self.data_dir.clone());
+        c.peer_address = self.advertise_peer.clone().unwrap_or_else(|| self.peer_listen.clone());
+        c.api_address = self.advertise_api.clone().unwrap_or_else(|| self.api_listen.clone());
+        c.initial_members = self.initial_members.iter().cloned().collect::<BTreeMap<_, _>>();
+        if c.initial_members.len() != self.initial_members.len() {
+            return Err("--initial-member ids must be unique".into());
+        }
+        if !c.initial_members.is_empty() && !c.initial_members.contains_key(&self.id) {
+            tracing::warn!(id = self.id, "this replica is not among --initial-member; it waits to be added");
+        }
+        c.peer_overrides = self.peer_overrides.iter().cloned().collect::<HashMap<_, _>>();
+        c.history_limit = self.history_revisions;
+        c.snapshot_every = self.snapshot_every;
+        c.heartbeat_ms = self.heartbeat_ms;
+        c.election_timeout_min_ms = self.election_timeout_ms;
+        c.election_timeout_max_ms = self.election_timeout_ms * 2;
+        if self.heartbeat_ms * 2 > self.election_timeout_ms {
+            return Err("--election-timeout-ms must be at least twice --heartbeat-ms".into());
+        }
+        c.request_timeout = Duration::from_secs_f64(self.request_timeout_secs);
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_parses_from_its_flag_form() {
+        let (id, m) = parse_member("id=2,name=a2,peer=127.0.0.1:2381,api=127.0.0.1:6444").unwrap();
+        assert_eq!(id, 2);
+        assert_eq!(m.name, "a2");
+        assert_eq!(m.peer_address, "127.0.0.1:2381");
+        assert_eq!(m.api_address, "127.0.0.1:6444");
+    }
+
+    #[test]
+    fn a_member_without_id_or_peer_is_refused_with_a_reason() {
+        assert!(parse_member("name=a,peer=x:1").unwrap_err().contains("id"));
+        assert!(parse_member("id=1,name=a").unwrap_err().contains("peer"));
+        assert!(parse_member("id=1,peer=x:1,color=red").unwrap_err().contains("color"));
+    }
+}

@@ -1,0 +1,107 @@
+//! Wiring: open the store, serve the API and peer addresses, stop on the token.
+
+use std::net::SocketAddr;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use rkube_store::peer::PeerService;
+use rkube_store::service::StoreService;
+use rkube_store::{Store, StoreMetrics};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::options::Options;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("store: {0}")]
+    Store(#[from] rkube_store::Error),
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+/// Runs one apiserver replica until `shutdown` is cancelled. Calls `ready`
+/// with the bound (api, peer) addresses once both listen.
+pub async fn run(
+    opts: Options,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(SocketAddr, SocketAddr),
+) -> Result<(), Error> {
+    let config = opts.store_config().map_err(Error::Config)?;
+    let api = TcpListener::bind(&opts.api_listen)
+        .await
+        .map_err(|source| Error::Listen { addr: opts.api_listen.clone(), source })?;
+    let peer = TcpListener::bind(&opts.peer_listen)
+        .await
+        .map_err(|source| Error::Listen { addr: opts.peer_listen.clone(), source })?;
+    let (api_addr, peer_addr) = (api.local_addr().expect("bound"), peer.local_addr().expect("bound"));
+
+    let metrics = StoreMetrics::default();
+    metrics.register(&mut rkube_telemetry::metrics::registry().lock().unwrap());
+
+    let store = Store::open(config, metrics).await?;
+    let peer_task = {
+        let token = shutdown.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .layer(rkube_telemetry::propagation::TraceLayer::grpc())
+                .add_service(PeerService::new(store))
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(peer),
+                    token.cancelled_owned(),
+                )
+                .await
+        })
+    };
+    tracing::info!(api = %api_addr, peer = %peer_addr, id = store.id(), "apiserver replica started");
+    ready(api_addr, peer_addr);
+
+    let svc = StoreService::new(store.clone());
+    let grpc = tonic::service::Routes::new(svc.kv())
+        .add_service(svc.watch())
+        .add_service(svc.maintenance())
+        .into_axum_router()
+        .layer(rkube_telemetry::propagation::TraceLayer::grpc());
+    let health_store = store.clone();
+    let app = grpc
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let store = health_store.clone();
+                async move { readiness(&store).await }
+            }),
+        )
+        .merge(rkube_telemetry::metrics::router());
+    let api_token = shutdown.clone();
+    let served = axum::serve(api, app).with_graceful_shutdown(api_token.cancelled_owned()).await;
+
+    shutdown.cancel();
+    store.shutdown().await;
+    let peer_res = peer_task.await;
+    served.map_err(|e| Error::Serve(e.to_string()))?;
+    match peer_res {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::Serve(format!("peer server: {e}"))),
+        Err(e) => Err(Error::Serve(format!("peer server task: {e}"))),
+    }
+}
+
+/// Ready when a leader is known and this replica has applied what it knows to be committed.
+async fn readiness(store: &Store) -> (StatusCode, String) {
+    let st = store.status().await;
+    match st.leader {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no leader\n".into()),
+        Some(_) if st.applied_index < st.commit_index => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("catching up: applied {} of {}\n", st.applied_index, st.commit_index),
+        ),
+        Some(l) => (StatusCode::OK, format!("ok (leader {l}, role {})\n", st.role)),
+    }
+}
