@@ -29,7 +29,11 @@ pub fn bin_dir() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test> → target/<profile>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
     dir
 }
 
@@ -45,7 +49,11 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +67,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { replicas: 3, proxied: false, snapshot_every: 10_000, history_revisions: 20_000, extra_args: vec![] }
+        Self {
+            replicas: 3,
+            proxied: false,
+            snapshot_every: 10_000,
+            history_revisions: 20_000,
+            extra_args: vec![],
+        }
     }
 }
 
@@ -96,11 +110,18 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(replicas: usize) -> Cluster {
-        Self::start_with(Options { replicas, ..Default::default() }).await
+        Self::start_with(Options {
+            replicas,
+            ..Default::default()
+        })
+        .await
     }
 
     pub async fn start_with(opts: Options) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("rkube-e2e-")
+            .tempdir()
+            .unwrap();
         let n = opts.replicas;
         let addrs: Vec<(SocketAddr, SocketAddr)> = (0..n)
             .map(|_| {
@@ -113,19 +134,29 @@ impl Cluster {
         let mut links = HashMap::new();
         if opts.proxied {
             for i in 0..n {
-                for j in 0..n {
+                for (j, (_, peer)) in addrs.iter().enumerate() {
                     if i != j {
-                        let p = Proxy::start("127.0.0.1:0".parse().unwrap(), addrs[j].1).await.unwrap();
+                        let p = Proxy::start("127.0.0.1:0".parse().unwrap(), *peer)
+                            .await
+                            .unwrap();
                         links.insert((i, j), p);
                     }
                 }
             }
         }
         let members: Vec<String> = (0..n)
-            .map(|i| format!("id={},name=a{},peer={},api={}", i + 1, i + 1, addrs[i].1, addrs[i].0))
+            .map(|i| {
+                format!(
+                    "id={},name=a{},peer={},api={}",
+                    i + 1,
+                    i + 1,
+                    addrs[i].1,
+                    addrs[i].0
+                )
+            })
             .collect();
         let mut reps = Vec::new();
-        for i in 0..n {
+        for (i, (api, peer)) in addrs.iter().copied().enumerate() {
             let name = format!("a{}", i + 1);
             let data_dir = dir.path().join("data").join(&name);
             let mut args = vec![
@@ -136,9 +167,9 @@ impl Cluster {
                 "--data-dir".into(),
                 data_dir.display().to_string(),
                 "--api-listen".into(),
-                addrs[i].0.to_string(),
+                api.to_string(),
                 "--peer-listen".into(),
-                addrs[i].1.to_string(),
+                peer.to_string(),
                 "--snapshot-every".into(),
                 opts.snapshot_every.to_string(),
                 "--history-revisions".into(),
@@ -159,14 +190,18 @@ impl Cluster {
                 id: (i + 1) as u64,
                 log: dir.path().join(format!("{name}.log")),
                 name,
-                api: addrs[i].0,
-                peer: addrs[i].1,
+                api,
+                peer,
                 data_dir,
                 child: None,
                 args,
             });
         }
-        let mut c = Cluster { dir, replicas: reps, links };
+        let mut c = Cluster {
+            dir,
+            replicas: reps,
+            links,
+        };
         for i in 0..n {
             c.spawn(i);
         }
@@ -177,10 +212,17 @@ impl Cluster {
     fn spawn(&mut self, i: usize) {
         let r = &mut self.replicas[i];
         assert!(r.child.is_none(), "{} is already running", r.name);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&r.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&r.log)
+            .unwrap();
         let child = Command::new(bin("rkube-apiserver"))
             .args(&r.args)
-            .env("RUST_LOG", std::env::var("RKUBE_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RKUBE_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -224,7 +266,9 @@ impl Cluster {
     }
 
     pub fn alive(&mut self) -> Vec<usize> {
-        (0..self.replicas.len()).filter(|i| self.replicas[*i].is_running()).collect()
+        (0..self.replicas.len())
+            .filter(|i| self.replicas[*i].is_running())
+            .collect()
     }
 
     /// Cuts replica `i`'s Raft links to and from every other replica (needs `proxied`).
@@ -283,7 +327,10 @@ impl Cluster {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("cluster not ready in {timeout:?}; logs in {}", self.dir.path().display());
+                panic!(
+                    "cluster not ready in {timeout:?}; logs in {}",
+                    self.dir.path().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -324,10 +371,16 @@ impl Cluster {
                     seen.push((r.header.map_or(0, |h| h.revision), r.hash));
                 }
             }
-            if seen.len() == alive.len() && !seen.is_empty() && seen.windows(2).all(|w| w[0] == w[1]) {
+            if seen.len() == alive.len()
+                && !seen.is_empty()
+                && seen.windows(2).all(|w| w[0] == w[1])
+            {
                 return seen.remove(0);
             }
-            assert!(Instant::now() < deadline, "replicas did not converge within {timeout:?}: {seen:?}");
+            assert!(
+                Instant::now() < deadline,
+                "replicas did not converge within {timeout:?}: {seen:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -352,5 +405,8 @@ impl Drop for Cluster {
 }
 
 pub fn send_signal(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }

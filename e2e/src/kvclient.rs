@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rkube_proto::store::kv_client::KvClient;
-use rkube_proto::store::{compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use rkube_proto::store::{
+    compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
 use tonic::transport::Channel;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +33,12 @@ impl<T> Outcome<T> {
 pub fn not_applied(status: &tonic::Status) -> bool {
     let m = status.message().to_ascii_lowercase();
     match status.code() {
-        tonic::Code::Unavailable => m.contains("connect") || m.contains("refused") || m.contains("no leader"),
-        tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::FailedPrecondition => true,
+        tonic::Code::Unavailable => {
+            m.contains("connect") || m.contains("refused") || m.contains("no leader")
+        }
+        tonic::Code::InvalidArgument
+        | tonic::Code::OutOfRange
+        | tonic::Code::FailedPrecondition => true,
         _ => false,
     }
 }
@@ -57,7 +63,11 @@ impl FailoverKv {
                 )
             })
             .collect();
-        Self { clients, current: start % endpoints.len().max(1), timeout: Duration::from_secs(10) }
+        Self {
+            clients,
+            current: start % endpoints.len().max(1),
+            timeout: Duration::from_secs(10),
+        }
     }
 
     pub fn current(&self) -> usize {
@@ -80,7 +90,9 @@ impl FailoverKv {
                 Ok(Err(status)) if not_applied(&status) => {
                     if matches!(
                         status.code(),
-                        tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::FailedPrecondition
+                        tonic::Code::InvalidArgument
+                            | tonic::Code::OutOfRange
+                            | tonic::Code::FailedPrecondition
                     ) {
                         return Outcome::Failed(status.message().to_string());
                     }
@@ -106,8 +118,18 @@ impl FailoverKv {
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Outcome<i64> {
         let (k, v) = (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         self.run(|mut c| {
-            let req = PutRequest { key: k.clone(), value: v.clone(), prev_kv: false };
-            async move { Ok(c.put(req).await?.into_inner().header.map_or(0, |h| h.revision)) }
+            let req = PutRequest {
+                key: k.clone(),
+                value: v.clone(),
+                prev_kv: false,
+            };
+            async move {
+                Ok(c.put(req)
+                    .await?
+                    .into_inner()
+                    .header
+                    .map_or(0, |h| h.revision))
+            }
         })
         .await
     }
@@ -116,8 +138,19 @@ impl FailoverKv {
     pub async fn get(&mut self, key: &[u8]) -> Outcome<Option<Bytes>> {
         let k = Bytes::copy_from_slice(key);
         self.run(|mut c| {
-            let req = RangeRequest { key: k.clone(), ..Default::default() };
-            async move { Ok(c.range(req).await?.into_inner().kvs.into_iter().next().map(|kv| kv.value)) }
+            let req = RangeRequest {
+                key: k.clone(),
+                ..Default::default()
+            };
+            async move {
+                Ok(c.range(req)
+                    .await?
+                    .into_inner()
+                    .kvs
+                    .into_iter()
+                    .next()
+                    .map(|kv| kv.value))
+            }
         })
         .await
     }
@@ -149,7 +182,11 @@ impl FailoverKv {
             })),
         };
         self.run(|mut c| {
-            let req = TxnRequest { compare: vec![cmp.clone()], success: vec![put.clone()], failure: vec![] };
+            let req = TxnRequest {
+                compare: vec![cmp.clone()],
+                success: vec![put.clone()],
+                failure: vec![],
+            };
             async move { Ok(c.txn(req).await?.into_inner().succeeded) }
         })
         .await

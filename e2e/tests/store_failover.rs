@@ -19,7 +19,9 @@ struct Load {
 }
 
 fn start_load(cluster: &Cluster, writers: usize) -> Load {
-    let endpoints: Vec<String> = (0..cluster.replicas.len()).map(|i| cluster.endpoint(i)).collect();
+    let endpoints: Vec<String> = (0..cluster.replicas.len())
+        .map(|i| cluster.endpoint(i))
+        .collect();
     let acked = Arc::new(Mutex::new(BTreeMap::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tasks = (0..writers)
@@ -106,7 +108,11 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
             cluster.wait_all_ready(T).await;
         }
         let acked = load.finish().await;
-        assert!(acked.len() > 40, "too few writes were acknowledged: {}", acked.len());
+        assert!(
+            acked.len() > 40,
+            "too few writes were acknowledged: {}",
+            acked.len()
+        );
         cluster.wait_converged(T).await;
         assert_all_present(&cluster, &acked).await;
     })
@@ -118,11 +124,21 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
 async fn followers_and_whole_clusters_restart_from_their_disks() {
     tokio::time::timeout(Duration::from_secs(180), async {
         let mut cluster = Cluster::start(3).await;
-        let mut kv = FailoverKv::new(&[cluster.endpoint(0), cluster.endpoint(1), cluster.endpoint(2)], 0);
+        let mut kv = FailoverKv::new(
+            &[
+                cluster.endpoint(0),
+                cluster.endpoint(1),
+                cluster.endpoint(2),
+            ],
+            0,
+        );
         let mut expected = BTreeMap::new();
         for i in 0..50 {
             let (k, v) = (format!("/r/{i}"), format!("v{i}"));
-            assert!(matches!(kv.put(k.as_bytes(), v.as_bytes()).await, Outcome::Ok(_)));
+            assert!(matches!(
+                kv.put(k.as_bytes(), v.as_bytes()).await,
+                Outcome::Ok(_)
+            ));
             expected.insert(k, v);
         }
         // A follower restarts (clean stop) and catches up on what it missed.
@@ -131,7 +147,10 @@ async fn followers_and_whole_clusters_restart_from_their_disks() {
         cluster.stop(follower);
         for i in 50..80 {
             let (k, v) = (format!("/r/{i}"), format!("v{i}"));
-            assert!(matches!(kv.put(k.as_bytes(), v.as_bytes()).await, Outcome::Ok(_)));
+            assert!(matches!(
+                kv.put(k.as_bytes(), v.as_bytes()).await,
+                Outcome::Ok(_)
+            ));
             expected.insert(k, v);
         }
         cluster.restart(follower);
@@ -159,7 +178,11 @@ async fn followers_and_whole_clusters_restart_from_their_disks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_that_lost_its_disk_catches_up_by_snapshot() {
     tokio::time::timeout(Duration::from_secs(180), async {
-        let mut cluster = Cluster::start_with(Options { snapshot_every: 100, ..Default::default() }).await;
+        let mut cluster = Cluster::start_with(Options {
+            snapshot_every: 100,
+            ..Default::default()
+        })
+        .await;
         let eps: Vec<String> = (0..3).map(|i| cluster.endpoint(i)).collect();
         let mut kv = FailoverKv::new(&eps, 0);
         let leader = cluster.leader(T).await;
@@ -169,17 +192,26 @@ async fn a_replica_that_lost_its_disk_catches_up_by_snapshot() {
         let mut expected = BTreeMap::new();
         for i in 0..400 {
             let (k, v) = (format!("/s/{}", i % 120), format!("v{i}"));
-            assert!(matches!(kv.put(k.as_bytes(), v.as_bytes()).await, Outcome::Ok(_)));
+            assert!(matches!(
+                kv.put(k.as_bytes(), v.as_bytes()).await,
+                Outcome::Ok(_)
+            ));
             expected.insert(k, v);
         }
         // The leader's log was purged behind its snapshots: replaying it is impossible.
         let st = cluster.status(leader).await.unwrap();
-        assert!(st.purged_index > 0, "the leader never purged its log: {st:?}");
+        assert!(
+            st.purged_index > 0,
+            "the leader never purged its log: {st:?}"
+        );
         cluster.restart(victim);
         cluster.wait_all_ready(T).await;
         cluster.wait_converged(T).await;
         let st = cluster.status(victim).await.unwrap();
-        assert!(st.snapshot_index > 0, "the wiped replica did not install a snapshot: {st:?}");
+        assert!(
+            st.snapshot_index > 0,
+            "the wiped replica did not install a snapshot: {st:?}"
+        );
         assert_all_present(&cluster, &expected).await;
     })
     .await

@@ -44,9 +44,22 @@ async fn cas_history_under_leader_kills_is_linearizable() {
                                 let expected = if rng.gen_bool(0.3) {
                                     None
                                 } else {
-                                    Some(format!("c{}-{}", rng.gen_range(0..CLIENTS), n.saturating_sub(rng.gen_range(0..3))).into_bytes())
+                                    Some(
+                                        format!(
+                                            "c{}-{}",
+                                            rng.gen_range(0..CLIENTS),
+                                            n.saturating_sub(rng.gen_range(0..3))
+                                        )
+                                        .into_bytes(),
+                                    )
                                 };
-                                (CasInput::Cas { expected, new: fresh.clone() }, now())
+                                (
+                                    CasInput::Cas {
+                                        expected,
+                                        new: fresh.clone(),
+                                    },
+                                    now(),
+                                )
                             }
                         };
                         let output = match &input {
@@ -59,15 +72,24 @@ async fn cas_history_under_leader_kills_is_linearizable() {
                                 Outcome::Failed(_) => continue,
                                 Outcome::Unknown(_) => None,
                             },
-                            CasInput::Cas { expected, new } => match kv.cas(&key, expected.as_deref(), new).await {
-                                Outcome::Ok(ok) => Some(CasOutput::CasOk(ok)),
-                                Outcome::Failed(_) => continue,
-                                Outcome::Unknown(_) => None,
-                            },
+                            CasInput::Cas { expected, new } => {
+                                match kv.cas(&key, expected.as_deref(), new).await {
+                                    Outcome::Ok(ok) => Some(CasOutput::CasOk(ok)),
+                                    Outcome::Failed(_) => continue,
+                                    Outcome::Unknown(_) => None,
+                                }
+                            }
                             CasInput::Delete => unreachable!(),
                         };
                         let ret = output.as_ref().map(|_| now());
-                        history.lock().unwrap().push(CasOperation { client_id: c as u64, key, input, output, call, ret });
+                        history.lock().unwrap().push(CasOperation {
+                            client_id: c as u64,
+                            key,
+                            input,
+                            output,
+                            call,
+                            ret,
+                        });
                     }
                     done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 })
@@ -77,7 +99,9 @@ async fn cas_history_under_leader_kills_is_linearizable() {
         // Kill the leader twice while the clients work.
         for _ in 0..2 {
             let target = history.lock().unwrap().len() + 60;
-            while history.lock().unwrap().len() < target && done.load(std::sync::atomic::Ordering::SeqCst) < CLIENTS {
+            while history.lock().unwrap().len() < target
+                && done.load(std::sync::atomic::Ordering::SeqCst) < CLIENTS
+            {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let leader = cluster.leader(Duration::from_secs(30)).await;
@@ -92,9 +116,23 @@ async fn cas_history_under_leader_kills_is_linearizable() {
 
         let history = history.lock().unwrap().clone();
         let unknown = history.iter().filter(|o| o.output.is_none()).count();
-        let writes_ok = history.iter().filter(|o| matches!(o.output, Some(CasOutput::WriteOk) | Some(CasOutput::CasOk(true)))).count();
-        eprintln!("history: {} operations, {unknown} maybe-applied, {writes_ok} acknowledged writes", history.len());
-        assert!(history.len() > CLIENTS * OPS_PER_CLIENT / 2, "too few operations completed");
+        let writes_ok = history
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.output,
+                    Some(CasOutput::WriteOk) | Some(CasOutput::CasOk(true))
+                )
+            })
+            .count();
+        eprintln!(
+            "history: {} operations, {unknown} maybe-applied, {writes_ok} acknowledged writes",
+            history.len()
+        );
+        assert!(
+            history.len() > CLIENTS * OPS_PER_CLIENT / 2,
+            "too few operations completed"
+        );
         match check(&history) {
             CheckResult::Ok => {}
             other => panic!("history is not linearizable: {other}"),

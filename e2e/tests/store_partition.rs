@@ -13,13 +13,26 @@ const T: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_isolated_leader_acknowledges_nothing_and_the_majority_carries_on() {
     tokio::time::timeout(Duration::from_secs(180), async {
-        let mut cluster = Cluster::start_with(Options { proxied: true, ..Default::default() }).await;
+        let mut cluster = Cluster::start_with(Options {
+            proxied: true,
+            ..Default::default()
+        })
+        .await;
         let old = cluster.leader(T).await;
         let majority: Vec<usize> = (0..3).filter(|i| *i != old).collect();
         let mut via_old = FailoverKv::new(&[cluster.endpoint(old)], 0);
         via_old.timeout = Duration::from_secs(2);
-        let mut via_majority = FailoverKv::new(&majority.iter().map(|i| cluster.endpoint(*i)).collect::<Vec<_>>(), 0);
-        assert!(matches!(via_old.put(b"/p/before", b"1").await, Outcome::Ok(_)));
+        let mut via_majority = FailoverKv::new(
+            &majority
+                .iter()
+                .map(|i| cluster.endpoint(*i))
+                .collect::<Vec<_>>(),
+            0,
+        );
+        assert!(matches!(
+            via_old.put(b"/p/before", b"1").await,
+            Outcome::Ok(_)
+        ));
 
         cluster.isolate(old, true);
         // The majority elects a leader among themselves.
@@ -55,7 +68,9 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_carries_on() {
         for n in 0..3 {
             let key = format!("/p/old/{n}");
             match via_old.put(key.as_bytes(), b"o").await {
-                Outcome::Ok(rev) => panic!("the isolated old leader acknowledged {key} at revision {rev}"),
+                Outcome::Ok(rev) => {
+                    panic!("the isolated old leader acknowledged {key} at revision {rev}")
+                }
                 Outcome::Failed(_) | Outcome::Unknown(_) => maybe_from_old.push(key),
             }
         }
@@ -77,10 +92,16 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_carries_on() {
                     "replica {i} lacks {key}"
                 );
             }
-            assert_eq!(cluster.status(i).await.unwrap().header.unwrap().revision, rev);
+            assert_eq!(
+                cluster.status(i).await.unwrap().header.unwrap().revision,
+                rev
+            );
         }
         // And the cluster takes writes through the old leader's replica again.
-        assert!(matches!(via_old.put(b"/p/after", b"1").await, Outcome::Ok(_)));
+        assert!(matches!(
+            via_old.put(b"/p/after", b"1").await,
+            Outcome::Ok(_)
+        ));
         eprintln!("writes attempted on the isolated leader (not acknowledged): {maybe_from_old:?}");
     })
     .await

@@ -4,7 +4,10 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(version, about = "rkube's API server: one replica of the Raft-replicated cluster store and its APIs")]
+#[command(
+    version,
+    about = "rkube's API server: one replica of the Raft-replicated cluster store and its APIs"
+)]
 struct Cli {
     #[command(flatten)]
     options: rkube_apiserver::Options,

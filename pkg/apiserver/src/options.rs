@@ -60,16 +60,30 @@ pub fn parse_member(s: &str) -> Result<(NodeId, Member), String> {
     let mut id = None;
     let mut m = Member::default();
     for part in s.split(',') {
-        let (k, v) = part.split_once('=').ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
         match k.trim() {
-            "id" => id = Some(v.trim().parse::<NodeId>().map_err(|e| format!("bad id {v:?}: {e}"))?),
+            "id" => {
+                id = Some(
+                    v.trim()
+                        .parse::<NodeId>()
+                        .map_err(|e| format!("bad id {v:?}: {e}"))?,
+                )
+            }
             "name" => m.name = v.trim().to_string(),
             "peer" => m.peer_address = v.trim().to_string(),
             "api" => m.api_address = v.trim().to_string(),
-            other => return Err(format!("unknown member field {other:?} (expected id, name, peer, api)")),
+            other => {
+                return Err(format!(
+                    "unknown member field {other:?} (expected id, name, peer, api)"
+                ))
+            }
         }
     }
-    let id = id.filter(|i| *i > 0).ok_or("a member needs id=N with N > 0")?;
+    let id = id
+        .filter(|i| *i > 0)
+        .ok_or("a member needs id=N with N > 0")?;
     if m.peer_address.is_empty() {
         return Err("a member needs peer=HOST:PORT".into());
     }
@@ -81,7 +95,10 @@ pub fn parse_member(s: &str) -> Result<(NodeId, Member), String> {
 
 fn parse_override(s: &str) -> Result<(NodeId, String), String> {
     let (id, addr) = s.split_once('=').ok_or("expected ID=HOST:PORT")?;
-    Ok((id.parse().map_err(|e| format!("bad id {id:?}: {e}"))?, addr.to_string()))
+    Ok((
+        id.parse().map_err(|e| format!("bad id {id:?}: {e}"))?,
+        addr.to_string(),
+    ))
 }
 
 impl Options {
@@ -90,16 +107,33 @@ impl Options {
             return Err("--id must be positive".into());
         }
         let mut c = StoreConfig::new(self.id, self.name.clone(), self.data_dir.clone());
-        c.peer_address = self.advertise_peer.clone().unwrap_or_else(|| self.peer_listen.clone());
-        c.api_address = self.advertise_api.clone().unwrap_or_else(|| self.api_listen.clone());
-        c.initial_members = self.initial_members.iter().cloned().collect::<BTreeMap<_, _>>();
+        c.peer_address = self
+            .advertise_peer
+            .clone()
+            .unwrap_or_else(|| self.peer_listen.clone());
+        c.api_address = self
+            .advertise_api
+            .clone()
+            .unwrap_or_else(|| self.api_listen.clone());
+        c.initial_members = self
+            .initial_members
+            .iter()
+            .cloned()
+            .collect::<BTreeMap<_, _>>();
         if c.initial_members.len() != self.initial_members.len() {
             return Err("--initial-member ids must be unique".into());
         }
         if !c.initial_members.is_empty() && !c.initial_members.contains_key(&self.id) {
-            tracing::warn!(id = self.id, "this replica is not among --initial-member; it waits to be added");
+            tracing::warn!(
+                id = self.id,
+                "this replica is not among --initial-member; it waits to be added"
+            );
         }
-        c.peer_overrides = self.peer_overrides.iter().cloned().collect::<HashMap<_, _>>();
+        c.peer_overrides = self
+            .peer_overrides
+            .iter()
+            .cloned()
+            .collect::<HashMap<_, _>>();
         c.history_limit = self.history_revisions;
         c.snapshot_every = self.snapshot_every;
         c.heartbeat_ms = self.heartbeat_ms;
@@ -130,6 +164,8 @@ mod tests {
     fn a_member_without_id_or_peer_is_refused_with_a_reason() {
         assert!(parse_member("name=a,peer=x:1").unwrap_err().contains("id"));
         assert!(parse_member("id=1,name=a").unwrap_err().contains("peer"));
-        assert!(parse_member("id=1,peer=x:1,color=red").unwrap_err().contains("color"));
+        assert!(parse_member("id=1,peer=x:1,color=red")
+            .unwrap_err()
+            .contains("color"));
     }
 }

@@ -17,7 +17,10 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("store: {0}")]
     Store(#[from] rkube_store::Error),
     #[error("server failed: {0}")]
@@ -34,11 +37,20 @@ pub async fn run(
     let config = opts.store_config().map_err(Error::Config)?;
     let api = TcpListener::bind(&opts.api_listen)
         .await
-        .map_err(|source| Error::Listen { addr: opts.api_listen.clone(), source })?;
+        .map_err(|source| Error::Listen {
+            addr: opts.api_listen.clone(),
+            source,
+        })?;
     let peer = TcpListener::bind(&opts.peer_listen)
         .await
-        .map_err(|source| Error::Listen { addr: opts.peer_listen.clone(), source })?;
-    let (api_addr, peer_addr) = (api.local_addr().expect("bound"), peer.local_addr().expect("bound"));
+        .map_err(|source| Error::Listen {
+            addr: opts.peer_listen.clone(),
+            source,
+        })?;
+    let (api_addr, peer_addr) = (
+        api.local_addr().expect("bound"),
+        peer.local_addr().expect("bound"),
+    );
 
     let metrics = StoreMetrics::default();
     metrics.register(&mut rkube_telemetry::metrics::registry().lock().unwrap());
@@ -80,7 +92,9 @@ pub async fn run(
         )
         .merge(rkube_telemetry::metrics::router());
     let api_token = shutdown.clone();
-    let served = axum::serve(api, app).with_graceful_shutdown(api_token.cancelled_owned()).await;
+    let served = axum::serve(api, app)
+        .with_graceful_shutdown(api_token.cancelled_owned())
+        .await;
 
     shutdown.cancel();
     store.shutdown().await;
@@ -100,8 +114,14 @@ async fn readiness(store: &Store) -> (StatusCode, String) {
         None => (StatusCode::SERVICE_UNAVAILABLE, "no leader\n".into()),
         Some(_) if st.applied_index < st.commit_index => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("catching up: applied {} of {}\n", st.applied_index, st.commit_index),
+            format!(
+                "catching up: applied {} of {}\n",
+                st.applied_index, st.commit_index
+            ),
         ),
-        Some(l) => (StatusCode::OK, format!("ok (leader {l}, role {})\n", st.role)),
+        Some(l) => (
+            StatusCode::OK,
+            format!("ok (leader {l}, role {})\n", st.role),
+        ),
     }
 }

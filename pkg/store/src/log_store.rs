@@ -196,7 +196,7 @@ fn writer(db: Database, rx: mpsc::Receiver<WriteReq>, metrics: StoreMetrics) {
                 .observe(started.elapsed().as_secs_f64());
         }
         for req in batch {
-            let r = result.as_ref().map(|_| ()).map_err(|e| io_err(e));
+            let r = result.as_ref().map(|_| ()).map_err(io_err);
             match req {
                 WriteReq::Append(_, cb) => cb.log_io_completed(r),
                 WriteReq::Vote(_, done) => {

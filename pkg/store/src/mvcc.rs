@@ -372,9 +372,11 @@ impl KvState {
     /// watcher that asked for `max` revisions from `from` continues.
     pub fn scan_end(&self, from: i64, max_revisions: usize) -> i64 {
         let start = self.history.partition_point(|h| h.revision < from);
-        match self.history.range(start..).take(max_revisions).last() {
-            Some(h) if start + max_revisions < self.history.len() => h.revision,
-            _ => self.revision,
+        let end = start.saturating_add(max_revisions);
+        if max_revisions > 0 && end < self.history.len() {
+            self.history[end - 1].revision
+        } else {
+            self.revision
         }
     }
 

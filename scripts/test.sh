@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The project's test command: builds every binary (the cluster tests run the
+# real processes) and runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --workspace --bins
+cargo test --workspace "$@"
