@@ -23,6 +23,22 @@ pub const MAX_KEY_BYTES: usize = 4096;
 /// Revision of the empty store (as etcd); the first write gets revision 2.
 pub const INITIAL_REVISION: i64 = 1;
 
+/// How much one `events_since` call may return.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanLimits {
+    pub revisions: usize,
+    pub bytes: usize,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        Self {
+            revisions: 256,
+            bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KvState {
     kvs: BTreeMap<Bytes, KeyValue>,
@@ -276,6 +292,7 @@ impl KvState {
     /// Reads a range at `op.revision` (0 = now).
     pub fn range(&self, op: &RangeOp) -> Result<RangeResult> {
         validate_range(&op.range)?;
+        validate_revision(op.revision)?;
         let rev = op.revision;
         if rev == 0 || rev == self.revision {
             return Ok(self.range_current(op));
@@ -329,16 +346,19 @@ impl KvState {
         Ok(out)
     }
 
-    /// Events of revisions `from..=self.revision()` whose keys fall in `range`,
-    /// grouped by revision, at most `max_revisions` revisions (including empty
-    /// ones) per call. Errors with `Compacted` when `from` left the window.
+    /// Events of revisions `from..` whose keys fall in `range`, grouped by
+    /// revision, and the newest revision scanned (where the caller continues).
+    /// A call scans at most `limits.revisions` revisions and stops after the
+    /// revision that takes the events' bytes past `limits.bytes` (always at
+    /// least one revision, so a huge revision still goes out whole). Errors
+    /// with `Compacted` when `from` left the window.
     pub fn events_since(
         &self,
         from: i64,
         range: &KeyRange,
         prev_kv: bool,
-        max_revisions: usize,
-    ) -> Result<Vec<RevisionEvents>> {
+        limits: ScanLimits,
+    ) -> Result<(Vec<RevisionEvents>, i64)> {
         if from <= self.compact_revision {
             return Err(Error::Compacted {
                 requested: from,
@@ -346,38 +366,39 @@ impl KvState {
             });
         }
         let start = self.history.partition_point(|h| h.revision < from);
-        Ok(self
-            .history
-            .range(start..)
-            .take(max_revisions)
-            .filter_map(|h| {
-                let events: Vec<Event> = h
-                    .events
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut end = self.revision;
+        for (n, h) in self.history.range(start..).enumerate() {
+            if n >= limits.revisions || bytes >= limits.bytes {
+                end = h.revision - 1;
+                break;
+            }
+            let events: Vec<Event> = h
+                .events
+                .iter()
+                .filter(|e| range.contains(&e.kv.key))
+                .map(|e| Event {
+                    prev_kv: if prev_kv { e.prev_kv.clone() } else { None },
+                    ..e.clone()
+                })
+                .collect();
+            if !events.is_empty() {
+                bytes += events
                     .iter()
-                    .filter(|e| range.contains(&e.kv.key))
-                    .map(|e| Event {
-                        prev_kv: if prev_kv { e.prev_kv.clone() } else { None },
-                        ..e.clone()
+                    .map(|e| {
+                        e.kv.key.len()
+                            + e.kv.value.len()
+                            + e.prev_kv.as_ref().map_or(0, |p| p.value.len())
                     })
-                    .collect();
-                (!events.is_empty()).then_some(RevisionEvents {
+                    .sum::<usize>();
+                out.push(RevisionEvents {
                     revision: h.revision,
                     events,
-                })
-            })
-            .collect())
-    }
-
-    /// Newest revision returned by `events_since(from, .., max)`'s scan: where a
-    /// watcher that asked for `max` revisions from `from` continues.
-    pub fn scan_end(&self, from: i64, max_revisions: usize) -> i64 {
-        let start = self.history.partition_point(|h| h.revision < from);
-        let end = start.saturating_add(max_revisions);
-        if max_revisions > 0 && end < self.history.len() {
-            self.history[end - 1].revision
-        } else {
-            self.revision
+                });
+            }
         }
+        Ok((out, end))
     }
 
     /// SHA-256 over every live key at `revision` (0 = now), in key order.
@@ -447,6 +468,15 @@ pub fn validate_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+pub fn validate_revision(rev: i64) -> Result<()> {
+    if rev < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "revision {rev} is negative"
+        )));
+    }
+    Ok(())
+}
+
 pub fn validate_range(r: &KeyRange) -> Result<()> {
     validate_key(&r.key)?;
     if !r.end.is_empty() && r.end[..] != [0] && r.end <= r.key {
@@ -463,11 +493,21 @@ pub fn validate_txn(txn: &Txn) -> Result<()> {
         validate_key(&c.key)?;
     }
     for ops in [&txn.success, &txn.failure] {
+        let deletes: Vec<&KeyRange> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Delete { range, .. } => Some(range),
+                _ => None,
+            })
+            .collect();
         let mut put_keys = std::collections::HashSet::new();
         let mut total = 0usize;
         for op in ops {
             match op {
-                Op::Range(r) => validate_range(&r.range)?,
+                Op::Range(r) => {
+                    validate_range(&r.range)?;
+                    validate_revision(r.revision)?;
+                }
                 Op::Put { key, value, .. } => {
                     validate_key(key)?;
                     if value.len() > MAX_VALUE_BYTES {
@@ -477,7 +517,7 @@ pub fn validate_txn(txn: &Txn) -> Result<()> {
                         });
                     }
                     total += value.len() + key.len();
-                    if !put_keys.insert(key.clone()) {
+                    if !put_keys.insert(key.clone()) || deletes.iter().any(|d| d.contains(key)) {
                         return Err(Error::InvalidArgument(
                             "duplicate key given in txn request".into(),
                         ));

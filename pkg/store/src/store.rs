@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
-use crate::mvcc::{validate_range, validate_txn};
+use crate::mvcc::{validate_range, validate_revision, validate_txn, ScanLimits};
 use crate::network::PeerDialer;
 use crate::state_machine::{Shared, StateMachine};
 use crate::types::*;
@@ -507,6 +507,24 @@ impl Store {
     }
 
     pub async fn compact(&self, revision: i64) -> Result<i64> {
+        // Refuse what is certainly wrong before it reaches the log (the state
+        // machine checks again when applying).
+        validate_revision(revision)?;
+        let (current, compacted) = self
+            .shared
+            .read(|s| (s.kv.revision(), s.kv.compact_revision()));
+        if revision <= compacted {
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted,
+            });
+        }
+        if revision > current {
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current,
+            });
+        }
         match self.write(Command::Compact { revision }).await? {
             CommandResult::Compacted { revision } => Ok(revision),
             other => Err(Error::Storage(format!("unexpected result {other:?}"))),
@@ -536,6 +554,7 @@ impl Store {
         req: WatchRequest,
     ) -> Result<mpsc::Receiver<Result<WatchBatch>>> {
         validate_range(&req.range)?;
+        validate_revision(req.start_revision)?;
         let (tx, rx) = mpsc::channel(16);
         let store = self.clone();
         let mut notify = self.shared.revision.subscribe();
@@ -560,14 +579,21 @@ impl Store {
         };
         self.metrics.watchers.inc();
         tokio::spawn(async move {
-            const MAX_REVS: usize = 256;
             let _guard = WatcherGuard(store.metrics.watchers.clone());
+            // A progress notification goes out after `progress` without any
+            // message to this watcher, whatever happens to other keys.
+            let mut quiet_since = tokio::time::Instant::now();
             loop {
                 // Deliver everything applied so far, whole revisions at a time.
                 loop {
                     let scanned = store.shared.read(|s| {
-                        let evs = s.kv.events_since(next, &req.range, req.prev_kv, MAX_REVS)?;
-                        Ok::<_, Error>((evs, s.kv.scan_end(next, MAX_REVS), s.kv.revision()))
+                        let (revs, end) = s.kv.events_since(
+                            next,
+                            &req.range,
+                            req.prev_kv,
+                            ScanLimits::default(),
+                        )?;
+                        Ok::<_, Error>((revs, end, s.kv.revision()))
                     });
                     let (revs, end, current) = match scanned {
                         Ok(x) => x,
@@ -591,6 +617,7 @@ impl Store {
                         {
                             return;
                         }
+                        quiet_since = tokio::time::Instant::now();
                     }
                     next = end + 1;
                     if end >= current {
@@ -599,11 +626,15 @@ impl Store {
                 }
                 tokio::select! {
                     changed = notify.changed() => if changed.is_err() { return },
-                    _ = tokio::time::sleep(progress) => {
-                        let seen = next - 1;
+                    _ = tokio::time::sleep_until(quiet_since + progress) => {
+                        // Everything up to here was delivered; never announce a
+                        // revision this replica has not reached (a watch that
+                        // starts in the future).
+                        let seen = (next - 1).min(store.revision());
                         if tx.send(Ok(WatchBatch { events: vec![], revision: seen })).await.is_err() {
                             return;
                         }
+                        quiet_since = tokio::time::Instant::now();
                     }
                     _ = tx.closed() => return,
                 }

@@ -114,9 +114,10 @@ fn all_puts_of_one_transaction_share_one_revision() {
         ..Default::default()
     };
     st.apply(&Command::Txn(txn));
-    let evs = st.events_since(2, &KeyRange::prefix(b("")), false, 10);
     // An empty prefix is an invalid key elsewhere, but history filtering accepts it.
-    let evs = evs.unwrap();
+    let (evs, _) = st
+        .events_since(2, &KeyRange::prefix(b("")), false, ScanLimits::default())
+        .unwrap();
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0].revision, 2);
     assert_eq!(evs[0].events.len(), 2);
@@ -229,12 +230,13 @@ fn history_beyond_the_limit_is_compacted_and_old_reads_fail_clearly() {
         Err(Error::FutureRevision { .. })
     ));
     assert!(matches!(
-        st.events_since(4, &KeyRange::single(b("k")), false, 10),
+        st.events_since(4, &KeyRange::single(b("k")), false, ScanLimits::default()),
         Err(Error::Compacted { .. })
     ));
     assert_eq!(
-        st.events_since(5, &KeyRange::single(b("k")), false, 10)
+        st.events_since(5, &KeyRange::single(b("k")), false, ScanLimits::default())
             .unwrap()
+            .0
             .len(),
         3
     );
@@ -329,12 +331,53 @@ fn equal_histories_hash_equal_and_different_ones_do_not() {
 }
 
 #[test]
-fn scan_end_stops_at_the_last_revision_returned() {
+fn a_scan_stops_at_its_limits_and_says_where_to_continue() {
     let mut st = KvState::new(100);
     for i in 0..5 {
         put(&mut st, "k", &i.to_string()); // 2..=6
     }
-    assert_eq!(st.scan_end(2, 2), 3);
-    assert_eq!(st.scan_end(2, 100), 6);
-    assert_eq!(st.scan_end(7, 100), 6);
+    let all = KeyRange::single(b("k"));
+    let lim = |revisions, bytes| ScanLimits { revisions, bytes };
+    let (evs, end) = st.events_since(2, &all, false, lim(2, usize::MAX)).unwrap();
+    assert_eq!((evs.len(), end), (2, 3));
+    let (evs, end) = st
+        .events_since(2, &all, false, lim(100, usize::MAX))
+        .unwrap();
+    assert_eq!((evs.len(), end), (5, 6));
+    // Past the byte budget after the first revision: one whole revision goes out.
+    let (evs, end) = st.events_since(2, &all, false, lim(100, 1)).unwrap();
+    assert_eq!((evs.len(), end), (1, 2));
+    let (evs, end) = st
+        .events_since(7, &all, false, lim(100, usize::MAX))
+        .unwrap();
+    assert_eq!((evs.len(), end), (0, 6));
+}
+
+#[test]
+fn a_put_and_a_delete_of_the_same_key_in_one_txn_are_refused() {
+    let mut st = KvState::new(100);
+    let txn = Txn {
+        success: vec![
+            Op::Put {
+                key: b("/a/k"),
+                value: b("1"),
+                prev_kv: false,
+            },
+            Op::Delete {
+                range: KeyRange::prefix(b("/a/")),
+                prev_kv: false,
+            },
+        ],
+        ..Default::default()
+    };
+    assert!(
+        matches!(st.apply(&Command::Txn(txn)), CommandResult::Rejected(m) if m.contains("duplicate key"))
+    );
+    assert_eq!(st.revision(), INITIAL_REVISION);
+}
+
+#[test]
+fn negative_revisions_are_invalid_arguments() {
+    let st = KvState::new(100);
+    assert!(matches!(get(&st, "k", -3), Err(Error::InvalidArgument(_))));
 }
