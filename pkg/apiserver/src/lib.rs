@@ -11,6 +11,7 @@
 
 mod options;
 mod server;
+pub mod tls;
 
 pub use options::{parse_member, Options};
 pub use server::{run, Error};

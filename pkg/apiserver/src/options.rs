@@ -50,6 +50,16 @@ pub struct Options {
     /// Raft election timeout, milliseconds: a random value in [this, 2 × this).
     #[arg(long, default_value_t = 300)]
     pub election_timeout_ms: u64,
+    /// Serve the API port over TLS with this certificate (PEM; with --tls-private-key-file).
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Verify client certificates against this CA (PEM); a verified certificate's
+    /// CN is the user and its O values the groups.
+    #[arg(long, requires = "tls_cert_file")]
+    pub client_ca_file: Option<PathBuf>,
     /// How long one client request may take (retries included), seconds.
     #[arg(long, default_value_t = 5.0)]
     pub request_timeout_secs: f64,

@@ -35,6 +35,13 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr, SocketAddr),
 ) -> Result<(), Error> {
     let config = opts.store_config().map_err(Error::Config)?;
+    let tls = match (&opts.tls_cert_file, &opts.tls_private_key_file) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::server_config(cert, key, opts.client_ca_file.as_deref())
+                .map_err(|e| Error::Config(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let api = TcpListener::bind(&opts.api_listen)
         .await
         .map_err(|source| Error::Listen {
@@ -91,10 +98,14 @@ pub async fn run(
             }),
         )
         .merge(rkube_telemetry::metrics::router());
-    let api_token = shutdown.clone();
-    let served = axum::serve(api, app)
-        .with_graceful_shutdown(api_token.cancelled_owned())
-        .await;
+    let served = crate::tls::serve(
+        api,
+        tls,
+        app,
+        shutdown.clone(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
 
     shutdown.cancel();
     store.shutdown().await;

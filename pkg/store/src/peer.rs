@@ -47,6 +47,18 @@ fn reply<T: serde::Serialize, E: serde::Serialize>(
     }))
 }
 
+impl PeerService {
+    fn accepting(&self) -> Result<(), Status> {
+        if self.store.accepts_raft() {
+            Ok(())
+        } else {
+            Err(Status::unavailable(
+                "this replica is rejoining the cluster as a new member",
+            ))
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
     async fn hello(&self, _: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
@@ -67,11 +79,13 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.accepting()?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.get_ref().data)?;
         reply(self.store.raft().append_entries(rpc).await)
     }
 
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.accepting()?;
         let rpc: VoteRequest<NodeId> = decode(&req.get_ref().data)?;
         reply(self.store.raft().vote(rpc).await)
     }
@@ -80,6 +94,7 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.accepting()?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&req.get_ref().data)?;
         reply(self.store.raft().install_snapshot(rpc).await)
     }

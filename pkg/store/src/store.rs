@@ -68,6 +68,12 @@ impl StoreConfig {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bootstrap {
+    Done,
+    Rejoin,
+}
+
 /// One batch of a watch stream: whole revisions, or a progress notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchBatch {
@@ -110,6 +116,9 @@ pub struct Store {
     dialer: PeerDialer,
     config: StoreConfig,
     metrics: StoreMetrics,
+    /// Set while a replica that lost its data rejoins: it must not answer Raft
+    /// traffic (nor vote) as its old self, see [`Store::rejoin`].
+    rejoining: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -155,24 +164,30 @@ impl Store {
             dialer,
             config,
             metrics,
+            rejoining: false.into(),
         });
-        store.bootstrap().await?;
+        if store.bootstrap().await? == Bootstrap::Rejoin {
+            store
+                .rejoining
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(Arc::clone(&store).rejoin());
+        }
         store.spawn_metrics_updater();
         Ok(store)
     }
 
-    async fn bootstrap(&self) -> Result<()> {
+    async fn bootstrap(&self) -> Result<Bootstrap> {
         let initialized = self
             .raft
             .is_initialized()
             .await
             .map_err(|_| Error::Shutdown)?;
         if initialized || self.config.initial_members.is_empty() {
-            return Ok(());
+            return Ok(Bootstrap::Done);
         }
         if !self.config.initial_members.contains_key(&self.config.id) {
             tracing::info!("not an initial member; waiting to be added to a cluster");
-            return Ok(());
+            return Ok(Bootstrap::Done);
         }
         for (id, m) in &self.config.initial_members {
             if *id == self.config.id {
@@ -185,8 +200,8 @@ impl Store {
             req.set_timeout(Duration::from_millis(500));
             if let Ok(reply) = client.hello(req).await {
                 if reply.get_ref().initialized {
-                    tracing::info!(peer = %m, "the cluster already exists; waiting for its leader to catch this replica up");
-                    return Ok(());
+                    tracing::warn!(peer = %m, "this replica has no data but its cluster exists: rejoining as a new member");
+                    return Ok(Bootstrap::Rejoin);
                 }
             }
         }
@@ -199,13 +214,96 @@ impl Store {
             .initialize(self.config.initial_members.clone())
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Bootstrap::Done),
             Err(RaftError::APIError(e)) => {
                 tracing::info!(reason = %e, "cluster already initialized");
-                Ok(())
+                Ok(Bootstrap::Done)
             }
             Err(RaftError::Fatal(e)) => Err(Error::Storage(e.to_string())),
         }
+    }
+
+    /// A replica whose data folder was lost comes back as a new member: the
+    /// cluster removes its old self, then adds it as a learner and promotes it
+    /// once it has caught up (by snapshot). Until its old self is removed it
+    /// answers no Raft traffic: a replica that forgot entries it acknowledged
+    /// must not vote, or a committed write could be lost; and the leader must
+    /// never see a follower's log go backwards.
+    async fn rejoin(self: Arc<Self>) {
+        use rkube_proto::store::maintenance_client::MaintenanceClient;
+        use rkube_proto::store::{
+            Member as PbMember, MemberAddRequest, MemberListRequest, MemberRemoveRequest,
+        };
+        let id = self.config.id;
+        let me = self
+            .config
+            .initial_members
+            .get(&id)
+            .cloned()
+            .unwrap_or_default();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            for (peer_id, m) in &self.config.initial_members {
+                if *peer_id == id || m.api_address.is_empty() {
+                    continue;
+                }
+                let res = async {
+                    let ch = tonic::transport::Endpoint::from_shared(format!(
+                        "http://{}",
+                        m.api_address
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .connect_timeout(Duration::from_millis(500))
+                    .connect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    let mut c = MaintenanceClient::new(ch);
+                    let members = c
+                        .member_list(MemberListRequest {})
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if members.get_ref().members.iter().any(|x| x.id == id) {
+                        c.member_remove(MemberRemoveRequest { id })
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        tracing::info!("old membership of this replica removed");
+                    }
+                    self.rejoining
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    let member = PbMember {
+                        id,
+                        name: me.name.clone(),
+                        peer_address: self.config.peer_address.clone(),
+                        api_address: self.config.api_address.clone(),
+                        learner: false,
+                    };
+                    c.member_add(MemberAddRequest {
+                        member: Some(member),
+                        learner_only: false,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(())
+                }
+                .await;
+                match res {
+                    Ok(()) => {
+                        tracing::info!("rejoined the cluster as a voter");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(via = %m, attempt, error = %e, "rejoining failed; will retry")
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Whether this replica answers Raft traffic (false while rejoining).
+    pub fn accepts_raft(&self) -> bool {
+        !self.rejoining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn spawn_metrics_updater(self: &Arc<Self>) {
