@@ -1,0 +1,1 @@
+//! rkube's Kubernetes resource layer (being built; see docs/api.md).
