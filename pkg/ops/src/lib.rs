@@ -1,1 +1,30 @@
-//! rkube-ops
+//! The `rkube` operator tool's logic: a supervisor for a local cluster of rkube
+//! processes on one machine (`up`, `status`, `down`, as DESIGN.md's operator contract
+//! specifies). `cmd/rkube` is a thin main over this crate; tests call it directly.
+//!
+//! Map of the modules:
+//!
+//! - [`layout`]: the cluster directory (`DIR/cluster.json`, `data/`, `logs/`, `pids/`) and the
+//!   cluster's fixed layout (replica names, ids, addresses), allocated once and reused.
+//! - [`process`]: binary discovery, detached spawning, pid files, "is this pid really our
+//!   process" checks through `/proc`, signals. The only module that touches processes.
+//! - [`up`]: start whatever of the cluster is not running and wait until it is ready.
+//! - [`status`]: ask every replica for its Raft status; render it as a table or as JSON.
+//! - [`down`]: stop every process of the cluster, optionally delete the directory.
+//!
+//! Nothing here runs cluster logic itself: every replica is a separate `rkube-apiserver`
+//! process that outlives the `rkube` command that started it.
+
+pub mod bench;
+pub mod down;
+mod error;
+pub mod layout;
+pub mod process;
+pub mod status;
+pub mod up;
+
+pub use down::{down, DownReport, StoppedProcess};
+pub use error::{Error, Result};
+pub use layout::{ApiserverSpec, ClusterDir, ClusterLayout, DEFAULT_DIR};
+pub use status::{status, ApiserverStatus, ComponentStatus, NodeStatus, StatusReport, ROLE_DOWN};
+pub use up::{parse_duration, up, up_with_progress, Cluster, ReplicaStart, UpOptions};

@@ -1,0 +1,154 @@
+//! The crate's error type. Variants are named for what failed; messages are lowercase and
+//! say what to do next where there is something to do.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything `up`, `status` and `down` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller asked for something that cannot be done (bad flag values, a request that
+    /// contradicts the existing cluster's layout). Binaries map this to a usage exit code.
+    #[error("{0}")]
+    InvalidOptions(String),
+
+    /// `--nodes` asked for kubelets, which do not exist yet.
+    #[error(
+        "--nodes {requested}: kubelets are not available yet; use --nodes 0 (control plane only)"
+    )]
+    NodesNotSupported { requested: usize },
+
+    /// DIR holds no cluster.
+    #[error(
+        "no cluster in {}: {} does not exist (start one with `rkube up --dir {}`)",
+        dir.display(), layout.display(), dir.display()
+    )]
+    NoCluster { dir: PathBuf, layout: PathBuf },
+
+    /// `down --purge` refused to delete a directory that is not a cluster directory.
+    #[error(
+        "refusing to delete {}: it is not empty and holds no cluster.json, so it does not look like an rkube cluster directory",
+        dir.display()
+    )]
+    NotAClusterDir { dir: PathBuf },
+
+    /// A file-system operation failed.
+    #[error("failed to {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `cluster.json` exists but cannot be used.
+    #[error("invalid cluster layout {}: {reason}", path.display())]
+    LayoutInvalid { path: PathBuf, reason: String },
+
+    /// No free local port could be reserved.
+    #[error("failed to reserve a free port on 127.0.0.1")]
+    PortAllocation(#[source] std::io::Error),
+
+    /// The binary to run was found nowhere.
+    #[error(
+        "cannot find `{name}` (looked in: {}); build it with `cargo build --bin {name}` or pass --bin-dir",
+        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    BinaryNotFound {
+        name: String,
+        searched: Vec<PathBuf>,
+    },
+
+    /// Starting a process failed.
+    #[error("failed to start {name} ({})", program.display())]
+    Spawn {
+        name: String,
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A process started by this `up` exited before the cluster became ready.
+    #[error(
+        "{name} exited ({status}) before the cluster became ready; see its log {} \
+         (stop the rest of the cluster with `rkube down --dir {dir}`){}",
+        log.display(), tail_suffix(tail)
+    )]
+    ProcessExited {
+        name: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+        dir: String,
+    },
+
+    /// The cluster did not become ready before the deadline.
+    #[error(
+        "timed out after {}s waiting for the cluster: {name} is not ready ({reason}); see its log {} \
+         (processes are left running: inspect with `rkube status --dir {dir}`, stop with `rkube down --dir {dir}`){}",
+        timeout.as_secs_f64(), log.display(), tail_suffix(tail)
+    )]
+    NotReady {
+        name: String,
+        reason: String,
+        log: PathBuf,
+        tail: String,
+        timeout: Duration,
+        dir: String,
+    },
+
+    /// Another `rkube up`/`down` holds the directory's lock.
+    #[error("another rkube command is working on {} (its lock {} is held); wait for it to finish", dir.display(), lock.display())]
+    Locked { dir: PathBuf, lock: PathBuf },
+
+    /// A process survived SIGKILL (stuck in the kernel); its pid file is kept.
+    #[error("{name} (pid {pid}) is still alive after SIGKILL; its pid file {} is kept", pid_file.display())]
+    StillRunning {
+        name: String,
+        pid: u32,
+        pid_file: PathBuf,
+    },
+
+    /// Sending a signal failed for a reason other than "no such process".
+    #[error("failed to send {signal} to pid {pid}")]
+    Signal {
+        pid: u32,
+        signal: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+impl Error {
+    /// Whether the error is the caller's to fix by changing flags (a usage error), as opposed
+    /// to a failure of the cluster or of the machine.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidOptions(_) | Error::NodesNotSupported { .. }
+        )
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its last lines:\n{}", tail.trim_end())
+    }
+}

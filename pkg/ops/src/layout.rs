@@ -1,0 +1,417 @@
+//! The cluster directory and the cluster's fixed layout.
+//!
+//! Everything of one local cluster lives under one directory (default `./.rkube`):
+//!
+//! ```text
+//! DIR/cluster.json        the layout: replica names, Raft ids, API and peer addresses
+//! DIR/data/<name>/        each process's data (the apiserver's Raft log and state machine)
+//! DIR/logs/<name>.log     each process's stdout and stderr
+//! DIR/pids/<name>.pid     each running process's pid
+//! DIR/rkube.lock          held by `up` and `down` while they work
+//! ```
+//!
+//! The layout is written once, when the cluster is created, and reused on every later
+//! `up`: a Raft member's identity includes its addresses, so a restart must keep them.
+//! This module does no process work and no network I/O beyond reserving free ports.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The directory `rkube` uses when `--dir` is not given.
+pub const DEFAULT_DIR: &str = ".rkube";
+
+/// Version of the `cluster.json` format this crate writes and reads.
+pub const LAYOUT_VERSION: u32 = 1;
+
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// One cluster directory. Paths are absolute, so they mean the same thing to processes
+/// started from any working directory (and appear verbatim in their command lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDir {
+    root: PathBuf,
+}
+
+impl ClusterDir {
+    /// Creates `path` if needed and returns it as a canonical cluster directory.
+    pub fn create(path: &Path) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))?;
+        Self::open(path)
+    }
+
+    /// Refers to `path` without creating it: canonical when it exists (so symlinked and
+    /// relative spellings agree), otherwise made absolute against the working directory.
+    pub fn open(path: &Path) -> Result<Self> {
+        let root = match std::fs::canonicalize(path) {
+            Ok(root) => root,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::path::absolute(path).map_err(|e| Error::io("resolve path", path, e))?
+            }
+            Err(e) => return Err(Error::io("resolve path", path, e)),
+        };
+        Ok(ClusterDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn layout_file(&self) -> PathBuf {
+        self.root.join("cluster.json")
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("rkube.lock")
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn pids_dir(&self) -> PathBuf {
+        self.root.join("pids")
+    }
+
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.data_root().join(name)
+    }
+
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.logs_dir().join(format!("{name}.log"))
+    }
+
+    pub fn pid_file(&self, name: &str) -> PathBuf {
+        self.pids_dir().join(format!("{name}.pid"))
+    }
+
+    pub fn has_layout(&self) -> bool {
+        self.layout_file().is_file()
+    }
+
+    /// Reads and validates `cluster.json`; [`Error::NoCluster`] when there is none.
+    pub fn load_layout(&self) -> Result<ClusterLayout> {
+        let path = self.layout_file();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoCluster {
+                    dir: self.root.clone(),
+                    layout: path,
+                })
+            }
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        let layout: ClusterLayout =
+            serde_json::from_slice(&bytes).map_err(|e| Error::LayoutInvalid {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        layout
+            .validate()
+            .map_err(|reason| Error::LayoutInvalid { path, reason })?;
+        Ok(layout)
+    }
+
+    /// Writes `cluster.json` atomically (temporary file, fsync, rename), so a crash never
+    /// leaves a half-written layout behind.
+    pub fn save_layout(&self, layout: &ClusterLayout) -> Result<()> {
+        use std::io::Write as _;
+        let path = self.layout_file();
+        let tmp = self.root.join("cluster.json.tmp");
+        let mut json = serde_json::to_vec_pretty(layout).expect("layout serializes");
+        json.push(b'\n');
+        let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename into place", &path, e))
+    }
+
+    /// Takes the directory's lock, so that two `up`/`down` commands never start or stop the
+    /// same cluster's processes at once. Fails at once ([`Error::Locked`]) rather than
+    /// waiting: the other command may run for a minute. Released when dropped.
+    pub fn lock(&self) -> Result<DirLock> {
+        let path = self.lock_file();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open lock file", &path, e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(DirLock { _lock: lock }),
+            Err((_, Errno::EWOULDBLOCK)) => Err(Error::Locked {
+                dir: self.root.clone(),
+                lock: path,
+            }),
+            Err((_, errno)) => Err(Error::io("lock", &path, errno.into())),
+        }
+    }
+
+    /// Creates `data/`, `logs/` and `pids/`.
+    pub fn create_subdirs(&self) -> Result<()> {
+        for dir in [self.data_root(), self.logs_dir(), self.pids_dir()] {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The held lock of a cluster directory (see [`ClusterDir::lock`]).
+pub struct DirLock {
+    _lock: Flock<std::fs::File>,
+}
+
+impl std::fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirLock")
+    }
+}
+
+/// The fixed shape of one local cluster, as stored in `DIR/cluster.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterLayout {
+    pub version: u32,
+    pub apiservers: Vec<ApiserverSpec>,
+}
+
+/// One apiserver replica: its name (`a1`, `a2`, ...), Raft id and addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiserverSpec {
+    pub name: String,
+    pub id: u64,
+    /// gRPC and HTTP (`/healthz`, `/readyz`, `/metrics`) for clients.
+    pub api_address: SocketAddr,
+    /// Raft traffic between replicas.
+    pub peer_address: SocketAddr,
+}
+
+impl ApiserverSpec {
+    /// The value of one `--initial-member` flag of `rkube-apiserver`.
+    pub fn initial_member(&self) -> String {
+        format!(
+            "id={},name={},peer={},api={}",
+            self.id, self.name, self.peer_address, self.api_address
+        )
+    }
+
+    /// The URL a gRPC client dials.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_address)
+    }
+}
+
+impl ClusterLayout {
+    /// Lays out `apiservers` replicas on the given ports (replica `i` gets `api_ports[i]` and
+    /// `peer_ports[i]`). Pure: the ports are taken as given.
+    pub fn plan(apiservers: usize, api_ports: &[u16], peer_ports: &[u16]) -> Result<Self> {
+        if apiservers == 0 {
+            return Err(Error::InvalidOptions(
+                "--apiservers must be at least 1".to_string(),
+            ));
+        }
+        if api_ports.len() != apiservers || peer_ports.len() != apiservers {
+            return Err(Error::InvalidOptions(format!(
+                "need {apiservers} API and {apiservers} peer ports, got {} and {}",
+                api_ports.len(),
+                peer_ports.len()
+            )));
+        }
+        let layout = ClusterLayout {
+            version: LAYOUT_VERSION,
+            apiservers: (0..apiservers)
+                .map(|i| ApiserverSpec {
+                    name: format!("a{}", i + 1),
+                    id: i as u64 + 1,
+                    api_address: SocketAddr::from((LOOPBACK, api_ports[i])),
+                    peer_address: SocketAddr::from((LOOPBACK, peer_ports[i])),
+                })
+                .collect(),
+        };
+        layout.validate().map_err(Error::InvalidOptions)?;
+        Ok(layout)
+    }
+
+    /// Lays out a new cluster: ports come from the bases when given (replica `i` gets
+    /// `base + i`), otherwise from the kernel (bind `127.0.0.1:0`, note the port, release).
+    pub fn allocate(
+        apiservers: usize,
+        api_port_base: Option<u16>,
+        peer_port_base: Option<u16>,
+    ) -> Result<Self> {
+        let api = api_port_base
+            .map(|base| ports_from_base("--api-port-base", base, apiservers))
+            .transpose()?;
+        let peer = peer_port_base
+            .map(|base| ports_from_base("--peer-port-base", base, apiservers))
+            .transpose()?;
+        let taken: BTreeSet<u16> = api.iter().chain(peer.iter()).flatten().copied().collect();
+        let mut free_needed = 0;
+        if api.is_none() {
+            free_needed += apiservers;
+        }
+        if peer.is_none() {
+            free_needed += apiservers;
+        }
+        let mut free = reserve_free_ports(free_needed, &taken)?.into_iter();
+        let api = api.unwrap_or_else(|| free.by_ref().take(apiservers).collect());
+        let peer = peer.unwrap_or_else(|| free.by_ref().take(apiservers).collect());
+        Self::plan(apiservers, &api, &peer)
+    }
+
+    /// Checks what `up` asked for against the layout an existing cluster already has:
+    /// the layout is fixed, so a request that contradicts it is refused rather than ignored.
+    pub fn check_request(
+        &self,
+        dir: &Path,
+        apiservers: Option<usize>,
+        api_port_base: Option<u16>,
+        peer_port_base: Option<u16>,
+    ) -> Result<()> {
+        let fixed = |what: String| {
+            Error::InvalidOptions(format!(
+                "{what}, but the cluster in {} already has a fixed layout ({}); \
+                 omit the flag to restart that cluster, or start over with `rkube down --purge --dir {}`",
+                dir.display(),
+                self.describe(),
+                dir.display()
+            ))
+        };
+        if let Some(n) = apiservers {
+            if n != self.apiservers.len() {
+                return Err(fixed(format!("--apiservers {n} was given")));
+            }
+        }
+        let api_ports: Vec<u16> = self
+            .apiservers
+            .iter()
+            .map(|s| s.api_address.port())
+            .collect();
+        let peer_ports: Vec<u16> = self
+            .apiservers
+            .iter()
+            .map(|s| s.peer_address.port())
+            .collect();
+        for (flag, base, ports) in [
+            ("--api-port-base", api_port_base, api_ports),
+            ("--peer-port-base", peer_port_base, peer_ports),
+        ] {
+            let Some(base) = base else { continue };
+            let matches = ports
+                .iter()
+                .enumerate()
+                .all(|(i, &port)| u32::from(port) == u32::from(base) + i as u32);
+            if !matches {
+                return Err(fixed(format!("{flag} {base} was given")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A one-line description: `3 apiservers: a1 127.0.0.1:6443, ...`.
+    pub fn describe(&self) -> String {
+        let replicas: Vec<String> = self
+            .apiservers
+            .iter()
+            .map(|s| format!("{} api {} peer {}", s.name, s.api_address, s.peer_address))
+            .collect();
+        format!(
+            "{} apiserver{}: {}",
+            self.apiservers.len(),
+            if self.apiservers.len() == 1 { "" } else { "s" },
+            replicas.join(", ")
+        )
+    }
+
+    /// Looks up a replica by name.
+    pub fn apiserver(&self, name: &str) -> Option<&ApiserverSpec> {
+        self.apiservers.iter().find(|s| s.name == name)
+    }
+
+    /// Rejects layouts that could not work: no replicas, duplicate names, ids or ports.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.version != LAYOUT_VERSION {
+            return Err(format!(
+                "version {} is not supported (this rkube reads version {LAYOUT_VERSION})",
+                self.version
+            ));
+        }
+        if self.apiservers.is_empty() {
+            return Err("no apiservers".to_string());
+        }
+        let mut names = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
+        for s in &self.apiservers {
+            if s.name.is_empty() || s.name.contains(['/', '\0']) || s.name.starts_with('.') {
+                return Err(format!("invalid replica name {:?}", s.name));
+            }
+            if s.id == 0 {
+                return Err(format!("replica {} has id 0 (ids start at 1)", s.name));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(format!("duplicate replica name {}", s.name));
+            }
+            if !ids.insert(s.id) {
+                return Err(format!("duplicate replica id {}", s.id));
+            }
+            for addr in [s.api_address, s.peer_address] {
+                if addr.port() == 0 {
+                    return Err(format!("replica {} has port 0 in {addr}", s.name));
+                }
+                if !addrs.insert(addr) {
+                    return Err(format!("address {addr} is used twice"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `count` consecutive ports from `base`, refusing to run past 65535.
+pub fn ports_from_base(flag: &str, base: u16, count: usize) -> Result<Vec<u16>> {
+    if base == 0 {
+        return Err(Error::InvalidOptions(format!(
+            "{flag} must be a port number above 0"
+        )));
+    }
+    (0..count)
+        .map(|i| {
+            u16::try_from(usize::from(base) + i).map_err(|_| {
+                Error::InvalidOptions(format!(
+                    "{flag} {base} leaves no room for {count} ports (the last would be above 65535)"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Reserves `count` distinct free ports on 127.0.0.1, skipping `avoid`. All listeners are
+/// held until every port is chosen, so the kernel cannot hand out the same port twice.
+fn reserve_free_ports(count: usize, avoid: &BTreeSet<u16>) -> Result<Vec<u16>> {
+    let mut held = Vec::with_capacity(count);
+    let mut ports = Vec::with_capacity(count);
+    while ports.len() < count {
+        let listener = TcpListener::bind((LOOPBACK, 0)).map_err(Error::PortAllocation)?;
+        let port = listener.local_addr().map_err(Error::PortAllocation)?.port();
+        if !avoid.contains(&port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    Ok(ports)
+}
+
+#[cfg(test)]
+mod tests;

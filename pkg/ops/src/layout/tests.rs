@@ -1,0 +1,196 @@
+use super::*;
+
+fn three() -> ClusterLayout {
+    ClusterLayout::plan(3, &[6443, 6444, 6445], &[2380, 2381, 2382]).unwrap()
+}
+
+#[test]
+fn plan_names_replicas_a1_to_an_with_ids_from_one() {
+    let layout = three();
+    let names: Vec<_> = layout.apiservers.iter().map(|s| s.name.as_str()).collect();
+    let ids: Vec<_> = layout.apiservers.iter().map(|s| s.id).collect();
+    assert_eq!(names, ["a1", "a2", "a3"]);
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(
+        layout.apiservers[1].api_address.to_string(),
+        "127.0.0.1:6444"
+    );
+    assert_eq!(
+        layout.apiservers[2].peer_address.to_string(),
+        "127.0.0.1:2382"
+    );
+    assert_eq!(layout.version, LAYOUT_VERSION);
+}
+
+#[test]
+fn plan_rejects_zero_replicas_and_reused_ports() {
+    assert!(matches!(
+        ClusterLayout::plan(0, &[], &[]),
+        Err(Error::InvalidOptions(_))
+    ));
+    let err = ClusterLayout::plan(2, &[7000, 7001], &[7001, 7002]).unwrap_err();
+    assert!(
+        err.to_string().contains("127.0.0.1:7001 is used twice"),
+        "{err}"
+    );
+    assert!(ClusterLayout::plan(2, &[7000], &[7001, 7002]).is_err());
+}
+
+#[test]
+fn ports_from_base_gives_consecutive_ports_and_refuses_to_pass_65535() {
+    assert_eq!(
+        ports_from_base("--api-port-base", 6443, 3).unwrap(),
+        [6443, 6444, 6445]
+    );
+    assert_eq!(
+        ports_from_base("--api-port-base", 65533, 3).unwrap(),
+        [65533, 65534, 65535]
+    );
+    let err = ports_from_base("--api-port-base", 65534, 3).unwrap_err();
+    assert!(err.is_usage());
+    assert!(err.to_string().contains("--api-port-base 65534"), "{err}");
+    assert!(ports_from_base("--peer-port-base", 0, 1).is_err());
+}
+
+#[test]
+fn allocate_with_both_bases_uses_exactly_them() {
+    let layout = ClusterLayout::allocate(3, Some(16443), Some(12380)).unwrap();
+    assert_eq!(
+        layout,
+        ClusterLayout::plan(3, &[16443, 16444, 16445], &[12380, 12381, 12382]).unwrap()
+    );
+}
+
+#[test]
+fn allocate_without_bases_gives_distinct_free_ports() {
+    let layout = ClusterLayout::allocate(5, None, None).unwrap();
+    assert_eq!(layout.apiservers.len(), 5);
+    layout.validate().unwrap();
+    for s in &layout.apiservers {
+        assert!(s.api_address.ip().is_loopback() && s.peer_address.ip().is_loopback());
+        // Released again, so the replica can bind it.
+        TcpListener::bind(s.api_address).unwrap();
+    }
+}
+
+#[test]
+fn allocate_with_one_base_takes_free_ports_for_the_other() {
+    let layout = ClusterLayout::allocate(2, Some(17000), None).unwrap();
+    let api: Vec<u16> = layout
+        .apiservers
+        .iter()
+        .map(|s| s.api_address.port())
+        .collect();
+    assert_eq!(api, [17000, 17001]);
+    layout.validate().unwrap();
+}
+
+#[test]
+fn initial_member_is_in_the_apiserver_flag_format() {
+    assert_eq!(
+        three().apiservers[0].initial_member(),
+        "id=1,name=a1,peer=127.0.0.1:2380,api=127.0.0.1:6443"
+    );
+    assert_eq!(three().apiservers[0].api_url(), "http://127.0.0.1:6443");
+}
+
+#[test]
+fn validate_rejects_broken_layouts() {
+    let mut dup_name = three();
+    dup_name.apiservers[1].name = "a1".into();
+    assert!(dup_name
+        .validate()
+        .unwrap_err()
+        .contains("duplicate replica name a1"));
+    let mut dup_id = three();
+    dup_id.apiservers[2].id = 1;
+    assert!(dup_id
+        .validate()
+        .unwrap_err()
+        .contains("duplicate replica id 1"));
+    let mut zero_id = three();
+    zero_id.apiservers[0].id = 0;
+    assert!(zero_id.validate().is_err());
+    let mut bad_name = three();
+    bad_name.apiservers[0].name = "../x".into();
+    assert!(bad_name.validate().is_err());
+    let mut future = three();
+    future.version = 99;
+    assert!(future.validate().unwrap_err().contains("version 99"));
+    let empty = ClusterLayout {
+        version: LAYOUT_VERSION,
+        apiservers: vec![],
+    };
+    assert!(empty.validate().is_err());
+}
+
+#[test]
+fn check_request_accepts_omitted_or_matching_flags() {
+    let layout = three();
+    let dir = Path::new("/tmp/c");
+    layout.check_request(dir, None, None, None).unwrap();
+    layout
+        .check_request(dir, Some(3), Some(6443), Some(2380))
+        .unwrap();
+}
+
+#[test]
+fn check_request_refuses_what_contradicts_the_fixed_layout() {
+    let layout = three();
+    let dir = Path::new("/tmp/c");
+    let err = layout.check_request(dir, Some(5), None, None).unwrap_err();
+    assert!(err.is_usage());
+    let text = err.to_string();
+    assert!(text.contains("--apiservers 5 was given"), "{text}");
+    assert!(text.contains("rkube down --purge --dir /tmp/c"), "{text}");
+    assert!(layout.check_request(dir, None, Some(7000), None).is_err());
+    assert!(layout.check_request(dir, None, None, Some(2381)).is_err());
+}
+
+#[test]
+fn layout_round_trips_through_cluster_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ClusterDir::create(&tmp.path().join("c")).unwrap();
+    assert!(!dir.has_layout());
+    dir.save_layout(&three()).unwrap();
+    assert!(dir.has_layout());
+    assert_eq!(dir.load_layout().unwrap(), three());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.layout_file()).unwrap()).unwrap();
+    assert_eq!(json["apiservers"][0]["api_address"], "127.0.0.1:6443");
+    assert_eq!(json["apiservers"][0]["peer_address"], "127.0.0.1:2380");
+}
+
+#[test]
+fn load_layout_tells_missing_from_invalid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ClusterDir::create(tmp.path()).unwrap();
+    let err = dir.load_layout().unwrap_err();
+    assert!(matches!(err, Error::NoCluster { .. }));
+    assert!(err.to_string().contains("rkube up --dir"), "{err}");
+    std::fs::write(dir.layout_file(), "{not json").unwrap();
+    assert!(matches!(
+        dir.load_layout(),
+        Err(Error::LayoutInvalid { .. })
+    ));
+}
+
+#[test]
+fn cluster_dir_paths_are_absolute_and_follow_the_layout() {
+    let dir = ClusterDir::open(Path::new("some/relative/dir")).unwrap();
+    assert!(dir.root().is_absolute());
+    assert!(dir.root().ends_with("some/relative/dir"));
+    assert_eq!(dir.data_dir("a1"), dir.root().join("data/a1"));
+    assert_eq!(dir.log_file("a1"), dir.root().join("logs/a1.log"));
+    assert_eq!(dir.pid_file("a1"), dir.root().join("pids/a1.pid"));
+}
+
+#[test]
+fn the_directory_lock_is_exclusive_while_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ClusterDir::create(tmp.path()).unwrap();
+    let held = dir.lock().unwrap();
+    assert!(matches!(dir.lock(), Err(Error::Locked { .. })));
+    drop(held);
+    dir.lock().unwrap();
+}

@@ -1,0 +1,566 @@
+//! `rkube up`: make every process of the local cluster run, then wait until it is ready.
+//!
+//! Expected flow: create or reuse the cluster directory and its layout, take its lock,
+//! start each replica whose process is not running (a running one is left alone, so `up`
+//! is idempotent and a restart keeps the replica's data and addresses), then poll every
+//! replica's Status until all answer, all know the same leader, that leader says it leads,
+//! and each has applied what it knows is committed. On timeout the processes keep running
+//! so their logs and status can be inspected; `down` stops them.
+//!
+//! Kubelets, the controller-manager and the scheduler do not exist yet: `--nodes` other
+//! than 0 is refused, and its default only produces a note.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::layout::{ApiserverSpec, ClusterDir, ClusterLayout};
+use crate::process::{self, Launch, APISERVER_BIN};
+use crate::status::{probe, Probe};
+use crate::{Error, Result};
+
+/// Apiserver replicas of a new cluster when `--apiservers` is not given.
+pub const DEFAULT_APISERVERS: usize = 3;
+/// How long `up` waits for the cluster to become ready when `--timeout` is not given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+const LOG_TAIL_LINES: usize = 10;
+
+/// What `up` should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpOptions {
+    /// The cluster directory (created if missing).
+    pub dir: PathBuf,
+    /// Replicas of a new cluster (default [`DEFAULT_APISERVERS`]). For an existing cluster,
+    /// `None` means "as laid out"; a different number is refused.
+    pub apiservers: Option<usize>,
+    /// Kubelets. `None` is the contract's default (1), which for now starts none and says
+    /// so; `Some(0)` starts none silently; anything else is refused until kubelets exist.
+    pub nodes: Option<usize>,
+    /// Replica `i` listens for clients on `base + i`; free ports when `None`.
+    pub api_port_base: Option<u16>,
+    /// Replica `i` listens for Raft peers on `base + i`; free ports when `None`.
+    pub peer_port_base: Option<u16>,
+    /// Where the binaries are; see [`process::find_binary`] for the default search.
+    pub bin_dir: Option<PathBuf>,
+    /// How long to wait for the cluster to become ready.
+    pub timeout: Duration,
+    /// Passed to every process as `--log-format` when set (`text` or `json`).
+    pub log_format: Option<String>,
+    /// Passed to every process as `--otlp-endpoint` when set.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl UpOptions {
+    /// The contract's defaults for a cluster in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        UpOptions {
+            dir: dir.into(),
+            apiservers: None,
+            nodes: None,
+            api_port_base: None,
+            peer_port_base: None,
+            bin_dir: None,
+            timeout: DEFAULT_TIMEOUT,
+            log_format: None,
+            otlp_endpoint: None,
+        }
+    }
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        Self::new(crate::layout::DEFAULT_DIR)
+    }
+}
+
+/// A ready cluster, as `up` leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// The cluster directory, absolute.
+    pub dir: PathBuf,
+    pub layout: ClusterLayout,
+    /// One entry per replica, in layout order.
+    pub apiservers: Vec<ReplicaStart>,
+    /// Name of the replica every replica agrees leads.
+    pub leader: String,
+    /// The leader's term.
+    pub term: u64,
+}
+
+/// What `up` did about one replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStart {
+    pub name: String,
+    pub pid: u32,
+    /// `false` when the replica was already running and left alone.
+    pub started: bool,
+}
+
+impl Cluster {
+    /// gRPC endpoints of every replica (`http://127.0.0.1:PORT`), in layout order.
+    pub fn api_endpoints(&self) -> Vec<String> {
+        self.layout
+            .apiservers
+            .iter()
+            .map(ApiserverSpec::api_url)
+            .collect()
+    }
+
+    /// The "cluster ready" summary and what to do next; `dir_arg` is the directory as the
+    /// user spelled it, for the suggested commands. Pure.
+    pub fn summary(&self, dir_arg: &Path) -> String {
+        let dir_arg = shell_quote(&dir_arg.display().to_string());
+        let n = self.layout.apiservers.len();
+        let mut out = format!(
+            "cluster ready: {n} apiserver{}, leader {} (term {})\n",
+            if n == 1 { "" } else { "s" },
+            self.leader,
+            self.term
+        );
+        for (spec, start) in self.layout.apiservers.iter().zip(&self.apiservers) {
+            let _ = writeln!(
+                out,
+                "  {:<4} pid {:<8} api {:<15}   peer {:<15}   {}",
+                spec.name,
+                start.pid,
+                spec.api_address,
+                spec.peer_address,
+                if start.started {
+                    "started"
+                } else {
+                    "already running"
+                }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "the controller-manager, scheduler and kubelets are not available yet: this cluster is the replicated store only"
+        );
+        let _ = writeln!(out, "next:");
+        let _ = writeln!(
+            out,
+            "  rkube status --dir {dir_arg}            roles, terms and indexes of every replica"
+        );
+        let _ = writeln!(
+            out,
+            "  rkube down --dir {dir_arg}              stop the cluster (--purge also deletes its directory)"
+        );
+        let _ = writeln!(
+            out,
+            "  logs: {}",
+            self.dir.join("logs").join("<name>.log").display()
+        );
+        out
+    }
+}
+
+/// Starts the cluster described by `opts` and waits until it is ready, printing progress
+/// lines (and the final summary) on stdout; a closed stdout is ignored.
+pub async fn up(opts: &UpOptions) -> Result<Cluster> {
+    // Not println!: a closed stdout (`rkube up | head`) must not abort the start-up.
+    let mut print = |line: &str| {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    };
+    up_with_progress(opts, &mut print).await
+}
+
+/// [`up`], reporting progress lines to `progress` instead of stdout.
+pub async fn up_with_progress(
+    opts: &UpOptions,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Cluster> {
+    let note = check_nodes(opts.nodes)?;
+    if let Some(0) = opts.apiservers {
+        return Err(Error::InvalidOptions(
+            "--apiservers must be at least 1".to_string(),
+        ));
+    }
+    let program = process::find_binary(APISERVER_BIN, opts.bin_dir.as_deref())?;
+
+    let dir = ClusterDir::create(&opts.dir)?;
+    let _lock = dir.lock()?;
+    let layout = if dir.has_layout() {
+        let layout = dir.load_layout()?;
+        layout.check_request(
+            dir.root(),
+            opts.apiservers,
+            opts.api_port_base,
+            opts.peer_port_base,
+        )?;
+        progress(&format!(
+            "using existing cluster in {} ({})",
+            dir.root().display(),
+            layout.describe()
+        ));
+        layout
+    } else {
+        let layout = ClusterLayout::allocate(
+            opts.apiservers.unwrap_or(DEFAULT_APISERVERS),
+            opts.api_port_base,
+            opts.peer_port_base,
+        )?;
+        dir.save_layout(&layout)?;
+        progress(&format!(
+            "created cluster in {} ({})",
+            dir.root().display(),
+            layout.describe()
+        ));
+        layout
+    };
+    dir.create_subdirs()?;
+    if let Some(note) = note {
+        progress(note);
+    }
+
+    let mut replicas = Vec::with_capacity(layout.apiservers.len());
+    for spec in &layout.apiservers {
+        replicas.push(ensure_running(
+            &dir, &layout, spec, &program, opts, progress,
+        )?);
+    }
+
+    progress(&format!(
+        "waiting for {} apiserver{} to elect a leader (timeout {}s) ...",
+        replicas.len(),
+        if replicas.len() == 1 { "" } else { "s" },
+        opts.timeout.as_secs_f64()
+    ));
+    let dir_arg = shell_quote(&opts.dir.display().to_string());
+    let (leader, term) = wait_ready(&dir, &layout, &mut replicas, opts.timeout, &dir_arg).await?;
+
+    let cluster = Cluster {
+        dir: dir.root().to_path_buf(),
+        apiservers: replicas
+            .iter()
+            .map(|r| ReplicaStart {
+                name: r.name.clone(),
+                pid: r.pid,
+                started: r.child.is_some(),
+            })
+            .collect(),
+        leader: layout
+            .apiservers
+            .iter()
+            .find(|s| s.id == leader)
+            .map_or_else(|| leader.to_string(), |s| s.name.clone()),
+        term,
+        layout,
+    };
+    progress(cluster.summary(&opts.dir).trim_end());
+    Ok(cluster)
+}
+
+/// Refuses kubelets until they exist; the default gets a note for the user instead.
+fn check_nodes(nodes: Option<usize>) -> Result<Option<&'static str>> {
+    match nodes {
+        Some(0) => Ok(None),
+        Some(requested) => Err(Error::NodesNotSupported { requested }),
+        None => Ok(Some(
+            "note: --nodes defaults to 1, but kubelets are not available yet: starting none \
+             (pass --nodes 0 to start a control plane only without this note)",
+        )),
+    }
+}
+
+/// A replica `up` is waiting for.
+struct Replica {
+    name: String,
+    pid: u32,
+    /// Set when this `up` started the process: lets it notice an early exit at once.
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+fn ensure_running(
+    dir: &ClusterDir,
+    layout: &ClusterLayout,
+    spec: &ApiserverSpec,
+    program: &Path,
+    opts: &UpOptions,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Replica> {
+    let data_dir = dir.data_dir(&spec.name);
+    let pid_file = dir.pid_file(&spec.name);
+    let log = dir.log_file(&spec.name);
+    if let Some(pid) = process::running_pid(&pid_file, APISERVER_BIN, &data_dir)? {
+        progress(&format!(
+            "apiserver {} already running (pid {pid})",
+            spec.name
+        ));
+        return Ok(Replica {
+            name: spec.name.clone(),
+            pid,
+            child: None,
+            log,
+        });
+    }
+    process::remove_pid_file(&pid_file)?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io("create directory", &data_dir, e))?;
+    let args = apiserver_args(layout, spec, &data_dir, opts);
+    let child = process::spawn_detached(&Launch {
+        name: &spec.name,
+        program,
+        args: &args,
+        cwd: dir.root(),
+        log_file: &log,
+        pid_file: &pid_file,
+    })?;
+    let pid = child.id();
+    progress(&format!(
+        "starting apiserver {} (pid {pid}) on {}, log {}",
+        spec.name,
+        spec.api_address,
+        log.display()
+    ));
+    Ok(Replica {
+        name: spec.name.clone(),
+        pid,
+        child: Some(child),
+        log,
+    })
+}
+
+/// The command line of one `rkube-apiserver` replica. Pure.
+pub fn apiserver_args(
+    layout: &ClusterLayout,
+    spec: &ApiserverSpec,
+    data_dir: &Path,
+    opts: &UpOptions,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "--name".into(),
+        spec.name.clone().into(),
+        "--id".into(),
+        spec.id.to_string().into(),
+        "--data-dir".into(),
+        data_dir.into(),
+        "--api-listen".into(),
+        spec.api_address.to_string().into(),
+        "--peer-listen".into(),
+        spec.peer_address.to_string().into(),
+    ];
+    for member in &layout.apiservers {
+        args.push("--initial-member".into());
+        args.push(member.initial_member().into());
+    }
+    if let Some(format) = &opts.log_format {
+        args.push("--log-format".into());
+        args.push(format.into());
+    }
+    if let Some(endpoint) = &opts.otlp_endpoint {
+        args.push("--otlp-endpoint".into());
+        args.push(endpoint.into());
+    }
+    args
+}
+
+/// Polls until [`assess`] says ready; returns the leader's id and term.
+async fn wait_ready(
+    dir: &ClusterDir,
+    layout: &ClusterLayout,
+    replicas: &mut [Replica],
+    timeout: Duration,
+    dir_arg: &str,
+) -> Result<(u64, u64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        check_processes(replicas, dir_arg)?;
+        let probes =
+            futures::future::join_all(layout.apiservers.iter().map(|s| probe(s, PROBE_TIMEOUT)))
+                .await;
+        let waiting = match assess(&layout.apiservers, &probes) {
+            Readiness::Ready { leader, term } => return Ok((leader, term)),
+            Readiness::Waiting { name, reason } => (name, reason),
+        };
+        tracing::debug!(replica = %waiting.0, reason = %waiting.1, "cluster not ready yet");
+        let now = Instant::now();
+        if now >= deadline {
+            let (name, reason) = waiting;
+            let log = dir.log_file(&name);
+            return Err(Error::NotReady {
+                tail: process::log_tail(&log, LOG_TAIL_LINES),
+                name: format!("apiserver {name}"),
+                reason,
+                log,
+                timeout,
+                dir: dir_arg.to_string(),
+            });
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+    }
+}
+
+/// Fails as soon as a replica's process is gone: waiting for it would only time out.
+fn check_processes(replicas: &mut [Replica], dir_arg: &str) -> Result<()> {
+    for r in replicas.iter_mut() {
+        let exited = match &mut r.child {
+            Some(child) => child
+                .try_wait()
+                .map_err(|e| Error::io("wait for", &r.log, e))?
+                .map(|status| status.to_string()),
+            None => (!process::is_alive(r.pid)).then(|| "exit status unknown".to_string()),
+        };
+        if let Some(status) = exited {
+            return Err(Error::ProcessExited {
+                name: format!("apiserver {} (pid {})", r.name, r.pid),
+                status,
+                tail: process::log_tail(&r.log, LOG_TAIL_LINES),
+                log: r.log.clone(),
+                dir: dir_arg.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether the cluster is ready, judged from one round of Status probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    Ready {
+        leader: u64,
+        term: u64,
+    },
+    /// The first replica found not ready, and why.
+    Waiting {
+        name: String,
+        reason: String,
+    },
+}
+
+/// Ready means: every replica answers as itself, knows a leader and has applied what it
+/// knows is committed (what `/readyz` checks); all name the same leader; and that leader
+/// says it leads. Pure.
+pub(crate) fn assess(specs: &[ApiserverSpec], probes: &[Probe]) -> Readiness {
+    let waiting = |spec: &ApiserverSpec, reason: String| Readiness::Waiting {
+        name: spec.name.clone(),
+        reason,
+    };
+    let name_of = |id: u64| {
+        specs
+            .iter()
+            .find(|s| s.id == id)
+            .map_or_else(|| format!("id {id}"), |s| s.name.clone())
+    };
+    let mut answers = Vec::with_capacity(specs.len());
+    for (spec, probe) in specs.iter().zip(probes) {
+        let status = match probe {
+            Probe::Unreachable(reason) => return waiting(spec, reason.clone()),
+            Probe::Answered(status) => status,
+        };
+        if status.id != spec.id {
+            return waiting(
+                spec,
+                format!(
+                    "{} answers as replica id {} ({:?}), not id {}: another process owns the port",
+                    spec.api_address, status.id, status.name, spec.id
+                ),
+            );
+        }
+        if status.leader == 0 {
+            return waiting(
+                spec,
+                format!(
+                    "no leader known yet (role {}, term {})",
+                    status.role, status.term
+                ),
+            );
+        }
+        if status.applied_index < status.commit_index {
+            return waiting(
+                spec,
+                format!(
+                    "still applying the log (applied {} of {} committed)",
+                    status.applied_index, status.commit_index
+                ),
+            );
+        }
+        answers.push((spec, status));
+    }
+    let Some((first_spec, first)) = answers.first() else {
+        return Readiness::Waiting {
+            name: "cluster".to_string(),
+            reason: "no replicas".to_string(),
+        };
+    };
+    if let Some((spec, status)) = answers.iter().find(|(_, s)| s.leader != first.leader) {
+        return waiting(
+            spec,
+            format!(
+                "sees leader {} while {} sees leader {}",
+                name_of(status.leader),
+                first_spec.name,
+                name_of(first.leader)
+            ),
+        );
+    }
+    match answers.iter().find(|(spec, _)| spec.id == first.leader) {
+        None => waiting(
+            first_spec,
+            format!(
+                "its leader id {} is not a member of this cluster",
+                first.leader
+            ),
+        ),
+        Some((spec, status)) if status.role != "leader" => waiting(
+            spec,
+            format!(
+                "the others name it leader but it says it is {} (term {})",
+                status.role, status.term
+            ),
+        ),
+        Some((_, status)) => Readiness::Ready {
+            leader: status.id,
+            term: status.term,
+        },
+    }
+}
+
+/// Parses a duration flag: a whole number with an optional unit `ms`, `s`, `m` or `h`
+/// (a bare number means seconds). Pure.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 60, 60s, 500ms, 2m"))?;
+    let millis = match unit.trim() {
+        "ms" => Some(value),
+        "" | "s" => value.checked_mul(1_000),
+        "m" => value.checked_mul(60_000),
+        "h" => value.checked_mul(3_600_000),
+        other => {
+            return Err(format!(
+                "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ))
+        }
+    }
+    .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    Ok(Duration::from_millis(millis))
+}
+
+/// Quotes `text` for a POSIX shell when it needs it, so suggested commands can be pasted.
+pub(crate) fn shell_quote(text: &str) -> String {
+    let safe = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c));
+    if safe {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+use super::*;
+
+fn specs() -> Vec<ApiserverSpec> {
+    ClusterLayout::plan(3, &[6443, 6444, 6445], &[2380, 2381, 2382])
+        .unwrap()
+        .apiservers
+}
+
+fn status(id: u64, leader: u64, role: &str) -> Probe {
+    Probe::Answered(rkube_proto::store::StatusResponse {
+        id,
+        name: format!("a{id}"),
+        role: role.into(),
+        term: 4,
+        leader,
+        commit_index: 10,
+        applied_index: 10,
+        ..Default::default()
+    })
+}
+
+fn settled() -> Vec<Probe> {
+    vec![
+        status(1, 2, "follower"),
+        status(2, 2, "leader"),
+        status(3, 2, "follower"),
+    ]
+}
+
+fn waiting_on(r: Readiness) -> (String, String) {
+    match r {
+        Readiness::Waiting { name, reason } => (name, reason),
+        ready => panic!("expected waiting, got {ready:?}"),
+    }
+}
+
+#[test]
+fn a_settled_cluster_is_ready_with_its_leader_and_term() {
+    assert_eq!(
+        assess(&specs(), &settled()),
+        Readiness::Ready { leader: 2, term: 4 }
+    );
+}
+
+#[test]
+fn an_unreachable_replica_is_waited_for_by_name() {
+    let mut probes = settled();
+    probes[2] = Probe::Unreachable("cannot connect to 127.0.0.1:6445: refused".into());
+    let (name, reason) = waiting_on(assess(&specs(), &probes));
+    assert_eq!(name, "a3");
+    assert!(reason.contains("refused"));
+}
+
+#[test]
+fn a_replica_without_a_leader_is_not_ready() {
+    let mut probes = settled();
+    probes[0] = status(1, 0, "candidate");
+    let (name, reason) = waiting_on(assess(&specs(), &probes));
+    assert_eq!(name, "a1");
+    assert_eq!(reason, "no leader known yet (role candidate, term 4)");
+}
+
+#[test]
+fn a_replica_behind_its_commit_index_is_not_ready() {
+    let mut probes = settled();
+    if let Probe::Answered(s) = &mut probes[1] {
+        s.applied_index = 9;
+    }
+    let (name, reason) = waiting_on(assess(&specs(), &probes));
+    assert_eq!(name, "a2");
+    assert!(reason.contains("applied 9 of 10"), "{reason}");
+}
+
+#[test]
+fn replicas_that_disagree_on_the_leader_are_not_ready() {
+    let mut probes = settled();
+    probes[2] = status(3, 3, "leader");
+    let (name, reason) = waiting_on(assess(&specs(), &probes));
+    assert_eq!(name, "a3");
+    assert_eq!(reason, "sees leader a3 while a1 sees leader a2");
+}
+
+#[test]
+fn a_named_leader_that_does_not_lead_yet_is_not_ready() {
+    let mut probes = settled();
+    probes[1] = status(2, 2, "candidate");
+    let (name, reason) = waiting_on(assess(&specs(), &probes));
+    assert_eq!(name, "a2");
+    assert!(reason.contains("says it is candidate"), "{reason}");
+}
+
+#[test]
+fn a_leader_outside_the_layout_is_not_ready() {
+    let probes = vec![
+        status(1, 9, "follower"),
+        status(2, 9, "follower"),
+        status(3, 9, "follower"),
+    ];
+    let (name, reason) = waiting_on(assess(&specs(), &probes));
+    assert_eq!(name, "a1");
+    assert!(reason.contains("leader id 9 is not a member"), "{reason}");
+}
+
+#[test]
+fn a_foreign_process_on_a_replicas_port_is_not_that_replica() {
+    let mut probes = settled();
+    probes[0] = status(7, 2, "follower");
+    let (name, reason) = waiting_on(assess(&specs(), &probes));
+    assert_eq!(name, "a1");
+    assert!(reason.contains("another process owns the port"), "{reason}");
+}
+
+#[test]
+fn apiserver_args_follow_the_apiserver_cli_contract() {
+    let layout = ClusterLayout::plan(2, &[6443, 6444], &[2380, 2381]).unwrap();
+    let opts = UpOptions {
+        log_format: Some("json".into()),
+        otlp_endpoint: Some("http://127.0.0.1:4317".into()),
+        ..UpOptions::new("/c")
+    };
+    let args = apiserver_args(
+        &layout,
+        &layout.apiservers[1],
+        Path::new("/c/data/a2"),
+        &opts,
+    );
+    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+    assert_eq!(
+        args,
+        [
+            "--name",
+            "a2",
+            "--id",
+            "2",
+            "--data-dir",
+            "/c/data/a2",
+            "--api-listen",
+            "127.0.0.1:6444",
+            "--peer-listen",
+            "127.0.0.1:2381",
+            "--initial-member",
+            "id=1,name=a1,peer=127.0.0.1:2380,api=127.0.0.1:6443",
+            "--initial-member",
+            "id=2,name=a2,peer=127.0.0.1:2381,api=127.0.0.1:6444",
+            "--log-format",
+            "json",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4317",
+        ]
+    );
+    let plain = apiserver_args(
+        &layout,
+        &layout.apiservers[0],
+        Path::new("/c/data/a1"),
+        &UpOptions::new("/c"),
+    );
+    assert_eq!(plain.len(), 14);
+}
+
+#[test]
+fn parse_duration_takes_seconds_by_default_and_common_units() {
+    assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
+    assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    assert!(parse_duration("").is_err());
+    assert!(parse_duration("s").is_err());
+    assert!(parse_duration("5 days")
+        .unwrap_err()
+        .contains("unknown unit"));
+    assert!(parse_duration("-5s").is_err());
+    assert!(parse_duration("99999999999999999999h").is_err());
+}
+
+#[test]
+fn shell_quote_leaves_plain_paths_alone() {
+    assert_eq!(shell_quote(".rkube"), ".rkube");
+    assert_eq!(shell_quote("/tmp/my-cluster_1"), "/tmp/my-cluster_1");
+    assert_eq!(shell_quote("/tmp/my cluster"), "'/tmp/my cluster'");
+    assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    assert_eq!(shell_quote(""), "''");
+}
+
+#[test]
+fn summary_names_the_leader_every_replica_and_what_to_do_next() {
+    let layout = ClusterLayout::plan(2, &[6443, 6444], &[2380, 2381]).unwrap();
+    let cluster = Cluster {
+        dir: PathBuf::from("/home/me/.rkube"),
+        apiservers: vec![
+            ReplicaStart {
+                name: "a1".into(),
+                pid: 11,
+                started: true,
+            },
+            ReplicaStart {
+                name: "a2".into(),
+                pid: 12,
+                started: false,
+            },
+        ],
+        leader: "a2".into(),
+        term: 3,
+        layout,
+    };
+    let text = cluster.summary(Path::new(".rkube"));
+    assert!(
+        text.starts_with("cluster ready: 2 apiservers, leader a2 (term 3)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a1   pid 11       api 127.0.0.1:6443"),
+        "{text}"
+    );
+    assert!(text.contains("already running"));
+    assert!(text.contains("rkube status --dir .rkube"));
+    assert!(text.contains("rkube down --dir .rkube"));
+    assert!(text.contains("/home/me/.rkube/logs/<name>.log"));
+    assert_eq!(
+        cluster.api_endpoints(),
+        ["http://127.0.0.1:6443", "http://127.0.0.1:6444"]
+    );
+}
+
+#[test]
+fn nodes_must_be_zero_and_the_default_only_adds_a_note() {
+    assert_eq!(check_nodes(Some(0)).unwrap(), None);
+    let note = check_nodes(None).unwrap().unwrap();
+    assert!(note.contains("kubelets are not available yet"));
+    let err = check_nodes(Some(1)).unwrap_err();
+    assert!(err.is_usage());
+    assert!(
+        err.to_string().contains("kubelets are not available yet"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn up_refuses_nodes_before_touching_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let opts = UpOptions {
+        nodes: Some(2),
+        ..UpOptions::new(&dir)
+    };
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        up_with_progress(&opts, &mut |_: &str| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(err, Error::NodesNotSupported { requested: 2 }));
+    assert!(!dir.exists());
+}
+
+#[tokio::test]
+async fn up_without_the_apiserver_binary_says_where_it_looked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = UpOptions {
+        nodes: Some(0),
+        bin_dir: Some(tmp.path().to_path_buf()),
+        ..UpOptions::new(tmp.path().join("c"))
+    };
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        up_with_progress(&opts, &mut |_: &str| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(err, Error::BinaryNotFound { .. }), "{err}");
+    assert!(err.to_string().contains(&tmp.path().display().to_string()));
+}

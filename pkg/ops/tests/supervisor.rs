@@ -1,0 +1,312 @@
+//! Multi-process tests of `up`, `status` and `down` against `examples/fake-apiserver.rs`,
+//! a stand-in that speaks the real apiserver's CLI and Status contract. They check the
+//! supervisor (spawning, pid files, readiness, restarts, stopping), not Raft: the real
+//! apiserver is exercised by the e2e crate.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rkube_ops::{down, status, up_with_progress, Error, UpOptions};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The example `cargo test` builds next to this test binary (`target/<profile>/examples`).
+fn fake_apiserver() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let fake = profile_dir.join("examples").join("fake-apiserver");
+    assert!(
+        fake.is_file(),
+        "{} is missing: run `cargo test -p rkube-ops` (which builds examples) or \
+         `cargo build -p rkube-ops --example fake-apiserver` first",
+        fake.display()
+    );
+    fake
+}
+
+/// A scratch directory with `bin/rkube-apiserver` (a link to the fake) and a cluster dir `cluster/`
+/// whose `fake-mode` file is `mode`.
+struct Sandbox {
+    _tmp: tempfile::TempDir,
+    bin: PathBuf,
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(mode: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bin = tmp.path().join("bin");
+        let dir = tmp.path().join("cluster");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        // A symlink, not a copy: writing an executable while another test thread forks
+        // makes exec fail with ETXTBSY (the child briefly inherits the write descriptor).
+        std::os::unix::fs::symlink(fake_apiserver(), bin.join("rkube-apiserver")).unwrap();
+        std::fs::write(dir.join("fake-mode"), mode).unwrap();
+        Sandbox {
+            _tmp: tmp,
+            bin,
+            dir,
+        }
+    }
+
+    fn opts(&self, apiservers: usize) -> UpOptions {
+        UpOptions {
+            apiservers: Some(apiservers),
+            nodes: Some(0),
+            bin_dir: Some(self.bin.clone()),
+            timeout: Duration::from_secs(20),
+            ..UpOptions::new(&self.dir)
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Never leave processes behind, whatever the test did.
+        let dir = self.dir.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(rkube_ops::down::down_with_grace(
+                    &dir,
+                    false,
+                    Duration::from_millis(200),
+                ))
+        })
+        .join();
+    }
+}
+
+async fn quiet_up(opts: &UpOptions) -> rkube_ops::Result<(rkube_ops::Cluster, Vec<String>)> {
+    let mut lines = Vec::new();
+    let cluster = up_with_progress(opts, &mut |l: &str| lines.push(l.to_string())).await?;
+    Ok((cluster, lines))
+}
+
+#[tokio::test]
+async fn up_status_up_again_down_and_purge_round_trip() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ok");
+        let (cluster, lines) = quiet_up(&sb.opts(3)).await.expect("up");
+        assert_eq!(cluster.leader, "a1");
+        assert_eq!(cluster.term, 2);
+        assert!(cluster.apiservers.iter().all(|r| r.started));
+        assert_eq!(cluster.api_endpoints().len(), 3);
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("starting apiserver a2 (pid ")));
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("cluster ready: 3 apiservers, leader a1")));
+        for name in ["a1", "a2", "a3"] {
+            assert!(sb.dir.join("pids").join(format!("{name}.pid")).is_file());
+            assert!(sb.dir.join("logs").join(format!("{name}.log")).is_file());
+            assert!(sb.dir.join("data").join(name).is_dir());
+        }
+
+        let report = status(&sb.dir).await.expect("status");
+        let roles: Vec<&str> = report.apiservers.iter().map(|a| a.role.as_str()).collect();
+        assert_eq!(roles, ["leader", "follower", "follower"]);
+        for (a, r) in report.apiservers.iter().zip(&cluster.apiservers) {
+            assert_eq!(a.pid, Some(r.pid));
+            assert_eq!(a.commit_index, Some(7));
+        }
+        assert!(report.components.is_empty() && report.nodes.is_empty());
+
+        // A second `up` finds everything running and starts nothing; the layout is reused.
+        let (again, _) = quiet_up(&UpOptions {
+            apiservers: None,
+            ..sb.opts(3)
+        })
+        .await
+        .expect("second up");
+        assert!(again.apiservers.iter().all(|r| !r.started));
+        assert_eq!(
+            again.apiservers,
+            cluster
+                .apiservers
+                .iter()
+                .map(|r| rkube_ops::ReplicaStart {
+                    started: false,
+                    ..r.clone()
+                })
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(again.layout, cluster.layout);
+
+        let stopped = down(&sb.dir, false).await.expect("down");
+        assert_eq!(stopped.stopped.len(), 3);
+        assert!(stopped
+            .stopped
+            .iter()
+            .all(|p| !p.killed && p.kind == "apiserver"));
+        assert!(!sb.dir.join("pids").join("a1.pid").exists());
+
+        let report = status(&sb.dir).await.expect("status after down");
+        assert!(report
+            .apiservers
+            .iter()
+            .all(|a| a.role == "down" && a.pid.is_none() && a.term.is_none()));
+
+        let again = down(&sb.dir, false).await.expect("down is idempotent");
+        assert!(again.stopped.is_empty());
+        let purged = down(&sb.dir, true).await.expect("down --purge");
+        assert!(purged.purged);
+        assert!(!sb.dir.exists());
+        let gone = down(&sb.dir, true).await.expect("down on a missing dir");
+        assert!(!gone.existed);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn up_restarts_only_the_replica_that_is_not_running_and_keeps_its_addresses() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ok");
+        let (first, _) = quiet_up(&sb.opts(3)).await.expect("up");
+        let a2 = first.apiservers[1].pid;
+        rkube_ops::process::send_signal(a2, nix::sys::signal::Signal::SIGKILL).unwrap();
+        while rkube_ops::process::is_alive(a2) {
+            rkube_ops::process::reap(a2);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let report = status(&sb.dir).await.unwrap();
+        assert_eq!(report.apiservers[1].role, "down");
+        assert_eq!(report.apiservers[1].pid, None);
+
+        let (second, lines) = quiet_up(&sb.opts(3)).await.expect("up again");
+        let started: Vec<bool> = second.apiservers.iter().map(|r| r.started).collect();
+        assert_eq!(started, [false, true, false]);
+        assert_ne!(second.apiservers[1].pid, a2);
+        assert_eq!(second.layout, first.layout);
+        assert!(lines.iter().any(|l| l
+            == &format!(
+                "apiserver a1 already running (pid {})",
+                first.apiservers[0].pid
+            )));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn up_fails_fast_with_the_log_tail_when_a_replica_exits() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("exit");
+        let started = std::time::Instant::now();
+        let err = quiet_up(&sb.opts(1)).await.expect_err("up must fail");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "failed only after {:?}",
+            started.elapsed()
+        );
+        match &err {
+            Error::ProcessExited {
+                name,
+                status,
+                log,
+                tail,
+                ..
+            } => {
+                assert!(name.starts_with("apiserver a1"), "{name}");
+                assert!(status.contains('3'), "{status}");
+                assert!(log.ends_with("logs/a1.log"));
+                assert!(tail.contains("refusing to start"), "{tail}");
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        assert!(err.to_string().contains("refusing to start"));
+        assert!(err.to_string().contains("rkube down --dir"), "{err}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn up_times_out_naming_the_replica_without_a_leader_and_its_log() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("no-leader");
+        let opts = UpOptions {
+            timeout: Duration::from_millis(1500),
+            ..sb.opts(2)
+        };
+        let err = quiet_up(&opts).await.expect_err("up must time out");
+        match &err {
+            Error::NotReady {
+                name, reason, log, ..
+            } => {
+                assert_eq!(name, "apiserver a1");
+                assert!(reason.contains("no leader known yet"), "{reason}");
+                assert!(log.ends_with("logs/a1.log"));
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("rkube down --dir"), "{text}");
+        // The processes are left running for inspection; down stops them.
+        let report = status(&sb.dir).await.unwrap();
+        assert!(report
+            .apiservers
+            .iter()
+            .all(|a| a.pid.is_some() && a.role == "candidate"));
+        assert_eq!(down(&sb.dir, false).await.unwrap().stopped.len(), 2);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn down_kills_replicas_that_ignore_sigterm_after_the_grace_period() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ignore-term");
+        quiet_up(&sb.opts(1)).await.expect("up");
+        let report = rkube_ops::down::down_with_grace(&sb.dir, false, Duration::from_millis(500))
+            .await
+            .expect("down");
+        assert_eq!(report.stopped.len(), 1);
+        assert!(report.stopped[0].killed);
+        assert!(report.render().contains("killed apiserver a1"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn up_refuses_to_change_the_replica_count_of_an_existing_cluster() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ok");
+        quiet_up(&sb.opts(1)).await.expect("up");
+        let err = quiet_up(&sb.opts(3)).await.expect_err("must refuse");
+        assert!(err.is_usage(), "{err}");
+        assert!(err.to_string().contains("--apiservers 3"), "{err}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_stale_pid_file_of_another_process_is_neither_trusted_nor_signalled() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ok");
+        quiet_up(&sb.opts(1)).await.expect("up");
+        down(&sb.dir, false).await.unwrap();
+        // Our own pid is alive but is not that replica.
+        std::fs::write(
+            sb.dir.join("pids/a1.pid"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        let report = status(&sb.dir).await.unwrap();
+        assert_eq!(report.apiservers[0].pid, None);
+        let report = down(&sb.dir, false).await.unwrap();
+        assert!(report.stopped.is_empty());
+        assert!(!sb.dir.join("pids/a1.pid").exists());
+    })
+    .await
+    .expect("test timed out");
+}
