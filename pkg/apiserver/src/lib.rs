@@ -10,6 +10,8 @@
 //! in-process on `127.0.0.1:0`.
 
 mod options;
+pub mod registry;
+pub mod rest;
 mod server;
 pub mod tls;
 

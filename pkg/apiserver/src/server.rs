@@ -81,6 +81,11 @@ pub async fn run(
     tracing::info!(api = %api_addr, peer = %peer_addr, id = store.id(), "apiserver replica started");
     ready(api_addr, peer_addr);
 
+    let registry = crate::registry::Registry::new(store.clone());
+    {
+        let registry = registry.clone();
+        tokio::spawn(async move { registry.ensure_system_namespaces().await });
+    }
     let svc = StoreService::new(store.clone());
     let grpc = tonic::service::Routes::new(svc.kv())
         .add_service(svc.watch())
@@ -97,7 +102,11 @@ pub async fn run(
                 async move { readiness(&store).await }
             }),
         )
-        .merge(rkube_telemetry::metrics::router());
+        .merge(rkube_telemetry::metrics::router())
+        .merge(
+            crate::rest::router(registry.clone())
+                .layer(rkube_telemetry::propagation::TraceLayer::http()),
+        );
     let served = crate::tls::serve(
         api,
         tls,

@@ -1,0 +1,695 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::defaults::default_object;
+use crate::registry::lookup;
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+fn info(group: &str, plural: &str) -> &'static ResourceInfo {
+    lookup(group, "v1", plural).unwrap()
+}
+
+/// The object as the apiserver validates it: defaulted first.
+fn defaulted(i: &ResourceInfo, mut v: Value) -> Value {
+    default_object(i, &mut v);
+    v
+}
+
+fn create_message(group: &str, plural: &str, obj: Value) -> Option<String> {
+    let i = info(group, plural);
+    validate_create(i, &defaulted(i, obj)).err().map(|s| s.message)
+}
+
+fn pod(spec: Value) -> Value {
+    json!({"metadata": {"name": "x", "namespace": "default"}, "spec": spec})
+}
+
+fn deployment(selector: Option<Value>, template_labels: Value) -> Value {
+    let mut spec = json!({
+        "template": {"metadata": {"labels": template_labels}, "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}
+    });
+    if let Some(s) = selector {
+        spec["selector"] = s;
+    }
+    json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec})
+}
+
+#[test]
+fn field_paths_print_as_kubernetes_prints_them() {
+    let spec = FieldPath::new("spec");
+    assert_eq!(spec.child("containers").index(0).child("image").to_string(), "spec.containers[0].image");
+    assert_eq!(FieldPath::new("metadata").child("labels").key("app").to_string(), "metadata.labels[app]");
+    assert_eq!(FieldPath::new("data").key("a b").to_string(), "data[a b]");
+    assert_eq!(FieldPath::new("").to_string(), "[]");
+    assert_eq!(FieldPath::from_names(&["roleRef", "name"]).to_string(), "roleRef.name");
+}
+
+#[test]
+fn field_errors_render_like_kubernetes_field_errors() {
+    let p = FieldPath::from_names(&["spec", "replicas"]);
+    let cases = [
+        (FieldError::required(&p, ""), "spec.replicas: Required value"),
+        (FieldError::required(&p, "must be set"), "spec.replicas: Required value: must be set"),
+        (FieldError::invalid(&p, -1, IS_NEGATIVE_ERROR), "spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        (FieldError::invalid(&p, "a\"b", "bad"), "spec.replicas: Invalid value: \"a\\\"b\": bad"),
+        (FieldError::invalid(&p, BadValue::Null, "gone"), "spec.replicas: Invalid value: \"null\": gone"),
+        (FieldError::invalid(&p, true, "no"), "spec.replicas: Invalid value: true: no"),
+        (
+            FieldError::not_supported(&p, "x", &["a", "b"]),
+            "spec.replicas: Unsupported value: \"x\": supported values: \"a\", \"b\"",
+        ),
+        (FieldError::duplicate(&p, "x"), "spec.replicas: Duplicate value: \"x\""),
+        (FieldError::forbidden(&p, "nope"), "spec.replicas: Forbidden: nope"),
+        (FieldError::too_long(&p, 10), "spec.replicas: Too long: may not be more than 10 bytes"),
+        (FieldError::too_long(&p, 1), "spec.replicas: Too long: may not be more than 1 byte"),
+        (FieldError::too_many(&p, Some(5), 3), "spec.replicas: Too many: 5: must have at most 3 items"),
+        (FieldError::too_many(&p, None, 1), "spec.replicas: Too many: must have at most 1 item"),
+        (FieldError::not_found(&p, "x"), "spec.replicas: Not found: \"x\""),
+        (FieldError::internal(&p, "oops"), "spec.replicas: Internal error: oops"),
+        (FieldError::type_invalid(&p, "x", "expected int"), "spec.replicas: Invalid value: \"x\": expected int"),
+    ];
+    for (e, want) in cases {
+        assert_eq!(e.to_string(), want);
+    }
+    assert_eq!(FieldError::required(&p, "").error_type.reason(), "FieldValueRequired");
+}
+
+#[test]
+fn go_quote_escapes_like_strconv_quote() {
+    assert_eq!(go_quote("plain"), "\"plain\"");
+    assert_eq!(go_quote("tab\tnew\nline"), "\"tab\\tnew\\nline\"");
+    assert_eq!(go_quote("\u{1}"), "\"\\x01\"");
+    assert_eq!(go_quote("héllo"), "\"héllo\"");
+}
+
+#[test]
+fn name_formats_give_kubernetes_messages() {
+    assert!(is_dns1123_subdomain("example.com").is_empty());
+    assert_eq!(is_dns1123_subdomain("Foo"), [SUBDOMAIN_MSG]);
+    assert_eq!(is_dns1123_label("Foo"), [LABEL_MSG]);
+    assert_eq!(is_dns1123_label("a.b"), ["must not contain dots"]);
+    assert_eq!(is_dns1123_label(&"a".repeat(64)), ["must be no more than 63 characters"]);
+    assert_eq!(is_dns1035_label("1abc"), [DNS1035_MSG]);
+    assert!(is_dns1035_label("web-1").is_empty());
+    assert!(is_qualified_name("example.com/MyName").is_empty());
+    assert_eq!(is_qualified_name("/a"), ["prefix part must be non-empty"]);
+    assert_eq!(is_qualified_name("a/b/c").len(), 1);
+    assert_eq!(is_qualified_name("").len(), 2);
+    assert!(is_valid_label_value("").is_empty());
+    assert_eq!(is_valid_label_value("-x").len(), 1);
+    assert!(is_config_map_key("key.name").is_empty());
+    assert_eq!(is_config_map_key(".."), ["must not be '..'"]);
+    assert_eq!(is_config_map_key("..a"), ["must not start with '..'"]);
+    assert_eq!(is_valid_port_num(0), ["must be between 1 and 65535, inclusive"]);
+    assert!(is_valid_port_name("http").is_empty());
+    assert_eq!(
+        is_valid_port_name("-http--x-"),
+        ["must not contain consecutive hyphens", "must not begin or end with a hyphen"]
+    );
+    assert_eq!(is_valid_port_name("8080"), ["must contain at least one letter (a-z)"]);
+    assert!(is_valid_percent("25%").is_empty());
+    assert_eq!(
+        is_valid_percent("25"),
+        ["a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"]
+    );
+    assert!(is_valid_ip("10.0.0.1").is_empty());
+    assert!(!is_valid_ip("10.0.0.01").is_empty());
+    assert!(is_valid_cidr("10.244.0.0/16").is_empty());
+    assert!(!is_valid_cidr("10.244.0.0/33").is_empty());
+    assert_eq!(is_valid_path_segment_name(".."), ["may not be '..'"]);
+    assert_eq!(is_valid_path_segment_name("a/b%"), ["may not contain '/'", "may not contain '%'"]);
+}
+
+#[test]
+fn generate_name_prefixes_may_end_in_a_dash() {
+    assert!(name_is_dns_subdomain("web-", true).is_empty());
+    assert!(!name_is_dns_subdomain("web-", false).is_empty());
+}
+
+#[test]
+fn generated_names_append_five_characters_to_a_cut_base() {
+    let mut n = 0u32;
+    let name = generate_name("web-", || {
+        n += 1;
+        n
+    });
+    assert_eq!(name, "web-cdfgh");
+    let long = "a".repeat(70);
+    assert_eq!(generate_name(&long, || 0).len(), 63);
+}
+
+#[test]
+fn invalid_pods_are_refused_with_kubernetes_messages() {
+    let cases = [
+        (pod(json!({})), r#"Pod "x" is invalid: spec.containers: Required value"#.to_string()),
+        (
+            pod(json!({"containers": [{"name": "nginx"}]})),
+            r#"Pod "x" is invalid: spec.containers[0].image: Required value"#.to_string(),
+        ),
+        (
+            json!({"metadata": {"name": "Foo", "namespace": "default"}, "spec": {"containers": [{"name": "nginx"}]}}),
+            format!(
+                r#"Pod "Foo" is invalid: [metadata.name: Invalid value: "Foo": {SUBDOMAIN_MSG}, spec.containers[0].image: Required value]"#
+            ),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]})),
+            r#"Pod "x" is invalid: spec.containers[1].name: Duplicate value: "a""#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "Web_1", "image": "x"}]})),
+            format!(r#"Pod "x" is invalid: spec.containers[0].name: Invalid value: "Web_1": {LABEL_MSG}"#),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 70000}]}]})),
+            r#"Pod "x" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80, "protocol": "HTTP"}]}]})),
+            r#"Pod "x" is invalid: spec.containers[0].ports[0].protocol: Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP""#.to_string(),
+        ),
+        (
+            pod(json!({"restartPolicy": "Sometimes", "containers": [{"name": "a", "image": "x"}]})),
+            r#"Pod "x" is invalid: spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#.to_string(),
+        ),
+        (
+            pod(json!({"activeDeadlineSeconds": 0, "containers": [{"name": "a", "image": "x"}]})),
+            r#"Pod "x" is invalid: spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive"#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x", "imagePullPolicy": "Sometimes"}]})),
+            r#"Pod "x" is invalid: spec.containers[0].imagePullPolicy: Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never""#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": " x"}]})),
+            r#"Pod "x" is invalid: spec.containers[0].image: Invalid value: " x": must not have leading or trailing whitespace"#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}]})),
+            r#"Pod "x" is invalid: spec.containers[0].volumeMounts[0].name: Not found: "data""#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}]})),
+            r#"Pod "x" is invalid: spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1"#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x", "livenessProbe": {"exec": {"command": ["true"]}, "successThreshold": 2}}]})),
+            r#"Pod "x" is invalid: spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x", "env": [{"name": "A", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]})),
+            r#"Pod "x" is invalid: spec.containers[0].env[0].valueFrom: Invalid value: "": may not be specified when `value` is not empty"#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x"}], "tolerations": [{"operator": "Equal", "value": "v"}]})),
+            r#"Pod "x" is invalid: spec.tolerations[0].operator: Invalid value: "Equal": operator must be Exists when `key` is empty, which means "match all values and all keys""#.to_string(),
+        ),
+        (
+            pod(json!({"containers": [{"name": "a", "image": "x"}], "volumes": [{"name": "v", "emptyDir": {}, "hostPath": {"path": "/"}}]})),
+            r#"Pod "x" is invalid: spec.volumes[0].hostPath: Forbidden: may not specify more than 1 volume type"#.to_string(),
+        ),
+        (
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            r#"Pod "x" is invalid: metadata.namespace: Required value"#.to_string(),
+        ),
+        (
+            json!({"metadata": {"namespace": "default"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            r#"Pod "" is invalid: metadata.name: Required value: name or generateName is required"#.to_string(),
+        ),
+        (
+            json!({"metadata": {"name": "x", "namespace": "default", "labels": {"-bad": "v"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            r#"Pod "x" is invalid: metadata.labels: Invalid value: "-bad": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"#.to_string(),
+        ),
+        (
+            json!({"metadata": {"name": "x", "namespace": "default", "finalizers": ["custom"]}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            r#"Pod "x" is invalid: metadata.finalizers[0]: Invalid value: "custom": name is neither a standard finalizer name nor is it fully qualified"#.to_string(),
+        ),
+    ];
+    for (obj, want) in cases {
+        assert_eq!(create_message("", "pods", obj.clone()).as_deref(), Some(want.as_str()), "{obj}");
+    }
+}
+
+#[test]
+fn valid_objects_of_every_kind_pass() {
+    let cases = [
+        ("", "pods", pod(json!({"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80, "name": "http"}]}]}))),
+        ("apps", "deployments", deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web"}))),
+        ("", "namespaces", json!({"metadata": {"name": "team-a"}})),
+        ("", "nodes", json!({"metadata": {"name": "node-1"}, "spec": {"podCIDRs": ["10.244.1.0/24"], "taints": [{"key": "k", "effect": "NoSchedule"}]}})),
+        ("", "configmaps", json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a.conf": "x"}})),
+        ("", "secrets", json!({"metadata": {"name": "s", "namespace": "d"}, "stringData": {"password": "x"}})),
+        ("", "serviceaccounts", json!({"metadata": {"name": "default", "namespace": "d"}})),
+        ("", "services", json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})),
+        ("", "services", json!({"metadata": {"name": "db", "namespace": "d"}, "spec": {"clusterIP": "None", "clusterIPs": ["None"]}})),
+        ("", "services", json!({"metadata": {"name": "ext", "namespace": "d"}, "spec": {"type": "ExternalName", "externalName": "example.com."}})),
+        ("", "events", json!({"metadata": {"name": "e.1", "namespace": "default"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}, "reason": "Started"})),
+        ("coordination.k8s.io", "leases", json!({"metadata": {"name": "kube-scheduler", "namespace": "kube-system"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})),
+        ("rbac.authorization.k8s.io", "clusterroles", json!({"metadata": {"name": "system:reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}, {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]})),
+        ("rbac.authorization.k8s.io", "clusterrolebindings", json!({"metadata": {"name": "admins"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}, "subjects": [{"kind": "Group", "name": "system:masters"}]})),
+        ("rbac.authorization.k8s.io", "rolebindings", json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default"}]})),
+    ];
+    for (g, p, obj) in cases {
+        assert_eq!(create_message(g, p, obj.clone()), None, "{obj}");
+    }
+}
+
+#[test]
+fn deployments_need_a_selector_that_matches_their_template() {
+    let cases = [
+        (
+            deployment(None, json!({"app": "web"})),
+            r#"Deployment.apps "web" is invalid: [spec.selector: Required value, spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`]"#,
+        ),
+        (
+            deployment(Some(json!({"matchLabels": {"app": "db"}})), json!({"app": "web"})),
+            r#"Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`"#,
+        ),
+        (
+            deployment(Some(json!({})), json!({"app": "web"})),
+            r#"Deployment.apps "web" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"#,
+        ),
+    ];
+    for (obj, want) in cases {
+        assert_eq!(create_message("apps", "deployments", obj).as_deref(), Some(want));
+    }
+}
+
+#[test]
+fn deployment_specs_are_checked_field_by_field() {
+    let base = || deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web"}));
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut d = base();
+        f(&mut d);
+        d
+    };
+    let cases = [
+        (
+            with(&|d| d["spec"]["replicas"] = json!(-1)),
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (
+            with(&|d| d["spec"]["template"]["spec"]["restartPolicy"] = json!("Never")),
+            r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#,
+        ),
+        (
+            with(&|d| d["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {}})),
+            "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'",
+        ),
+        (
+            with(&|d| d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}})),
+            "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}: may not be 0 when `maxSurge` is 0",
+        ),
+        (
+            with(&|d| d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "x"}})),
+            "spec.strategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"x\"}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+        ),
+        (
+            with(&|d| d["spec"]["strategy"] = json!({"type": "Blue"})),
+            r#"spec.strategy: Unsupported value: "Blue": supported values: "Recreate", "RollingUpdate""#,
+        ),
+        (
+            with(&|d| d["spec"]["progressDeadlineSeconds"] = json!(5)),
+            "",
+        ),
+        (
+            with(&|d| {
+                d["spec"]["progressDeadlineSeconds"] = json!(5);
+                d["spec"]["minReadySeconds"] = json!(10);
+            }),
+            "spec.progressDeadlineSeconds: Invalid value: 5: must be greater than minReadySeconds",
+        ),
+    ];
+    for (obj, want) in cases {
+        let got = create_message("apps", "deployments", obj.clone());
+        if want.is_empty() {
+            assert_eq!(got, None, "{obj}");
+        } else {
+            assert_eq!(got, Some(format!(r#"Deployment.apps "web" is invalid: {want}"#)), "{obj}");
+        }
+    }
+}
+
+#[test]
+fn replica_sets_follow_the_same_selector_rules() {
+    let rs = json!({"metadata": {"name": "web-1", "namespace": "default"}, "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}}}});
+    assert_eq!(
+        create_message("apps", "replicasets", rs).as_deref(),
+        Some(r#"ReplicaSet.apps "web-1" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"other"}: `selector` does not match template `labels`"#)
+    );
+}
+
+#[test]
+fn invalid_services_are_refused_with_kubernetes_messages() {
+    let svc = |name: &str, spec: Value| json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec});
+    let cases = [
+        (svc("web", json!({"selector": {"app": "web"}})), r#"Service "web" is invalid: spec.ports: Required value"#.to_string()),
+        (
+            svc("1web", json!({"ports": [{"port": 80}]})),
+            format!(r#"Service "1web" is invalid: metadata.name: Invalid value: "1web": {DNS1035_MSG}"#),
+        ),
+        (
+            svc("web", json!({"type": "Magic", "ports": [{"port": 80}]})),
+            r#"Service "web" is invalid: spec.type: Unsupported value: "Magic": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort""#.to_string(),
+        ),
+        (
+            svc("web", json!({"ports": [{"port": 0}]})),
+            // The target port defaults to the port, so Kubernetes reports both.
+            r#"Service "web" is invalid: [spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive]"#.to_string(),
+        ),
+        (
+            svc("web", json!({"ports": [{"port": 80}, {"port": 443}]})),
+            r#"Service "web" is invalid: [spec.ports[0].name: Required value, spec.ports[1].name: Required value]"#.to_string(),
+        ),
+        (
+            svc("web", json!({"ports": [{"port": 80, "nodePort": 30080}]})),
+            r#"Service "web" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"#.to_string(),
+        ),
+        (
+            svc("web", json!({"sessionAffinity": "Sticky", "ports": [{"port": 80}]})),
+            r#"Service "web" is invalid: spec.sessionAffinity: Unsupported value: "Sticky": supported values: "ClientIP", "None""#.to_string(),
+        ),
+        (
+            svc("web", json!({"type": "ExternalName"})),
+            r#"Service "web" is invalid: spec.externalName: Required value"#.to_string(),
+        ),
+        (
+            svc("web", json!({"clusterIP": "10.0.0.300", "clusterIPs": ["10.0.0.300"], "ports": [{"port": 80}]})),
+            r#"Service "web" is invalid: spec.clusterIPs[0]: Invalid value: "10.0.0.300": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"#.to_string(),
+        ),
+        (
+            svc("web", json!({"ports": [{"port": 80, "targetPort": "http--x"}]})),
+            r#"Service "web" is invalid: spec.ports[0].targetPort: Invalid value: "http--x": must not contain consecutive hyphens"#.to_string(),
+        ),
+    ];
+    for (obj, want) in cases {
+        assert_eq!(create_message("", "services", obj.clone()).as_deref(), Some(want.as_str()), "{obj}");
+    }
+}
+
+#[test]
+fn configmaps_and_secrets_check_keys_sizes_and_types() {
+    let big = "x".repeat(1024 * 1024 + 1);
+    let cases = [
+        (
+            "configmaps",
+            json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a b": "x"}}),
+            r#"ConfigMap "c" is invalid: data[a b]: Invalid value: "a b": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"#,
+        ),
+        (
+            "configmaps",
+            json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a": big}}),
+            r#"ConfigMap "c" is invalid: []: Too long: may not be more than 1048576 bytes"#,
+        ),
+        (
+            "configmaps",
+            json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a": "x"}, "binaryData": {"a": "eA=="}}),
+            r#"ConfigMap "c" is invalid: data[a]: Invalid value: "a": duplicate of key present in binaryData"#,
+        ),
+        (
+            "secrets",
+            json!({"metadata": {"name": "s", "namespace": "d"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}}),
+            r#"Secret "s" is invalid: data[tls.key]: Required value"#,
+        ),
+        (
+            "secrets",
+            json!({"metadata": {"name": "s", "namespace": "d"}, "type": "kubernetes.io/service-account-token"}),
+            r#"Secret "s" is invalid: metadata.annotations[kubernetes.io/service-account.name]: Required value"#,
+        ),
+        (
+            "secrets",
+            json!({"metadata": {"name": "s", "namespace": "d"}, "data": {"..": "eA=="}}),
+            r#"Secret "s" is invalid: data[..]: Invalid value: "..": must not be '..'"#,
+        ),
+    ];
+    for (plural, obj, want) in cases {
+        assert_eq!(create_message("", plural, obj).as_deref(), Some(want));
+    }
+}
+
+#[test]
+fn other_kinds_are_refused_with_kubernetes_messages() {
+    let cases = [
+        (
+            "",
+            "namespaces",
+            json!({"metadata": {"name": "team.a"}}),
+            r#"Namespace "team.a" is invalid: metadata.name: Invalid value: "team.a": must not contain dots"#,
+        ),
+        (
+            "",
+            "nodes",
+            json!({"metadata": {"name": "n", "namespace": "default"}}),
+            r#"Node "n" is invalid: metadata.namespace: Forbidden: not allowed on this type"#,
+        ),
+        (
+            "",
+            "nodes",
+            json!({"metadata": {"name": "n"}, "spec": {"taints": [{"key": "k", "effect": "Sometimes"}]}}),
+            r#"Node "n" is invalid: spec.taints[0].effect: Unsupported value: "Sometimes": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute""#,
+        ),
+        (
+            "",
+            "nodes",
+            json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": ["10.244.0.0/24", "10.245.0.0/24"]}}),
+            r#"Node "n" is invalid: spec.podCIDRs: Invalid value: []string{"10.244.0.0/24", "10.245.0.0/24"}: may specify no more than one CIDR for each IP family"#,
+        ),
+        (
+            "coordination.k8s.io",
+            "leases",
+            json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"leaseDurationSeconds": 0}}),
+            r#"Lease.coordination.k8s.io "l" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"#,
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Thing", "name": "r"}}),
+            r#"RoleBinding.rbac.authorization.k8s.io "rb" is invalid: roleRef.kind: Unsupported value: "Thing": supported values: "Role", "ClusterRole""#,
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            json!({"metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default"}]}),
+            r#"ClusterRoleBinding.rbac.authorization.k8s.io "b" is invalid: subjects[0].namespace: Required value"#,
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "roles",
+            json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"verbs": ["get"]}]}),
+            r#"Role.rbac.authorization.k8s.io "r" is invalid: [rules[0].apiGroups: Required value: resource rules must supply at least one api group, rules[0].resources: Required value: resource rules must supply at least one resource]"#,
+        ),
+        (
+            "",
+            "events",
+            json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "other"}}),
+            r#"Event "e" is invalid: involvedObject.namespace: Invalid value: "other": does not match event.namespace"#,
+        ),
+        (
+            "",
+            "events",
+            json!({"metadata": {"name": "a/b", "namespace": "default"}, "involvedObject": {"namespace": "default"}}),
+            r#"Event "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain '/'"#,
+        ),
+    ];
+    for (g, p, obj, want) in cases {
+        assert_eq!(create_message(g, p, obj.clone()).as_deref(), Some(want), "{obj}");
+    }
+}
+
+#[test]
+fn events_k8s_io_events_get_strict_validation() {
+    let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"},
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}, "note": "hi"});
+    assert_eq!(
+        create_message("events.k8s.io", "events", ev).as_deref(),
+        Some(r#"Event.events.k8s.io "e" is invalid: [eventTime: Required value, type: Invalid value: "": has invalid value: ]"#)
+    );
+    let good = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"},
+        "eventTime": "2025-01-01T00:00:00.000000Z", "reportingController": "kubelet", "reportingInstance": "n1",
+        "action": "Started", "reason": "Started", "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}});
+    assert_eq!(create_message("events.k8s.io", "events", good.clone()), None);
+    let mut missing = good;
+    missing.as_object_mut().unwrap().remove("reportingController");
+    assert_eq!(
+        create_message("events.k8s.io", "events", missing).as_deref(),
+        // An empty controller is also not a qualified name; Kubernetes reports all three.
+        Some(r#"Event.events.k8s.io "e" is invalid: [reportingController: Required value, reportingController: Invalid value: "": name part must be non-empty, reportingController: Invalid value: "": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]"#)
+    );
+}
+
+fn update_message(group: &str, plural: &str, new: Value, old: Value) -> Option<String> {
+    let i = info(group, plural);
+    validate_update(i, &defaulted(i, new), &defaulted(i, old)).err().map(|s| s.message)
+}
+
+#[test]
+fn pod_updates_may_change_only_images_deadlines_and_tolerations() {
+    let base = json!({"metadata": {"name": "x", "namespace": "default", "uid": "u1"},
+        "spec": {"containers": [{"name": "a", "image": "nginx:1"}], "nodeName": "n1",
+                 "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}});
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut p = base.clone();
+        f(&mut p);
+        p
+    };
+    let ok = [
+        with(&|p| p["spec"]["containers"][0]["image"] = json!("nginx:2")),
+        with(&|p| p["spec"]["activeDeadlineSeconds"] = json!(30)),
+        with(&|p| p["spec"]["tolerations"][0]["tolerationSeconds"] = json!(10)),
+        with(&|p| p["spec"]["tolerations"].as_array_mut().unwrap().push(json!({"key": "z", "operator": "Exists"}))),
+        with(&|p| p["metadata"]["labels"] = json!({"a": "b"})),
+    ];
+    for new in ok {
+        assert_eq!(update_message("", "pods", new.clone(), base.clone()), None, "{new}");
+    }
+    let msg = update_message("", "pods", with(&|p| p["spec"]["nodeName"] = json!("n2")), base.clone()).unwrap();
+    assert!(
+        msg.starts_with("Pod \"x\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n"),
+        "{msg}"
+    );
+    assert!(msg.contains("spec.nodeName: \"n1\" -> \"n2\""), "{msg}");
+    assert_eq!(
+        update_message(
+            "",
+            "pods",
+            with(&|p| p["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "b", "image": "x"}))),
+            base.clone()
+        )
+        .as_deref(),
+        Some(r#"Pod "x" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers"#)
+    );
+    assert_eq!(
+        update_message("", "pods", with(&|p| p["spec"]["tolerations"] = json!([])), base.clone()).as_deref(),
+        Some(r#"Pod "x" is invalid: spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"#)
+    );
+    let with_deadline = with(&|p| p["spec"]["activeDeadlineSeconds"] = json!(30));
+    assert_eq!(
+        update_message("", "pods", with(&|p| p["spec"]["activeDeadlineSeconds"] = json!(60)), with_deadline.clone()).as_deref(),
+        Some(r#"Pod "x" is invalid: spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value"#)
+    );
+    assert_eq!(
+        update_message("", "pods", base.clone(), with_deadline).as_deref(),
+        Some(r#"Pod "x" is invalid: spec.activeDeadlineSeconds: Invalid value: "null": must not update from a positive integer to nil value"#)
+    );
+    assert_eq!(
+        update_message("", "pods", with(&|p| p["metadata"]["uid"] = json!("u2")), base.clone()).as_deref(),
+        Some(r#"Pod "x" is invalid: metadata.uid: Invalid value: "u2": field is immutable"#)
+    );
+}
+
+#[test]
+fn deployment_selectors_are_immutable() {
+    let old = deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web", "v": "2"}));
+    let new = deployment(Some(json!({"matchLabels": {"app": "web", "v": "2"}})), json!({"app": "web", "v": "2"}));
+    assert_eq!(
+        update_message("apps", "deployments", new, old.clone()).as_deref(),
+        Some(r#"Deployment.apps "web" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"2"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#)
+    );
+    let mut scaled = old.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    assert_eq!(update_message("apps", "deployments", scaled, old), None);
+}
+
+#[test]
+fn identity_and_allocations_cannot_change_on_update() {
+    let ns = |name: &str| json!({"metadata": {"name": name}});
+    let msg = update_message("", "namespaces", ns("b"), ns("a")).unwrap();
+    assert_eq!(msg, r#"Namespace "b" is invalid: metadata.name: Invalid value: "b": field is immutable"#);
+
+    let svc = |ip: &str| json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {"clusterIP": ip, "clusterIPs": [ip], "ports": [{"port": 80}]}});
+    assert_eq!(
+        update_message("", "services", svc("10.96.0.11"), svc("10.96.0.10")).as_deref(),
+        Some(r#"Service "web" is invalid: spec.clusterIPs[0]: Invalid value: []string{"10.96.0.11"}: may not change once set"#)
+    );
+
+    let rb = |role: &str| json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": role}});
+    assert_eq!(
+        update_message("rbac.authorization.k8s.io", "rolebindings", rb("b"), rb("a")).as_deref(),
+        Some(r#"RoleBinding.rbac.authorization.k8s.io "rb" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"b"}: cannot change roleRef"#)
+    );
+
+    let secret = |t: &str| json!({"metadata": {"name": "s", "namespace": "d"}, "type": t, "data": {"username": "eA=="}});
+    assert_eq!(
+        update_message("", "secrets", secret("kubernetes.io/basic-auth"), secret("Opaque")).as_deref(),
+        Some(r#"Secret "s" is invalid: type: Invalid value: "kubernetes.io/basic-auth": field is immutable"#)
+    );
+
+    let cm = |v: &str| json!({"metadata": {"name": "c", "namespace": "d"}, "immutable": true, "data": {"k": v}});
+    assert_eq!(
+        update_message("", "configmaps", cm("2"), cm("1")).as_deref(),
+        Some(r#"ConfigMap "c" is invalid: data: Forbidden: field is immutable when `immutable` is set"#)
+    );
+
+    let node = |cidr: &str| json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": [cidr]}});
+    assert_eq!(
+        update_message("", "nodes", node("10.244.2.0/24"), node("10.244.1.0/24")).as_deref(),
+        Some(r#"Node "n" is invalid: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid"#)
+    );
+    assert_eq!(update_message("", "nodes", node("10.244.1.0/24"), json!({"metadata": {"name": "n"}})), None);
+}
+
+#[test]
+fn objects_being_deleted_accept_no_new_finalizers() {
+    let old = json!({"metadata": {"name": "c", "namespace": "d", "deletionTimestamp": "2025-01-01T00:00:00Z", "finalizers": ["a.io/x"]}});
+    let mut new = old.clone();
+    new["metadata"]["finalizers"] = json!(["a.io/x", "b.io/y"]);
+    assert_eq!(
+        update_message("", "configmaps", new, old).as_deref(),
+        Some(r#"ConfigMap "c" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"b.io/y"}"#)
+    );
+}
+
+#[test]
+fn status_writes_must_keep_counts_consistent() {
+    let i = info("apps", "deployments");
+    let old = defaulted(i, deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web"})));
+    let mut new = old.clone();
+    new["status"] = json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": 1});
+    assert_eq!(
+        validate_status_update(i, &new, &old).unwrap_err().message,
+        r#"Deployment.apps "web" is invalid: status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas"#
+    );
+    new["status"] = json!({"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2});
+    assert!(validate_status_update(i, &new, &old).is_ok());
+}
+
+#[test]
+fn bindings_must_target_a_node_by_name() {
+    assert!(validate_binding(&json!({"metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}})).is_ok());
+    assert_eq!(
+        validate_binding(&json!({"metadata": {"name": "p"}, "target": {"kind": "Pod"}})).unwrap_err().message,
+        r#"Binding "p" is invalid: [target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>", target.name: Required value]"#
+    );
+}
+
+#[test]
+fn scales_may_not_go_negative() {
+    let s = json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": -1}});
+    assert_eq!(
+        validate_scale(&s).unwrap_err().message,
+        r#"Scale.autoscaling "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"#
+    );
+}
+
+#[test]
+fn undecodable_objects_are_bad_requests() {
+    let i = info("", "pods");
+    let err = validate_create(i, &json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}})).unwrap_err();
+    assert_eq!(err.code, 400);
+    assert!(err.message.starts_with("Pod in version \"v1\" cannot be handled as a Pod: spec.containers: invalid type"), "{}", err.message);
+}
+
+#[test]
+fn invalid_statuses_carry_one_cause_per_error() {
+    let i = info("", "pods");
+    let err = validate_create(i, &defaulted(i, json!({"metadata": {"name": "Foo", "namespace": "default"}, "spec": {"containers": [{"name": "a"}]}}))).unwrap_err();
+    let causes: Vec<(&str, &str)> = err.causes().iter().map(|c| (c.reason.as_str(), c.field.as_str())).collect();
+    assert_eq!(causes, [("FieldValueInvalid", "metadata.name"), ("FieldValueRequired", "spec.containers[0].image")]);
+    assert_eq!(err.details.as_ref().unwrap().kind, "Pod");
+}

@@ -1,0 +1,938 @@
+//! The request pipeline's storage half, shared by both front doors: one
+//! generic registry over every resource of `rkube_api::registry`, turning
+//! Kubernetes verbs into store transactions.
+//!
+//! Objects are stored as their Kubernetes JSON under etcd's key layout, without
+//! `resourceVersion` (it is the key's mod revision, set on the way out).
+//! Creates are compare-and-set on absence, updates on the mod revision the
+//! caller read (409 Conflict when it moved), deletes on the revision they
+//! inspected. Defaulting, validation and strict field checking come from
+//! `rkube_api`; this module owns only what needs the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use k8s_openapi::jiff::Timestamp;
+use rkube_api::registry::ResourceInfo;
+use rkube_api::status::Status;
+use rkube_store::{Compare, CompareResult, CompareTarget, KeyRange, Op, RangeOp, Store, Txn};
+use serde_json::{json, Value};
+
+/// Largest request body the REST door accepts (Kubernetes: 3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+pub type Result<T, E = Status> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<Store>,
+}
+
+/// Options of a list (and of a watch's initial state).
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub limit: i64,
+    pub continue_token: Option<String>,
+    /// "" or unset: most recent (linearizable); "0": any (served locally).
+    pub resource_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: rkube_api::strict::FieldValidation,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// A created/updated object and the warnings to send back (`Warning` headers).
+pub struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+    pub created: bool,
+}
+
+fn store_err(e: rkube_store::Error) -> Status {
+    use rkube_store::Error as E;
+    match e {
+        E::Compacted { .. } => Status::expired(format!("too old resource version: {e}")),
+        E::FutureRevision { .. } => Status::timeout(&format!("Too large resource version: {e}"), 1),
+        E::TooLarge { .. } => Status::request_entity_too_large(&e.to_string()),
+        E::InvalidArgument(m) => Status::bad_request(m),
+        E::NoQuorum(_) | E::LeaderUnreachable { .. } | E::Shutdown => {
+            Status::service_unavailable(format!("the store is unavailable: {e}"))
+        }
+        E::Timeout(m) => Status::timeout(&m, 1),
+        other => Status::internal_error(&other.to_string()),
+    }
+}
+
+/// Now, to the second (Kubernetes' timestamps have second precision).
+pub fn now() -> Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Timestamp::from_second(secs).expect("the clock is within jiff's range")
+}
+
+pub fn now_rfc3339() -> String {
+    now().to_string()
+}
+
+fn new_uid() -> String {
+    let b: [u8; 16] = rand::random();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random::<u8>() as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The decoded object with `resourceVersion` set from the key's revision.
+fn from_stored(bytes: &[u8], mod_revision: i64) -> Result<Value> {
+    let mut v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Status::internal_error(&format!("stored object is not JSON: {e}")))?;
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(mod_revision.to_string()),
+        );
+    }
+    Ok(v)
+}
+
+fn to_stored(obj: &Value) -> Bytes {
+    let mut o = obj.clone();
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&o).expect("JSON values encode"))
+}
+
+fn meta(obj: &Value) -> &Value {
+    obj.get("metadata").unwrap_or(&Value::Null)
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj).get(field).and_then(Value::as_str)
+}
+
+fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
+}
+
+fn parse_rv(rv: &str) -> Result<i64> {
+    rv.parse::<i64>()
+        .map_err(|_| Status::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+/// The parts of an object that a spec update must not touch and a status
+/// update may only touch.
+fn has_status_subresource(info: &ResourceInfo) -> bool {
+    info.subresource("status").is_some()
+}
+
+impl Registry {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    async fn read(&self, key: &str, local: bool) -> Result<Option<(Value, i64)>> {
+        let (res, _) = self
+            .store
+            .range(RangeOp::get(Bytes::from(key.to_string())), local)
+            .await
+            .map_err(store_err)?;
+        match res.kvs.into_iter().next() {
+            Some(kv) => Ok(Some((
+                from_stored(&kv.value, kv.mod_revision)?,
+                kv.mod_revision,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> Result<Value> {
+        let local = resource_version == Some("0");
+        match self.read(&info.key(ns, name), local).await? {
+            Some((obj, _)) => Ok(obj),
+            None => Err(Status::not_found(info.group, info.plural, name)),
+        }
+    }
+
+    async fn ensure_namespace(&self, info: &ResourceInfo, ns: &str) -> Result<()> {
+        if !info.namespaced {
+            return Ok(());
+        }
+        let nsinfo =
+            rkube_api::registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
+        match self.read(&nsinfo.key("", ns), true).await? {
+            Some((obj, _)) => {
+                if meta(&obj).get("deletionTimestamp").is_some() {
+                    return Err(Status::namespace_terminating(
+                        info.group,
+                        info.plural,
+                        "",
+                        ns,
+                    ));
+                }
+                Ok(())
+            }
+            None => Err(Status::not_found("", "namespaces", ns)),
+        }
+    }
+
+    /// Decodes, defaults and validates a body for `info`; returns the object and warnings.
+    fn admit_body(
+        &self,
+        info: &ResourceInfo,
+        raw: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(Value, Vec<String>)> {
+        if raw.len() > MAX_BODY_BYTES {
+            return Err(Status::request_entity_too_large("limit is 3145728"));
+        }
+        let obj: Value = serde_json::from_slice(raw).map_err(|e| {
+            Status::bad_request(format!(
+                "the body of the request was in an unknown format: {e}"
+            ))
+        })?;
+        if !obj.is_object() {
+            return Err(Status::bad_request(
+                "the body of the request must be a JSON object",
+            ));
+        }
+        let (kind, api_version) = (
+            obj.get("kind").and_then(Value::as_str),
+            obj.get("apiVersion").and_then(Value::as_str),
+        );
+        if let Some(kind) = kind {
+            if kind != info.kind {
+                return Err(Status::bad_request(format!(
+                    "the API version in the data ({}) does not match the expected API version ({})",
+                    format_args!("{}/{kind}", api_version.unwrap_or("")),
+                    format_args!("{}/{}", info.api_version(), info.kind)
+                )));
+            }
+        }
+        if let Some(av) = api_version {
+            if av != info.api_version() {
+                return Err(Status::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({})",
+                    info.api_version()
+                )));
+            }
+        }
+        let mut warnings = Vec::new();
+        if opts.field_validation != rkube_api::strict::FieldValidation::Ignore {
+            let errs = rkube_api::strict::strict_errors(info, raw)?;
+            if !errs.is_empty() {
+                if opts.field_validation == rkube_api::strict::FieldValidation::Strict {
+                    return Err(rkube_api::strict::strict_decoding_status(&errs));
+                }
+                warnings.extend(errs);
+            }
+        }
+        Ok((obj, warnings))
+    }
+
+    pub async fn create(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        raw: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Written> {
+        let (mut obj, warnings) = self.admit_body(info, raw, opts)?;
+        obj["kind"] = Value::String(info.kind.into());
+        obj["apiVersion"] = Value::String(info.api_version());
+        let m = meta_mut(&mut obj);
+        if info.namespaced {
+            match m.get("namespace").and_then(Value::as_str) {
+                Some(n) if !n.is_empty() && n != ns => {
+                    return Err(Status::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ))
+                }
+                _ => {
+                    m.insert("namespace".into(), Value::String(ns.into()));
+                }
+            }
+        } else {
+            m.remove("namespace");
+        }
+        let generated = m
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if generated {
+            if let Some(prefix) = m
+                .get("generateName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            {
+                m.insert(
+                    "name".into(),
+                    Value::String(format!("{prefix}{}", random_suffix())),
+                );
+            }
+        }
+        m.insert("uid".into(), Value::String(new_uid()));
+        m.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
+        m.remove("resourceVersion");
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        if obj.get("spec").is_some() || matches!(info.kind, "Deployment" | "ReplicaSet" | "Pod") {
+            meta_mut(&mut obj).insert("generation".into(), json!(1));
+        }
+        rkube_api::defaults::default_object(info, &mut obj);
+        if has_status_subresource(info) && !matches!(info.kind, "Pod" | "Namespace" | "Node") {
+            // Status is written only through /status; a create starts without it.
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        rkube_api::validation::validate_create(info, &obj)?;
+        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        self.ensure_namespace(info, ns).await?;
+        if opts.dry_run {
+            return Ok(Written {
+                object: obj,
+                warnings,
+                created: true,
+            });
+        }
+        let key = Bytes::from(info.key(ns, &name));
+        let txn = Txn {
+            compare: vec![Compare {
+                key: key.clone(),
+                result: CompareResult::Equal,
+                target: CompareTarget::Mod(0),
+            }],
+            success: vec![Op::Put {
+                key: key.clone(),
+                value: to_stored(&obj),
+                prev_kv: false,
+            }],
+            failure: vec![],
+        };
+        let res = self.store.txn(txn).await.map_err(store_err)?;
+        if !res.succeeded {
+            return Err(if generated {
+                Status::generate_name_conflict(info.group, info.plural, &name, 1)
+            } else {
+                Status::already_exists(info.group, info.plural, &name)
+            });
+        }
+        meta_mut(&mut obj).insert(
+            "resourceVersion".into(),
+            Value::String(res.revision.to_string()),
+        );
+        Ok(Written {
+            object: obj,
+            warnings,
+            created: true,
+        })
+    }
+
+    /// Replaces an object (PUT). `subresource` is None or "status".
+    pub async fn update(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        raw: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Written> {
+        let (obj, warnings) = self.admit_body(info, raw, opts)?;
+        let w = self
+            .update_object(info, ns, name, subresource, obj, opts, true)
+            .await?;
+        Ok(Written { warnings, ..w })
+    }
+
+    /// The shared tail of update and patch: merge with the stored object per
+    /// the subresource, check preconditions, validate and compare-and-set.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_object(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+        check_rv: bool,
+    ) -> Result<Written> {
+        if let Some(n) = meta_str(&obj, "name") {
+            if n != name {
+                return Err(Status::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+        }
+        let key = info.key(ns, name);
+        let Some((old, old_rev)) = self.read(&key, false).await? else {
+            return Err(Status::not_found(info.group, info.plural, name));
+        };
+        if check_rv {
+            if let Some(rv) = meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty()) {
+                if parse_rv(rv)? != old_rev {
+                    return Err(Status::optimistic_lock(info.group, info.plural, name));
+                }
+            }
+        }
+        obj["kind"] = Value::String(info.kind.into());
+        obj["apiVersion"] = Value::String(info.api_version());
+        // Fields a client never owns.
+        {
+            let om = meta(&old).clone();
+            let m = meta_mut(&mut obj);
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
+                match om.get(f) {
+                    Some(v) => m.insert(f.into(), v.clone()),
+                    None => m.remove(f),
+                };
+            }
+            m.insert("name".into(), Value::String(name.into()));
+            if info.namespaced {
+                m.insert("namespace".into(), Value::String(ns.into()));
+            }
+        }
+        let status_split = has_status_subresource(info);
+        match subresource {
+            Some("status") => {
+                // Only status (and metadata labels/annotations) change through /status.
+                let mut merged = old.clone();
+                merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+                if let Some(o) = merged.as_object_mut() {
+                    if o.get("status").is_some_and(Value::is_null) {
+                        o.remove("status");
+                    }
+                }
+                obj = merged;
+            }
+            None if status_split => {
+                match old.get("status") {
+                    Some(s) => obj["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = obj.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+                if obj.get("spec") != old.get("spec") {
+                    let g = meta(&old)
+                        .get("generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    meta_mut(&mut obj).insert("generation".into(), json!(g + 1));
+                }
+            }
+            _ => {}
+        }
+        rkube_api::defaults::default_object(info, &mut obj);
+        match subresource {
+            Some("status") => rkube_api::validation::validate_status_update(info, &obj, &old)?,
+            _ => rkube_api::validation::validate_update(info, &obj, &old)?,
+        }
+        let mut out = obj.clone();
+        // A delete waiting on finalizers completes when the last one is removed.
+        let finished = meta(&obj).get("deletionTimestamp").is_some()
+            && meta(&obj)
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(|f| f.is_empty());
+        if opts.dry_run {
+            meta_mut(&mut out).insert("resourceVersion".into(), Value::String(old_rev.to_string()));
+            return Ok(Written {
+                object: out,
+                warnings: vec![],
+                created: false,
+            });
+        }
+        let k = Bytes::from(key);
+        let cmp = vec![Compare {
+            key: k.clone(),
+            result: CompareResult::Equal,
+            target: CompareTarget::Mod(old_rev),
+        }];
+        let op = if finished {
+            Op::Delete {
+                range: KeyRange::single(k.clone()),
+                prev_kv: false,
+            }
+        } else {
+            Op::Put {
+                key: k.clone(),
+                value: to_stored(&obj),
+                prev_kv: false,
+            }
+        };
+        let res = self
+            .store
+            .txn(Txn {
+                compare: cmp,
+                success: vec![op],
+                failure: vec![],
+            })
+            .await
+            .map_err(store_err)?;
+        if !res.succeeded {
+            return Err(Status::optimistic_lock(info.group, info.plural, name));
+        }
+        meta_mut(&mut out).insert(
+            "resourceVersion".into(),
+            Value::String(res.revision.to_string()),
+        );
+        Ok(Written {
+            object: out,
+            warnings: vec![],
+            created: false,
+        })
+    }
+
+    /// PATCH: apply the patch to the current object and update it, retrying
+    /// when the object moved in between (a patch has no resourceVersion
+    /// precondition unless it carries one).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        patch_type: rkube_api::patch::PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Written> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(Status::request_entity_too_large("limit is 3145728"));
+        }
+        for _ in 0..8 {
+            let current = self.get(info, ns, name, None).await?;
+            let patched = rkube_api::patch::apply_patch(patch_type, &current, body, info.kind)
+                .map_err(|e| patch_status(&e))?;
+            let precondition = meta_str(&patched, "resourceVersion").map(str::to_string);
+            let explicit = precondition.as_deref() != meta_str(&current, "resourceVersion");
+            match self
+                .update_object(info, ns, name, subresource, patched, opts, explicit)
+                .await
+            {
+                Err(s) if s.code == 409 && !explicit => continue,
+                other => return other,
+            }
+        }
+        Err(Status::optimistic_lock(info.group, info.plural, name))
+    }
+
+    pub async fn delete(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value> {
+        let key = info.key(ns, name);
+        for _ in 0..8 {
+            let Some((mut obj, rev)) = self.read(&key, false).await? else {
+                return Err(Status::not_found(info.group, info.plural, name));
+            };
+            if let Some(uid) = &opts.precondition_uid {
+                if meta_str(&obj, "uid") != Some(uid.as_str()) {
+                    return Err(Status::conflict(
+                        info.group,
+                        info.plural,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&obj, "uid").unwrap_or("")),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                if parse_rv(rv)? != rev {
+                    return Err(Status::conflict(
+                        info.group,
+                        info.plural,
+                        name,
+                        &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {rev}"),
+                    ));
+                }
+            }
+            let mut finalizers: Vec<Value> = meta(&obj)
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            // Foreground/orphan deletion is carried out by the garbage collector
+            // through these finalizers (Kubernetes' protocol).
+            match opts.propagation_policy.as_deref() {
+                Some("Foreground") if !finalizers.contains(&json!("foregroundDeletion")) => finalizers.push(json!("foregroundDeletion")),
+                Some("Orphan") if !finalizers.contains(&json!("orphan")) => finalizers.push(json!("orphan")),
+                Some("Foreground") | Some("Orphan") | Some("Background") | None => {}
+                Some(other) => {
+                    return Err(Status::bad_request(format!(
+                        "propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    )))
+                }
+            }
+            if opts.dry_run {
+                return Ok(obj);
+            }
+            let k = Bytes::from(key.clone());
+            let cmp = vec![Compare {
+                key: k.clone(),
+                result: CompareResult::Equal,
+                target: CompareTarget::Mod(rev),
+            }];
+            let (op, gone) = if finalizers.is_empty() {
+                (
+                    Op::Delete {
+                        range: KeyRange::single(k.clone()),
+                        prev_kv: false,
+                    },
+                    true,
+                )
+            } else {
+                if meta(&obj).get("deletionTimestamp").is_none() {
+                    let m = meta_mut(&mut obj);
+                    m.insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
+                    m.insert(
+                        "deletionGracePeriodSeconds".into(),
+                        json!(opts.grace_period_seconds.unwrap_or(0)),
+                    );
+                }
+                meta_mut(&mut obj).insert("finalizers".into(), Value::Array(finalizers));
+                (
+                    Op::Put {
+                        key: k.clone(),
+                        value: to_stored(&obj),
+                        prev_kv: false,
+                    },
+                    false,
+                )
+            };
+            let res = self
+                .store
+                .txn(Txn {
+                    compare: cmp,
+                    success: vec![op],
+                    failure: vec![],
+                })
+                .await
+                .map_err(store_err)?;
+            if !res.succeeded {
+                continue;
+            }
+            if !gone {
+                meta_mut(&mut obj).insert(
+                    "resourceVersion".into(),
+                    Value::String(res.revision.to_string()),
+                );
+            }
+            return Ok(obj);
+        }
+        Err(Status::optimistic_lock(info.group, info.plural, name))
+    }
+
+    /// Lists at one revision: returns (items, list resourceVersion, continue token).
+    pub async fn list(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<(Vec<Value>, i64, Option<String>)> {
+        let labels = rkube_api::selectors::LabelSelector::parse(
+            opts.label_selector.as_deref().unwrap_or(""),
+        )
+        .map_err(|e| Status::bad_request(e.to_string()))?;
+        let fields = rkube_api::selectors::FieldSelector::parse(
+            opts.field_selector.as_deref().unwrap_or(""),
+        )
+        .map_err(|e| Status::bad_request(e.to_string()))?;
+        let fields = fields
+            .for_resource(info)
+            .map_err(|e| Status::bad_request(e.to_string()))?;
+        let prefix = info.key_prefix(ns);
+        let end = rkube_store::prefix_end(prefix.as_bytes());
+        let (mut start, mut revision) = (Bytes::from(prefix.clone()), 0i64);
+        if let Some(tok) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
+            let (rev, key) = decode_continue(tok)?;
+            if !key.starts_with(&prefix) {
+                return Err(Status::bad_request(
+                    "continue key is not in the requested range",
+                ));
+            }
+            revision = rev;
+            start = Bytes::from(key);
+        } else if let Some(rv) = opts
+            .resource_version
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "0")
+        {
+            revision = parse_rv(rv)?;
+        }
+        let local = opts.resource_version.as_deref() == Some("0");
+        let limit = opts.limit.max(0) as usize;
+        let mut items = Vec::new();
+        let mut token = None;
+        'pages: loop {
+            let op = RangeOp {
+                range: KeyRange {
+                    key: start.clone(),
+                    end: end.clone(),
+                },
+                limit: if limit > 0 {
+                    (limit as i64 + 1).max(64)
+                } else {
+                    0
+                },
+                revision,
+                keys_only: false,
+                count_only: false,
+            };
+            let (res, current) = self.store.range(op, local).await.map_err(|e| match e {
+                rkube_store::Error::Compacted { .. } if opts.continue_token.is_some() => {
+                    Status::continue_expired()
+                }
+                other => store_err(other),
+            })?;
+            if revision == 0 {
+                revision = current;
+            }
+            let mut last_seen = None;
+            for kv in res.kvs {
+                if limit > 0 && items.len() == limit {
+                    // Another key exists after a full page: continue after the
+                    // last key examined, at the same revision.
+                    let after = last_seen
+                        .as_ref()
+                        .map(|k: &Bytes| String::from_utf8_lossy(k).into_owned())
+                        .unwrap_or_default();
+                    token = Some(encode_continue(revision, &format!("{after}\0")));
+                    break 'pages;
+                }
+                let obj = from_stored(&kv.value, kv.mod_revision)?;
+                if labels.matches_object(&obj)
+                    && fields.matches(&rkube_api::selectors::field_set(info, &obj))
+                {
+                    items.push(obj);
+                }
+                last_seen = Some(kv.key);
+            }
+            match (res.more, last_seen) {
+                (true, Some(k)) => {
+                    let mut next = k.to_vec();
+                    next.push(0);
+                    start = Bytes::from(next);
+                }
+                _ => break,
+            }
+        }
+        Ok((items, revision, token))
+    }
+
+    pub async fn delete_collection(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Vec<Value>> {
+        let (items, _, _) = self
+            .list(
+                info,
+                ns,
+                &ListOptions {
+                    limit: 0,
+                    continue_token: None,
+                    ..list.clone()
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        for it in items {
+            let name = meta_str(&it, "name").unwrap_or_default().to_string();
+            let ns = meta_str(&it, "namespace").unwrap_or_default().to_string();
+            match self.delete(info, &ns, &name, opts).await {
+                Ok(v) => out.push(v),
+                Err(s) if s.code == 404 => {}
+                Err(s) => return Err(s),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates the namespaces every cluster has, if missing.
+    pub async fn ensure_system_namespaces(&self) {
+        let info =
+            rkube_api::registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            for attempt in 0..50 {
+                match self
+                    .create(
+                        info,
+                        "",
+                        &serde_json::to_vec(&body).unwrap(),
+                        &WriteOptions::default(),
+                    )
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(s) if s.code == 409 => break,
+                    Err(s) => {
+                        if attempt == 49 {
+                            tracing::warn!(namespace = ns, error = %s, "could not create a system namespace");
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn patch_status(e: &rkube_api::patch::PatchError) -> Status {
+    let mut s = Status::bad_request(e.to_string());
+    s.code = e.status_code();
+    s.reason = match s.code {
+        422 => rkube_api::status::Reason::Invalid,
+        413 => rkube_api::status::Reason::RequestEntityTooLarge,
+        415 => rkube_api::status::Reason::UnsupportedMediaType,
+        500 => rkube_api::status::Reason::InternalError,
+        _ => rkube_api::status::Reason::BadRequest,
+    };
+    s
+}
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn unb64(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= val(*b)? << (18 - 6 * i);
+        }
+        let len = chunk.len().saturating_sub(1);
+        for i in 0..len {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Kubernetes-style continue token: base64 of {"rv": revision, "start": key}.
+pub fn encode_continue(revision: i64, start_key: &str) -> String {
+    b64(
+        json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start_key})
+            .to_string()
+            .as_bytes(),
+    )
+}
+
+pub fn decode_continue(tok: &str) -> Result<(i64, String)> {
+    let bad = || {
+        Status::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = unb64(tok).ok_or_else(bad)?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
+    let start = v
+        .get("start")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?
+        .to_string();
+    Ok((rv, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let t = encode_continue(42, "/registry/pods/default/a\0");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "/registry/pods/default/a\0".to_string())
+        );
+        assert_eq!(decode_continue("!!").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn uids_look_like_uuid_v4() {
+        let u = new_uid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+    }
+}

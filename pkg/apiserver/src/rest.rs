@@ -1,0 +1,677 @@
+//! The Kubernetes REST front door: discovery and the resource paths, over the
+//! shared [`Registry`]. Parses the URL into (group, version, namespace,
+//! resource, name, subresource), picks the verb from the method and query,
+//! and renders results and `Status` errors as Kubernetes' JSON.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use rkube_api::registry::ResourceInfo;
+use rkube_api::status::Status;
+use rkube_store::{EventKind, KeyRange, WatchRequest};
+use serde_json::{json, Value};
+
+use crate::registry::{DeleteOptions, ListOptions, Registry, WriteOptions};
+
+const JSON: &str = "application/json";
+
+#[derive(Clone)]
+struct Ctx {
+    registry: Registry,
+}
+
+pub fn router(registry: Registry) -> Router {
+    let ctx = Ctx { registry };
+    Router::new()
+        .route("/version", get(version))
+        .route("/api", get(api_versions))
+        .route("/apis", get(api_groups))
+        .route("/api/{*rest}", any(core_resources))
+        .route("/apis/{*rest}", any(group_resources))
+        .with_state(ctx)
+}
+
+fn json_response(code: StatusCode, v: &Value) -> Response {
+    let mut r = (code, serde_json::to_vec(v).expect("JSON values encode")).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    r
+}
+
+fn status_response(s: &Status) -> Response {
+    json_response(
+        StatusCode::from_u16(s.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &s.to_json(),
+    )
+}
+
+async fn version() -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "major": "1", "minor": "33", "gitVersion": concat!("v1.33.0-rkube.", env!("CARGO_PKG_VERSION")),
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z",
+            "goVersion": "rust", "compiler": "rustc", "platform": "linux/amd64"
+        }),
+    )
+}
+
+/// Whether the client's Accept prefers aggregated discovery
+/// (`apidiscovery.k8s.io/v2`) over the legacy documents. Clients list the
+/// versions they understand in order; kubectl 1.27 asks for v2beta1, which is
+/// not served, so it gets the legacy form.
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for entry in accept.split(',') {
+        let params: Vec<&str> = entry.split(';').map(str::trim).collect();
+        let aggregated = params.contains(&"as=APIGroupDiscoveryList");
+        if aggregated && params.contains(&"v=v2") && params.contains(&"g=apidiscovery.k8s.io") {
+            return true;
+        }
+        if !aggregated && matches!(params.first(), Some(&"application/json") | Some(&"*/*")) {
+            return false;
+        }
+    }
+    false
+}
+
+async fn api_versions(headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(true);
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    json_response(StatusCode::OK, &rkube_api::discovery::api_versions(host))
+}
+
+async fn api_groups(headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(false);
+    }
+    json_response(StatusCode::OK, &rkube_api::discovery::api_group_list())
+}
+
+fn aggregated(core: bool) -> Response {
+    let mut r = json_response(
+        StatusCode::OK,
+        &rkube_api::discovery::aggregated_discovery(core),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(rkube_api::discovery::AGGREGATED_DISCOVERY_V2_MEDIA_TYPE),
+    );
+    r
+}
+
+/// A parsed resource URL.
+#[derive(Debug)]
+struct Target {
+    info: &'static ResourceInfo,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+/// `/api/v1/...` and `/apis/<group>/<version>/...`; `segs` starts after the version.
+fn parse_target(group: &str, version: &str, segs: &[&str]) -> Result<Target, Status> {
+    let lookup = |plural: &str| rkube_api::registry::lookup(group, version, plural);
+    let not_found = Status::not_found_path;
+    let owned = |s: Option<&&str>| s.map(|s| s.to_string());
+    if segs.len() >= 3 && segs[0] == "namespaces" {
+        if let Some(info) = lookup(segs[2]).filter(|i| i.namespaced) {
+            if segs.len() > 5 {
+                return Err(not_found());
+            }
+            return Ok(Target {
+                info,
+                namespace: Some(segs[1].to_string()),
+                name: owned(segs.get(3)),
+                subresource: owned(segs.get(4)),
+            });
+        }
+    }
+    let info = segs.first().and_then(|p| lookup(p)).ok_or_else(not_found)?;
+    if segs.len() > 3 {
+        return Err(not_found());
+    }
+    Ok(Target {
+        info,
+        namespace: None,
+        name: owned(segs.get(1)),
+        subresource: owned(segs.get(2)),
+    })
+}
+
+async fn core_resources(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_start_matches("/api/").trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').collect();
+    if segs[0] != "v1" {
+        return status_response(&Status::not_found_path());
+    }
+    if segs.len() == 1 {
+        return match rkube_api::discovery::api_resource_list("", "v1") {
+            Some(v) => json_response(StatusCode::OK, &v),
+            None => status_response(&Status::not_found_path()),
+        };
+    }
+    serve(ctx, "", "v1", &segs[1..], method, q, headers, body).await
+}
+
+async fn group_resources(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri
+        .path()
+        .trim_start_matches("/apis/")
+        .trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').collect();
+    match segs.len() {
+        1 => {
+            return match rkube_api::discovery::api_group(segs[0]) {
+                Some(v) => json_response(StatusCode::OK, &v),
+                None => status_response(&Status::not_found_path()),
+            }
+        }
+        2 => {
+            return match rkube_api::discovery::api_resource_list(segs[0], segs[1]) {
+                Some(v) => json_response(StatusCode::OK, &v),
+                None => status_response(&Status::not_found_path()),
+            }
+        }
+        _ => {}
+    }
+    serve(ctx, segs[0], segs[1], &segs[2..], method, q, headers, body).await
+}
+
+fn table_requested(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
+        })
+}
+
+fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, Status> {
+    Ok(ListOptions {
+        label_selector: q.get("labelSelector").cloned(),
+        field_selector: q.get("fieldSelector").cloned(),
+        limit: match q.get("limit") {
+            Some(l) => l
+                .parse()
+                .map_err(|_| Status::bad_request(format!("invalid limit: {l:?}")))?,
+            None => 0,
+        },
+        continue_token: q.get("continue").cloned(),
+        resource_version: q.get("resourceVersion").cloned(),
+    })
+}
+
+fn write_options(q: &HashMap<String, String>) -> Result<WriteOptions, Status> {
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(Status::bad_request(format!(
+                "dryRun: Unsupported value: \"{other}\": supported values: \"All\""
+            )))
+        }
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_validation: rkube_api::strict::FieldValidation::parse(
+            q.get("fieldValidation").map(String::as_str),
+        )?,
+    })
+}
+
+fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'"))) {
+            r.headers_mut().append(header::WARNING, v);
+        }
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    ctx: Ctx,
+    group: &str,
+    version: &str,
+    segs: &[&str],
+    method: Method,
+    q: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = match parse_target(group, version, segs) {
+        Ok(t) => t,
+        Err(s) => return status_response(&s),
+    };
+    match handle(&ctx, &t, method, &q, &headers, body).await {
+        Ok(r) => r,
+        Err(s) => status_response(&s),
+    }
+}
+
+/// Request bodies are JSON (discovery advertises no other encoding). kubectl
+/// 1.32+ sends protobuf for its typed `create` subcommands; those get a clear
+/// 415 until protobuf decoding lands.
+fn check_body_type(method: &Method, headers: &HeaderMap) -> Result<(), Status> {
+    if !matches!(*method, Method::POST | Method::PUT) {
+        return Ok(());
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    match media {
+        "" | "application/json" | "*/*" => Ok(()),
+        _ => Err(Status::unsupported_media_type(&["application/json"])),
+    }
+}
+
+async fn handle(
+    ctx: &Ctx,
+    t: &Target,
+    method: Method,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, Status> {
+    check_body_type(&method, headers)?;
+    let info = t.info;
+    let reg = &ctx.registry;
+    let ns = t.namespace.clone().unwrap_or_default();
+    if info.namespaced && t.name.is_some() && t.namespace.is_none() {
+        return Err(Status::not_found_path());
+    }
+    let sub = t.subresource.as_deref();
+    if let Some(s) = sub {
+        if s != "status" || info.subresource("status").is_none() {
+            return Err(Status::not_found_path());
+        }
+    }
+    let verb_denied = |verb: &str| Status::method_not_supported(info.group, info.plural, verb);
+    match (&method, t.name.as_deref()) {
+        (&Method::GET, Some(name)) => {
+            let obj = reg
+                .get(
+                    info,
+                    &ns,
+                    name,
+                    q.get("resourceVersion").map(String::as_str),
+                )
+                .await?;
+            if table_requested(headers) {
+                let rv = obj["metadata"]["resourceVersion"].clone();
+                let table = rkube_api::table::to_table(
+                    info,
+                    &[obj],
+                    json!({"resourceVersion": rv}),
+                    table_options(q),
+                    crate::registry::now(),
+                );
+                return Ok(json_response(StatusCode::OK, &table));
+            }
+            Ok(json_response(StatusCode::OK, &obj))
+        }
+        (&Method::GET, None) => {
+            let watch = matches!(q.get("watch").map(String::as_str), Some("true") | Some("1"));
+            if watch {
+                return watch_response(ctx, t, q, headers).await;
+            }
+            let opts = list_options(q)?;
+            let (items, rv, token) = reg.list(info, t.namespace.as_deref(), &opts).await?;
+            let mut list_meta = json!({"resourceVersion": rv.to_string()});
+            if let Some(tok) = token {
+                list_meta["continue"] = Value::String(tok);
+            }
+            if table_requested(headers) {
+                let table = rkube_api::table::to_table(
+                    info,
+                    &items,
+                    list_meta,
+                    table_options(q),
+                    crate::registry::now(),
+                );
+                return Ok(json_response(StatusCode::OK, &table));
+            }
+            let list = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": list_meta, "items": items});
+            Ok(json_response(StatusCode::OK, &list))
+        }
+        (&Method::POST, None) => {
+            if !info.has_verb("create") {
+                return Err(verb_denied("create"));
+            }
+            let w = reg.create(info, &ns, &body, &write_options(q)?).await?;
+            Ok(with_warnings(
+                json_response(StatusCode::CREATED, &w.object),
+                &w.warnings,
+            ))
+        }
+        (&Method::PUT, Some(name)) => {
+            let w = reg
+                .update(info, &ns, name, sub, &body, &write_options(q)?)
+                .await?;
+            Ok(with_warnings(
+                json_response(StatusCode::OK, &w.object),
+                &w.warnings,
+            ))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let pt = rkube_api::patch::PatchType::from_content_type(ct).ok_or_else(|| {
+                Status::unsupported_media_type(&[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                ])
+            })?;
+            let w = reg
+                .patch(info, &ns, name, sub, pt, &body, &write_options(q)?)
+                .await?;
+            Ok(with_warnings(
+                json_response(StatusCode::OK, &w.object),
+                &w.warnings,
+            ))
+        }
+        (&Method::DELETE, Some(name)) => {
+            let opts = delete_options(q, &body)?;
+            let obj = reg.delete(info, &ns, name, &opts).await?;
+            Ok(json_response(StatusCode::OK, &obj))
+        }
+        (&Method::DELETE, None) => {
+            if !info.has_verb("deletecollection") {
+                return Err(verb_denied("deletecollection"));
+            }
+            let opts = delete_options(q, &body)?;
+            let items = reg
+                .delete_collection(info, t.namespace.as_deref(), &list_options(q)?, &opts)
+                .await?;
+            let list = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": {}, "items": items});
+            Ok(json_response(StatusCode::OK, &list))
+        }
+        (m, _) => Err(Status::method_not_supported(
+            info.group,
+            info.plural,
+            m.as_str(),
+        )),
+    }
+}
+
+fn table_options(q: &HashMap<String, String>) -> rkube_api::table::TableOptions {
+    let mut o = rkube_api::table::TableOptions::default();
+    if q.get("includeObject").map(String::as_str) == Some("Object") {
+        o.include_object = rkube_api::table::IncludeObject::Object;
+    }
+    o
+}
+
+fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions, Status> {
+    let b: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| Status::bad_request(format!("invalid DeleteOptions: {e}")))?
+    };
+    let dry = q.get("dryRun").map(String::as_str) == Some("All")
+        || b.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"));
+    Ok(DeleteOptions {
+        dry_run: dry,
+        grace_period_seconds: q
+            .get("gracePeriodSeconds")
+            .and_then(|s| s.parse().ok())
+            .or(b.get("gracePeriodSeconds").and_then(Value::as_i64)),
+        propagation_policy: q.get("propagationPolicy").cloned().or(b
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string)),
+        precondition_uid: b
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        precondition_resource_version: b
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// A watch: a chunked stream of JSON watch events, one per line.
+async fn watch_response(
+    ctx: &Ctx,
+    t: &Target,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, Status> {
+    let info = t.info;
+    let opts = list_options(q)?;
+    let labels =
+        rkube_api::selectors::LabelSelector::parse(opts.label_selector.as_deref().unwrap_or(""))
+            .map_err(|e| Status::bad_request(e.to_string()))?;
+    let fields =
+        rkube_api::selectors::FieldSelector::parse(opts.field_selector.as_deref().unwrap_or(""))
+            .and_then(|f| f.for_resource(info))
+            .map_err(|e| Status::bad_request(e.to_string()))?;
+    let bookmarks = matches!(
+        q.get("allowWatchBookmarks").map(String::as_str),
+        Some("true") | Some("1")
+    );
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let as_table = table_requested(headers);
+    let store = ctx.registry.store().clone();
+    let prefix = match &t.name {
+        Some(_) => {
+            return Err(Status::bad_request(
+                "watch of a single object: use fieldSelector=metadata.name=<name>",
+            ))
+        }
+        None => info.key_prefix(t.namespace.as_deref()),
+    };
+    // resourceVersion: unset/"0" → send the current state as ADDED events first.
+    let (initial, start) = match opts.resource_version.as_deref() {
+        Some(rv) if !rv.is_empty() && rv != "0" => (
+            Vec::new(),
+            rv.parse::<i64>()
+                .map_err(|_| Status::bad_request(format!("invalid resource version: {rv:?}")))?
+                + 1,
+        ),
+        _ => {
+            let (items, rv, _) = ctx
+                .registry
+                .list(
+                    info,
+                    t.namespace.as_deref(),
+                    &ListOptions {
+                        limit: 0,
+                        continue_token: None,
+                        ..opts.clone()
+                    },
+                )
+                .await?;
+            (items, rv + 1)
+        }
+    };
+    let rx = store
+        .watch(WatchRequest {
+            range: KeyRange::prefix(bytes::Bytes::from(prefix)),
+            start_revision: start,
+            prev_kv: true,
+            progress_interval: Duration::from_secs(if bookmarks { 10 } else { 60 }),
+        })
+        .map_err(|e| match e {
+            rkube_store::Error::Compacted { .. } => {
+                Status::expired(format!("too old resource version: {} ", start - 1))
+            }
+            other => Status::internal_error(&other.to_string()),
+        })?;
+    let info_c = *info;
+    let line = move |typ: &str, obj: Value| -> Bytes {
+        let obj = if as_table && typ != "ERROR" && typ != "BOOKMARK" {
+            rkube_api::table::to_table(
+                &info_c,
+                &[obj],
+                json!({}),
+                rkube_api::table::TableOptions {
+                    no_headers: false,
+                    ..Default::default()
+                },
+                crate::registry::now(),
+            )
+        } else {
+            obj
+        };
+        let mut v = serde_json::to_vec(&json!({"type": typ, "object": obj})).expect("encode");
+        v.push(b'\n');
+        Bytes::from(v)
+    };
+    let stream = async_stream(
+        initial, rx, labels, fields, info_c, bookmarks, timeout, line,
+    );
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    Ok(r)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn async_stream(
+    initial: Vec<Value>,
+    mut rx: tokio::sync::mpsc::Receiver<rkube_store::Result<rkube_store::WatchBatch>>,
+    labels: rkube_api::selectors::LabelSelector,
+    fields: rkube_api::selectors::FieldSelector,
+    info: ResourceInfo,
+    bookmarks: bool,
+    timeout: Duration,
+    line: impl Fn(&str, Value) -> Bytes + Send + 'static,
+) -> impl futures_core::Stream<Item = Result<Bytes, Infallible>> + Send {
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(async move {
+        let matches = |o: &Value| {
+            labels.matches_object(o) && fields.matches(&rkube_api::selectors::field_set(&info, o))
+        };
+        for o in initial {
+            if tx.send(Ok(line("ADDED", o))).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let batch = tokio::select! {
+                b = rx.recv() => b,
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+            };
+            let Some(batch) = batch else { return };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    let s = match e {
+                        rkube_store::Error::Compacted { .. } => {
+                            Status::expired(format!("too old resource version: {e}"))
+                        }
+                        other => Status::internal_error(&other.to_string()),
+                    };
+                    let _ = tx.send(Ok(line("ERROR", s.to_json()))).await;
+                    return;
+                }
+            };
+            if batch.events.is_empty() {
+                if bookmarks {
+                    let bm = json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": {"resourceVersion": batch.revision.to_string()}});
+                    if tx.send(Ok(line("BOOKMARK", bm))).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            for ev in batch.events {
+                let decode = |bytes: &[u8], rev: i64| -> Option<Value> {
+                    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+                    v["metadata"]["resourceVersion"] = Value::String(rev.to_string());
+                    Some(v)
+                };
+                let (typ, obj, prev) = match ev.kind {
+                    EventKind::Put => {
+                        let obj = decode(&ev.kv.value, ev.kv.mod_revision);
+                        let prev = ev
+                            .prev_kv
+                            .as_ref()
+                            .and_then(|p| decode(&p.value, p.mod_revision));
+                        (
+                            if ev.prev_kv.is_none() {
+                                "ADDED"
+                            } else {
+                                "MODIFIED"
+                            },
+                            obj,
+                            prev,
+                        )
+                    }
+                    EventKind::Delete => {
+                        let obj = ev
+                            .prev_kv
+                            .as_ref()
+                            .and_then(|p| decode(&p.value, ev.kv.mod_revision));
+                        ("DELETED", obj, None)
+                    }
+                };
+                let Some(obj) = obj else { continue };
+                // Selector transitions: entering is ADDED, leaving is DELETED.
+                let now = matches(&obj);
+                let before = prev.as_ref().is_some_and(&matches);
+                let typ = match (typ, before, now) {
+                    ("MODIFIED", false, true) => "ADDED",
+                    ("MODIFIED", true, false) => "DELETED",
+                    ("MODIFIED", false, false) | ("ADDED", _, false) | ("DELETED", _, false) => {
+                        continue
+                    }
+                    (t, _, _) => t,
+                };
+                if tx.send(Ok(line(typ, obj))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(out)
+}
