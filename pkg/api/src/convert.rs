@@ -38,7 +38,8 @@ fn rename(v: &Value, api_version: &str, forward: bool) -> Value {
             }
         }
     }
-    out.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    out.entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     Value::Object(out)
 }
 
@@ -46,7 +47,8 @@ fn rename(v: &Value, api_version: &str, forward: bool) -> Value {
 pub fn event_v1_to_core(v: &Value) -> Value {
     let mut out = rename(v, "v1", true);
     if let Some(m) = out.as_object_mut() {
-        m.entry("involvedObject").or_insert_with(|| Value::Object(Map::new()));
+        m.entry("involvedObject")
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     out
 }

@@ -39,7 +39,9 @@ pub fn default_object(info: &ResourceInfo, obj: &mut Value) {
         ("", "Node") => default_node(obj),
         ("apps", "Deployment") => default_deployment(obj),
         ("apps", "ReplicaSet") => default_replica_set(obj),
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => default_role_binding(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            default_role_binding(obj)
+        }
         _ => {}
     }
 }
@@ -77,7 +79,10 @@ fn set_default_number(m: &mut Map<String, Value>, key: &str, value: i64) {
     }
 }
 
-fn each_in<'a>(m: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn each_in<'a>(
+    m: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
     m.get_mut(key)
         .and_then(Value::as_array_mut)
         .into_iter()
@@ -114,18 +119,27 @@ fn image_tag(image: &str) -> Option<String> {
     // The first component may be a registry host (with a port, dots, uppercase); the
     // path after it must be lowercase.
     let path = match repo.split_once('/') {
-        Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" || host.chars().any(|c| c.is_ascii_uppercase()) => rest,
+        Some((host, rest))
+            if host.contains(['.', ':'])
+                || host == "localhost"
+                || host.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
+            rest
+        }
         _ => repo,
     };
     let path_ok = !path.is_empty()
-        && path
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/'));
+        && path.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/')
+        });
     if !path_ok {
         return None;
     }
     if let Some(t) = tag {
-        let ok = !t.is_empty() && t.len() <= 128 && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         return ok.then(|| t.to_string());
     }
     if digest.is_some() {
@@ -152,9 +166,16 @@ fn default_handler(h: &mut Map<String, Value>) {
 fn default_container(c: &mut Map<String, Value>) {
     if !matches!(c.get("imagePullPolicy"), Some(Value::String(s)) if !s.is_empty()) {
         let image = c.get("image").and_then(Value::as_str).unwrap_or("");
-        c.insert("imagePullPolicy".into(), json!(image_pull_policy_for(image)));
+        c.insert(
+            "imagePullPolicy".into(),
+            json!(image_pull_policy_for(image)),
+        );
     }
-    set_default(c, "terminationMessagePath", json!(TERMINATION_MESSAGE_PATH_DEFAULT));
+    set_default(
+        c,
+        "terminationMessagePath",
+        json!(TERMINATION_MESSAGE_PATH_DEFAULT),
+    );
     set_default(c, "terminationMessagePolicy", json!("File"));
     // Go always serializes the (struct-valued) resources field.
     set_default(c, "resources", json!({}));
@@ -174,7 +195,11 @@ fn default_container(c: &mut Map<String, Value>) {
         }
     }
     for e in each_in(c, "env") {
-        if let Some(f) = e.get_mut("valueFrom").and_then(|v| v.get_mut("fieldRef")).and_then(Value::as_object_mut) {
+        if let Some(f) = e
+            .get_mut("valueFrom")
+            .and_then(|v| v.get_mut("fieldRef"))
+            .and_then(Value::as_object_mut)
+        {
             set_default(f, "apiVersion", json!("v1"));
         }
     }
@@ -192,7 +217,10 @@ fn default_volume(v: &mut Map<String, Value>) {
     }
     if let Some(p) = v.get_mut("projected").and_then(Value::as_object_mut) {
         for s in each_in(p, "sources") {
-            if let Some(t) = s.get_mut("serviceAccountToken").and_then(Value::as_object_mut) {
+            if let Some(t) = s
+                .get_mut("serviceAccountToken")
+                .and_then(Value::as_object_mut)
+            {
                 set_default(t, "expirationSeconds", json!(3600));
             }
             if let Some(d) = s.get_mut("downwardAPI").and_then(Value::as_object_mut) {
@@ -221,11 +249,17 @@ fn default_volume(v: &mut Map<String, Value>) {
 /// The defaults of a pod spec wherever it appears (pods and pod templates):
 /// Kubernetes' `SetDefaults_PodSpec` and everything below it.
 pub fn default_pod_spec(spec: &mut Value) {
-    let Some(s) = spec.as_object_mut() else { return };
+    let Some(s) = spec.as_object_mut() else {
+        return;
+    };
     set_default(s, "dnsPolicy", json!("ClusterFirst"));
     set_default(s, "restartPolicy", json!("Always"));
     set_default(s, "securityContext", json!({}));
-    set_default(s, "terminationGracePeriodSeconds", json!(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS));
+    set_default(
+        s,
+        "terminationGracePeriodSeconds",
+        json!(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS),
+    );
     set_default(s, "schedulerName", json!(DEFAULT_SCHEDULER_NAME));
     for key in ["containers", "initContainers"] {
         for c in each_in(s, key) {
@@ -245,7 +279,9 @@ pub fn default_pod(pod: &mut Value) {
     if let Some(spec) = obj_mut(pod, "spec") {
         let mut spec_value = Value::Object(std::mem::take(spec));
         default_pod_spec(&mut spec_value);
-        let Value::Object(mut s) = spec_value else { return };
+        let Value::Object(mut s) = spec_value else {
+            return;
+        };
         set_default(&mut s, "enableServiceLinks", json!(true));
         for key in ["containers", "initContainers"] {
             for c in each_in(&mut s, key) {
@@ -262,13 +298,26 @@ pub fn default_pod(pod: &mut Value) {
                 }
             }
         }
-        if !s.contains_key("priority") && s.get("priorityClassName").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if !s.contains_key("priority")
+            && s.get("priorityClassName")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+        {
             s.insert("priority".into(), json!(0));
         }
         set_default(&mut s, "preemptionPolicy", json!("PreemptLowerPriority"));
         // v1's deprecated serviceAccount mirrors serviceAccountName.
-        let sa = s.get("serviceAccountName").and_then(Value::as_str).unwrap_or("").to_string();
-        let deprecated = s.get("serviceAccount").and_then(Value::as_str).unwrap_or("").to_string();
+        let sa = s
+            .get("serviceAccountName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let deprecated = s
+            .get("serviceAccount")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if sa.is_empty() && !deprecated.is_empty() {
             s.insert("serviceAccountName".into(), json!(deprecated));
         } else if !sa.is_empty() {
@@ -286,8 +335,12 @@ pub fn default_pod(pod: &mut Value) {
 }
 
 fn requests_from_limits(c: &mut Map<String, Value>) {
-    let Some(r) = c.get_mut("resources").and_then(Value::as_object_mut) else { return };
-    let Some(limits) = r.get("limits").and_then(Value::as_object).cloned() else { return };
+    let Some(r) = c.get_mut("resources").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(limits) = r.get("limits").and_then(Value::as_object).cloned() else {
+        return;
+    };
     let requests = r.entry("requests").or_insert_with(|| json!({}));
     if requests.is_null() {
         *requests = json!({});
@@ -303,8 +356,14 @@ fn requests_from_limits(c: &mut Map<String, Value>) {
 /// `default` service account (ServiceAccount) and tolerations of not-ready and
 /// unreachable nodes for 300 seconds (DefaultTolerationSeconds).
 pub fn admit_pod(pod: &mut Value) {
-    let Some(s) = obj_mut(pod, "spec") else { return };
-    if s.get("serviceAccountName").and_then(Value::as_str).unwrap_or("").is_empty() {
+    let Some(s) = obj_mut(pod, "spec") else {
+        return;
+    };
+    if s.get("serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         s.insert("serviceAccountName".into(), json!("default"));
         s.insert("serviceAccount".into(), json!("default"));
     }
@@ -312,13 +371,19 @@ pub fn admit_pod(pod: &mut Value) {
     if tolerations.is_null() {
         *tolerations = json!([]);
     }
-    let Some(list) = tolerations.as_array_mut() else { return };
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let tolerated = list.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str).unwrap_or("");
             let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
             let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-            (k == key || (k.is_empty() && op == "Exists")) && (effect.is_empty() || effect == "NoExecute")
+            (k == key || (k.is_empty() && op == "Exists"))
+                && (effect.is_empty() || effect == "NoExecute")
         });
         if !tolerated {
             list.push(json!({
@@ -366,7 +431,11 @@ pub fn pod_qos_class(pod: &Value) -> &'static str {
         let lim = read("limits");
         // Requests default to limits on pods.
         for (k, q) in &lim {
-            if !req.iter().any(|(rk, _)| rk == k) && res.and_then(|r| r.pointer(&format!("/requests/{k}"))).is_none() {
+            if !req.iter().any(|(rk, _)| rk == k)
+                && res
+                    .and_then(|r| r.pointer(&format!("/requests/{k}")))
+                    .is_none()
+            {
                 req.push((k.clone(), *q));
             }
         }
@@ -387,7 +456,10 @@ pub fn pod_qos_class(pod: &Value) -> &'static str {
     if requests.is_empty() && limits.is_empty() {
         return "BestEffort";
     }
-    if guaranteed && requests.iter().all(|(k, r)| limits.get(k) == Some(r)) && requests.len() == limits.len() {
+    if guaranteed
+        && requests.iter().all(|(k, r)| limits.get(k) == Some(r))
+        && requests.len() == limits.len()
+    {
         return "Guaranteed";
     }
     "Burstable"
@@ -396,7 +468,9 @@ pub fn pod_qos_class(pod: &Value) -> &'static str {
 /// A Deployment's defaults: 1 replica, RollingUpdate with 25% surge and unavailability,
 /// 10 old ReplicaSets kept, a 600 s progress deadline, and the template's pod spec.
 pub fn default_deployment(d: &mut Value) {
-    let Some(spec) = obj_mut(d, "spec") else { return };
+    let Some(spec) = obj_mut(d, "spec") else {
+        return;
+    };
     set_default(spec, "replicas", json!(1));
     let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
     if strategy.is_null() {
@@ -424,7 +498,9 @@ pub fn default_deployment(d: &mut Value) {
 
 /// A ReplicaSet's defaults: 1 replica and the template's pod spec.
 pub fn default_replica_set(rs: &mut Value) {
-    let Some(spec) = obj_mut(rs, "spec") else { return };
+    let Some(spec) = obj_mut(rs, "spec") else {
+        return;
+    };
     set_default(spec, "replicas", json!(1));
     if let Some(t) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
         default_pod_spec(t);
@@ -436,7 +512,9 @@ pub fn default_replica_set(rs: &mut Value) {
 /// ports, and single-stack IPv4 (dual-stack for selectorless headless services, as the
 /// allocator decides in Kubernetes).
 pub fn default_service(svc: &mut Value) {
-    let Some(spec) = obj_mut(svc, "spec") else { return };
+    let Some(spec) = obj_mut(svc, "spec") else {
+        return;
+    };
     set_default(spec, "sessionAffinity", json!("None"));
     if spec.get("sessionAffinity").and_then(Value::as_str) == Some("None") {
         spec.remove("sessionAffinityConfig");
@@ -455,8 +533,32 @@ pub fn default_service(svc: &mut Value) {
             p.insert("targetPort".into(), port);
         }
     }
-    let typ = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-    let has_external_ips = spec.get("externalIPs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    // clusterIP and clusterIPs describe one allocation; a client may set either.
+    let cluster_ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let first_ip = spec
+        .get("clusterIPs")
+        .and_then(|a| a.get(0))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !cluster_ip.is_empty() && first_ip.is_empty() {
+        spec.insert("clusterIPs".into(), json!([cluster_ip]));
+    } else if cluster_ip.is_empty() && !first_ip.is_empty() {
+        spec.insert("clusterIP".into(), json!(first_ip));
+    }
+    let typ = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let has_external_ips = spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
     let externally_accessible =
         typ == "LoadBalancer" || typ == "NodePort" || (typ == "ClusterIP" && has_external_ips);
     if externally_accessible {
@@ -482,8 +584,15 @@ pub fn default_service(svc: &mut Value) {
     }
     if typ != "ExternalName" {
         let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None")
-            || spec.get("clusterIPs").and_then(|a| a.get(0)).and_then(Value::as_str) == Some("None");
-        let selectorless = spec.get("selector").and_then(Value::as_object).is_none_or(Map::is_empty);
+            || spec
+                .get("clusterIPs")
+                .and_then(|a| a.get(0))
+                .and_then(Value::as_str)
+                == Some("None");
+        let selectorless = spec
+            .get("selector")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty);
         if headless && selectorless {
             set_default(spec, "ipFamilyPolicy", json!("RequireDualStack"));
             set_default(spec, "ipFamilies", json!(["IPv4", "IPv6"]));
@@ -497,7 +606,11 @@ pub fn default_service(svc: &mut Value) {
 /// A Namespace's defaults: the `kubernetes.io/metadata.name` label, the `kubernetes`
 /// finalizer and the Active phase.
 pub fn default_namespace(ns: &mut Value) {
-    let name = ns.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = ns
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !name.is_empty() {
         if let Some(meta) = obj_mut(ns, "metadata") {
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
@@ -520,9 +633,13 @@ pub fn default_namespace(ns: &mut Value) {
 /// A Secret's defaults: type Opaque, and `stringData` merged into `data` (base64) and
 /// dropped, as Kubernetes converts it on the way in.
 pub fn default_secret(secret: &mut Value) {
-    let Some(m) = secret.as_object_mut() else { return };
+    let Some(m) = secret.as_object_mut() else {
+        return;
+    };
     set_default(m, "type", json!("Opaque"));
-    let Some(Value::Object(string_data)) = m.remove("stringData") else { return };
+    let Some(Value::Object(string_data)) = m.remove("stringData") else {
+        return;
+    };
     let data = m.entry("data").or_insert_with(|| json!({}));
     if data.is_null() {
         *data = json!({});
@@ -530,7 +647,8 @@ pub fn default_secret(secret: &mut Value) {
     if let Some(d) = data.as_object_mut() {
         for (k, v) in string_data {
             let bytes = v.as_str().unwrap_or("").as_bytes().to_vec();
-            let encoded = serde_json::to_value(k8s_openapi::ByteString(bytes)).unwrap_or(Value::Null);
+            let encoded =
+                serde_json::to_value(k8s_openapi::ByteString(bytes)).unwrap_or(Value::Null);
             d.insert(k, encoded);
         }
     }
@@ -538,7 +656,9 @@ pub fn default_secret(secret: &mut Value) {
 
 /// A Node's defaults: allocatable is its capacity unless reported.
 pub fn default_node(node: &mut Value) {
-    let Some(status) = node.get_mut("status").and_then(Value::as_object_mut) else { return };
+    let Some(status) = node.get_mut("status").and_then(Value::as_object_mut) else {
+        return;
+    };
     if matches!(status.get("allocatable"), None | Some(Value::Null)) {
         if let Some(cap) = status.get("capacity").filter(|c| !c.is_null()).cloned() {
             status.insert("allocatable".into(), cap);

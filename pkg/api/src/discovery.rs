@@ -117,8 +117,18 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
 fn aggregated_resource(r: &ResourceInfo) -> Value {
     let mut m = Map::new();
     m.insert("resource".into(), json!(r.plural));
-    m.insert("responseKind".into(), json!({"group": "", "version": "", "kind": r.kind}));
-    m.insert("scope".into(), json!(if r.namespaced { "Namespaced" } else { "Cluster" }));
+    m.insert(
+        "responseKind".into(),
+        json!({"group": "", "version": "", "kind": r.kind}),
+    );
+    m.insert(
+        "scope".into(),
+        json!(if r.namespaced {
+            "Namespaced"
+        } else {
+            "Cluster"
+        }),
+    );
     m.insert("singularResource".into(), json!(r.singular));
     m.insert("verbs".into(), json!(r.verbs));
     if !r.short_names.is_empty() {

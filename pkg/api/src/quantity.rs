@@ -63,12 +63,16 @@ impl Quantity {
         let mut dropped_nonzero = false;
         let mut frac_digits: i32 = 0;
         for c in int_part.chars() {
-            mantissa = mantissa.saturating_mul(10).saturating_add(i128::from(c as u8 - b'0'));
+            mantissa = mantissa
+                .saturating_mul(10)
+                .saturating_add(i128::from(c as u8 - b'0'));
         }
         for c in frac_part.chars() {
             // Keep at most 18 fractional digits; anything beyond only rounds up.
             if frac_digits < 18 {
-                mantissa = mantissa.saturating_mul(10).saturating_add(i128::from(c as u8 - b'0'));
+                mantissa = mantissa
+                    .saturating_mul(10)
+                    .saturating_add(i128::from(c as u8 - b'0'));
                 frac_digits += 1;
             } else if c != '0' {
                 dropped_nonzero = true;
@@ -172,11 +176,13 @@ fn parse_suffix(s: &str) -> Result<(u32, i32), QuantityError> {
         "Ei" => (60, 0),
         _ => {
             let Some(exp) = s.strip_prefix(['e', 'E']) else {
-                return Err(if s.chars().all(|c| "eEinumkKMGTP+-0123456789".contains(c)) {
-                    QuantityError::Suffix
-                } else {
-                    QuantityError::FormatWrong
-                });
+                return Err(
+                    if s.chars().all(|c| "eEinumkKMGTP+-0123456789".contains(c)) {
+                        QuantityError::Suffix
+                    } else {
+                        QuantityError::FormatWrong
+                    },
+                );
             };
             let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
             if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {

@@ -8,9 +8,20 @@
 use std::collections::BTreeSet;
 
 /// Kubernetes' full verb set for a resource with the generic store.
-pub const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// What namespaces allow (no deletecollection).
-const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 /// What a status subresource allows.
 pub const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
@@ -317,7 +328,12 @@ pub static RESOURCES: &[ResourceInfo] = &[
 
 /// The API groups in the order Kubernetes lists them in `/apis` (its group priorities),
 /// restricted to the groups rkube serves.
-const GROUP_ORDER: &[&str] = &["apps", "events.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io"];
+const GROUP_ORDER: &[&str] = &[
+    "apps",
+    "events.k8s.io",
+    "rbac.authorization.k8s.io",
+    "coordination.k8s.io",
+];
 
 impl ResourceInfo {
     /// `v1` for the core group, `<group>/<version>` otherwise.
@@ -384,7 +400,9 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resou
 
 /// The resource of `kind` in `group` (at its preferred version).
 pub fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
 }
 
 /// The resource of an object's `apiVersion` and `kind` (`apps/v1`, `Deployment`).
@@ -411,7 +429,10 @@ pub fn resolve(name: &str) -> Vec<&'static ResourceInfo> {
         }
     };
     let matches_name = |r: &ResourceInfo, n: &str| {
-        r.plural == n || r.singular == n || r.short_names.contains(&n) || r.kind.eq_ignore_ascii_case(n)
+        r.plural == n
+            || r.singular == n
+            || r.short_names.contains(&n)
+            || r.kind.eq_ignore_ascii_case(n)
     };
     for r in RESOURCES {
         if matches_name(r, &lower) {
@@ -439,7 +460,10 @@ pub fn resolve(name: &str) -> Vec<&'static ResourceInfo> {
 
 /// The resources of a category (`all`), as `kubectl get all` expands it.
 pub fn in_category(category: &str) -> Vec<&'static ResourceInfo> {
-    RESOURCES.iter().filter(|r| r.categories.contains(&category)).collect()
+    RESOURCES
+        .iter()
+        .filter(|r| r.categories.contains(&category))
+        .collect()
 }
 
 /// A served API group with its versions, the preferred one first.
@@ -453,7 +477,11 @@ pub struct GroupVersions {
 /// The named API groups (not the core group) in `/apis` order.
 pub fn groups() -> Vec<GroupVersions> {
     let mut names: Vec<&'static str> = GROUP_ORDER.to_vec();
-    let served: BTreeSet<&'static str> = RESOURCES.iter().map(|r| r.group).filter(|g| !g.is_empty()).collect();
+    let served: BTreeSet<&'static str> = RESOURCES
+        .iter()
+        .map(|r| r.group)
+        .filter(|g| !g.is_empty())
+        .collect();
     for g in served {
         if !names.contains(&g) {
             names.push(g);
@@ -488,7 +516,9 @@ pub fn resources_in(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
 
 /// Whether `(group, version)` is served.
 pub fn serves_group_version(group: &str, version: &str) -> bool {
-    RESOURCES.iter().any(|r| r.group == group && r.version == version)
+    RESOURCES
+        .iter()
+        .any(|r| r.group == group && r.version == version)
 }
 
 #[cfg(test)]

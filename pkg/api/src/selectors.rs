@@ -19,7 +19,9 @@ pub struct SelectorError {
 
 impl SelectorError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        SelectorError { message: message.into() }
+        SelectorError {
+            message: message.into(),
+        }
     }
 
     /// The error as the 400 Bad Request the apiserver answers with.

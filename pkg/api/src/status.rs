@@ -97,13 +97,19 @@ impl Reason {
 
     /// The reason named by `s`; unrecognized names are [`Reason::Unknown`].
     pub fn parse(s: &str) -> Reason {
-        Self::ALL.into_iter().find(|r| r.as_str() == s).unwrap_or(Reason::Unknown)
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .unwrap_or(Reason::Unknown)
     }
 
     /// The HTTP status code Kubernetes pairs with this reason.
     pub fn code(self) -> u16 {
         match self {
-            Reason::Unknown | Reason::InternalError | Reason::ServerTimeout | Reason::StoreReadError => 500,
+            Reason::Unknown
+            | Reason::InternalError
+            | Reason::ServerTimeout
+            | Reason::StoreReadError => 500,
             Reason::Unauthorized => 401,
             Reason::Forbidden => 403,
             Reason::NotFound => 404,
@@ -155,7 +161,11 @@ pub struct StatusDetails {
     pub uid: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<StatusCause>,
-    #[serde(rename = "retryAfterSeconds", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "retryAfterSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_after_seconds: Option<i32>,
 }
 
@@ -238,24 +248,42 @@ impl Status {
 
     /// 404 `<resource> "<name>" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        let msg = format!("{} {} not found", qualified_resource(group, resource), quote(name));
+        let msg = format!(
+            "{} {} not found",
+            qualified_resource(group, resource),
+            quote(name)
+        );
         Self::new(Reason::NotFound, msg).with_details(StatusDetails::object(group, resource, name))
     }
 
     /// 404 for a path that names no resource at all (`the server could not find the
     /// requested resource`).
     pub fn not_found_path() -> Self {
-        Self::new(Reason::NotFound, "the server could not find the requested resource").with_details(StatusDetails::default())
+        Self::new(
+            Reason::NotFound,
+            "the server could not find the requested resource",
+        )
+        .with_details(StatusDetails::default())
     }
 
     /// 409 `<resource> "<name>" already exists`.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        let msg = format!("{} {} already exists", qualified_resource(group, resource), quote(name));
-        Self::new(Reason::AlreadyExists, msg).with_details(StatusDetails::object(group, resource, name))
+        let msg = format!(
+            "{} {} already exists",
+            qualified_resource(group, resource),
+            quote(name)
+        );
+        Self::new(Reason::AlreadyExists, msg)
+            .with_details(StatusDetails::object(group, resource, name))
     }
 
     /// 409 AlreadyExists for a generated name that collided; clients retry after the hint.
-    pub fn generate_name_conflict(group: &str, resource: &str, name: &str, retry_after_seconds: i32) -> Self {
+    pub fn generate_name_conflict(
+        group: &str,
+        resource: &str,
+        name: &str,
+        retry_after_seconds: i32,
+    ) -> Self {
         let msg = format!(
             "{} {} already exists, the server was not able to generate a unique name for the object",
             qualified_resource(group, resource),
@@ -313,12 +341,16 @@ impl Status {
             "{verb} is not supported on resources of kind {}",
             quote(&qualified_resource(group, resource))
         );
-        Self::new(Reason::MethodNotAllowed, msg).with_details(StatusDetails::object(group, resource, ""))
+        Self::new(Reason::MethodNotAllowed, msg)
+            .with_details(StatusDetails::object(group, resource, ""))
     }
 
     /// 413 `Request entity too large: <why>`.
     pub fn request_entity_too_large(why: &str) -> Self {
-        Self::new(Reason::RequestEntityTooLarge, format!("Request entity too large: {why}"))
+        Self::new(
+            Reason::RequestEntityTooLarge,
+            format!("Request entity too large: {why}"),
+        )
     }
 
     /// 403 `<resource> "<name>" is forbidden: <why>` (without the name part when `name`
@@ -327,16 +359,25 @@ impl Status {
         let msg = if group.is_empty() && resource.is_empty() {
             format!("forbidden: {why}")
         } else if name.is_empty() {
-            format!("{} is forbidden: {why}", qualified_resource(group, resource))
+            format!(
+                "{} is forbidden: {why}",
+                qualified_resource(group, resource)
+            )
         } else {
-            format!("{} {} is forbidden: {why}", qualified_resource(group, resource), quote(name))
+            format!(
+                "{} {} is forbidden: {why}",
+                qualified_resource(group, resource),
+                quote(name)
+            )
         };
         Self::new(Reason::Forbidden, msg).with_details(StatusDetails::object(group, resource, name))
     }
 
     /// 403 for a create in a namespace that is being deleted.
     pub fn namespace_terminating(group: &str, resource: &str, name: &str, namespace: &str) -> Self {
-        let why = format!("unable to create new content in namespace {namespace} because it is being terminated");
+        let why = format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
+        );
         let mut s = Self::forbidden(group, resource, name, &why);
         if let Some(d) = s.details.as_mut() {
             d.causes.push(StatusCause {
@@ -350,7 +391,11 @@ impl Status {
 
     /// 401; the message defaults to Kubernetes' `Unauthorized`.
     pub fn unauthorized(message: &str) -> Self {
-        let message = if message.is_empty() { "Unauthorized" } else { message };
+        let message = if message.is_empty() {
+            "Unauthorized"
+        } else {
+            message
+        };
         Self::new(Reason::Unauthorized, message)
     }
 
@@ -370,7 +415,10 @@ impl Status {
     pub fn not_acceptable(supported: &[&str]) -> Self {
         Self::new(
             Reason::NotAcceptable,
-            format!("only the following media types are accepted: {}", supported.join(", ")),
+            format!(
+                "only the following media types are accepted: {}",
+                supported.join(", ")
+            ),
         )
     }
 
@@ -383,7 +431,11 @@ impl Status {
             }],
             ..Default::default()
         };
-        Self::new(Reason::InternalError, format!("Internal error occurred: {err}")).with_details(details)
+        Self::new(
+            Reason::InternalError,
+            format!("Internal error occurred: {err}"),
+        )
+        .with_details(details)
     }
 
     /// 504 `Timeout: <why>`, with a retry hint when non-zero.
@@ -401,7 +453,12 @@ impl Status {
 
     /// 500 ServerTimeout: `The <op> operation against <resource> could not be completed at
     /// this time, please try again.`
-    pub fn server_timeout(group: &str, resource: &str, operation: &str, retry_after_seconds: i32) -> Self {
+    pub fn server_timeout(
+        group: &str,
+        resource: &str,
+        operation: &str,
+        retry_after_seconds: i32,
+    ) -> Self {
         let msg = format!(
             "The {operation} operation against {} could not be completed at this time, please try again.",
             qualified_resource(group, resource)
@@ -422,7 +479,8 @@ impl Status {
             retry_after_seconds: Some(retry_after_seconds),
             ..Default::default()
         };
-        Self::new(Reason::TooManyRequests, format!("Too many requests: {why}")).with_details(details)
+        Self::new(Reason::TooManyRequests, format!("Too many requests: {why}"))
+            .with_details(details)
     }
 
     /// 410 Gone with the message as given.
@@ -490,8 +548,14 @@ impl Status {
         Some(Status {
             code,
             reason,
-            message: v.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
-            details: v.get("details").and_then(|d| serde_json::from_value(d.clone()).ok()),
+            message: v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            details: v
+                .get("details")
+                .and_then(|d| serde_json::from_value(d.clone()).ok()),
         })
     }
 

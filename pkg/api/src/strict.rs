@@ -58,21 +58,32 @@ fn decode_as<K: DeserializeOwned>(kind: &str, version: &str, v: &Value) -> Resul
         } else {
             format!("{path}: {inner}")
         };
-        Status::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {why}"))
+        Status::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}"
+        ))
     })
 }
 
-fn round_trip<K: DeserializeOwned + Serialize>(kind: &str, version: &str, v: &Value) -> Result<Value, Status> {
+fn round_trip<K: DeserializeOwned + Serialize>(
+    kind: &str,
+    version: &str,
+    v: &Value,
+) -> Result<Value, Status> {
     let typed: K = decode_as(kind, version, v)?;
     serde_json::to_value(&typed).map_err(|e| Status::internal_error(&e.to_string()))
 }
 
 /// The typed round trip of an object of `(group, kind)`; `None` for kinds this crate has
 /// no type for.
-fn round_trip_kind(group: &str, version: &str, kind: &str, v: &Value) -> Option<Result<Value, Status>> {
+fn round_trip_kind(
+    group: &str,
+    version: &str,
+    kind: &str,
+    v: &Value,
+) -> Option<Result<Value, Status>> {
     use k8s_openapi::api::{
-        apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coord, core::v1 as core,
-        events::v1 as events, rbac::v1 as rbac,
+        apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coord,
+        core::v1 as core, events::v1 as events, rbac::v1 as rbac,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
     Some(match (group, kind) {
@@ -91,12 +102,18 @@ fn round_trip_kind(group: &str, version: &str, kind: &str, v: &Value) -> Option<
         ("autoscaling", "Scale") => round_trip::<autoscaling::Scale>(kind, version, v),
         ("coordination.k8s.io", "Lease") => round_trip::<coord::Lease>(kind, version, v),
         ("rbac.authorization.k8s.io", "Role") => round_trip::<rbac::Role>(kind, version, v),
-        ("rbac.authorization.k8s.io", "ClusterRole") => round_trip::<rbac::ClusterRole>(kind, version, v),
-        ("rbac.authorization.k8s.io", "RoleBinding") => round_trip::<rbac::RoleBinding>(kind, version, v),
+        ("rbac.authorization.k8s.io", "ClusterRole") => {
+            round_trip::<rbac::ClusterRole>(kind, version, v)
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            round_trip::<rbac::RoleBinding>(kind, version, v)
+        }
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             round_trip::<rbac::ClusterRoleBinding>(kind, version, v)
         }
-        ("meta.k8s.io", "DeleteOptions") | ("", "DeleteOptions") => round_trip::<meta::DeleteOptions>(kind, version, v),
+        ("meta.k8s.io", "DeleteOptions") | ("", "DeleteOptions") => {
+            round_trip::<meta::DeleteOptions>(kind, version, v)
+        }
         _ => return None,
     })
 }
@@ -110,7 +127,12 @@ pub fn unknown_fields(info: &ResourceInfo, v: &Value) -> Result<Vec<String>, Sta
 
 /// [`unknown_fields`] for a kind named directly (subresource bodies: `("", "Binding")`,
 /// `("autoscaling", "Scale")`). Kinds without a type here report nothing.
-pub fn unknown_fields_of_kind(group: &str, version: &str, kind: &str, v: &Value) -> Result<Vec<String>, Status> {
+pub fn unknown_fields_of_kind(
+    group: &str,
+    version: &str,
+    kind: &str,
+    v: &Value,
+) -> Result<Vec<String>, Status> {
     let Some(out) = round_trip_kind(group, version, kind, v) else {
         return Ok(Vec::new());
     };
@@ -246,7 +268,11 @@ pub fn strict_errors(info: &ResourceInfo, raw: &[u8]) -> Result<Vec<String>, Sta
         .into_iter()
         .map(|p| format!("duplicate field \"{p}\""))
         .collect();
-    errs.extend(unknown_fields(info, &v)?.into_iter().map(|p| format!("unknown field \"{p}\"")));
+    errs.extend(
+        unknown_fields(info, &v)?
+            .into_iter()
+            .map(|p| format!("unknown field \"{p}\"")),
+    );
     Ok(errs)
 }
 

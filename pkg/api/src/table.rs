@@ -87,7 +87,9 @@ pub fn column_definitions(info: &ResourceInfo) -> &'static [Column] {
             .map(|r| ((r.group, r.kind), printers::columns(r.group, r.kind)))
             .collect()
     });
-    cache.get(&(info.group, info.kind)).map_or(&[], Vec::as_slice)
+    cache
+        .get(&(info.group, info.kind))
+        .map_or(&[], Vec::as_slice)
 }
 
 /// The cells of one object's row, in column order.
@@ -98,11 +100,22 @@ pub fn row_cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Vec<Value>
 /// The objects as a Table. `list_meta` becomes the table's metadata (a list's
 /// `resourceVersion`, `continue`, `remainingItemCount`; for a single object, its
 /// resourceVersion).
-pub fn to_table(info: &ResourceInfo, objects: &[Value], list_meta: Value, opts: TableOptions, now: Timestamp) -> Value {
+pub fn to_table(
+    info: &ResourceInfo,
+    objects: &[Value],
+    list_meta: Value,
+    opts: TableOptions,
+    now: Timestamp,
+) -> Value {
     let columns = if opts.no_headers {
         Value::Null
     } else {
-        Value::Array(column_definitions(info).iter().map(Column::to_json).collect())
+        Value::Array(
+            column_definitions(info)
+                .iter()
+                .map(Column::to_json)
+                .collect(),
+        )
     };
     let rows: Vec<Value> = objects
         .iter()
@@ -125,7 +138,11 @@ pub fn to_table(info: &ResourceInfo, objects: &[Value], list_meta: Value, opts: 
             Value::Object(row)
         })
         .collect();
-    let metadata = if list_meta.is_object() { list_meta } else { json!({}) };
+    let metadata = if list_meta.is_object() {
+        list_meta
+    } else {
+        json!({})
+    };
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -151,7 +168,11 @@ pub fn human_duration(d: SignedDuration) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 60 * 3 {
         return format!("{minutes}m");
@@ -159,7 +180,11 @@ pub fn human_duration(d: SignedDuration) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");

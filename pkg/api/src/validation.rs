@@ -6,6 +6,7 @@
 //! changes an object and never looks at other objects (a pod's namespace existing is
 //! the registry's question).
 
+mod affinity;
 mod apps;
 mod core;
 mod errors;
@@ -19,20 +20,24 @@ mod rbac;
 
 use serde_json::Value;
 
-pub use errors::{aggregate_message, go_quote, BadValue, ErrorList, ErrorType, FieldError};
+pub use affinity::{
+    validate_affinity, validate_node_selector, validate_topology_spread_constraints,
+};
 pub(crate) use errors::aggregate_strings;
+pub use errors::{aggregate_message, go_quote, BadValue, ErrorList, ErrorType, FieldError};
 pub use meta::{
-    validate_annotations, validate_finalizers, validate_label_name, validate_labels, validate_object_meta,
-    validate_object_meta_accessor, validate_object_meta_update, validate_owner_references,
-    STANDARD_FINALIZERS, TOTAL_ANNOTATION_SIZE_LIMIT,
+    validate_annotations, validate_finalizers, validate_label_name, validate_labels,
+    validate_object_meta, validate_object_meta_accessor, validate_object_meta_update,
+    validate_owner_references, STANDARD_FINALIZERS, TOTAL_ANNOTATION_SIZE_LIMIT,
 };
 pub use names::{
     generate_name, inclusive_range_error, is_config_map_key, is_dns1035_label, is_dns1123_label,
-    is_dns1123_subdomain, is_env_var_name, is_qualified_name, is_valid_cidr, is_valid_ip, is_valid_label_value,
-    is_valid_path_segment_name, is_valid_percent, is_valid_port_name, is_valid_port_num, max_len_error,
-    name_is_dns1035_label, name_is_dns_label, name_is_dns_subdomain, name_is_path_segment, parse_cidr,
-    regex_error, NameValidator, DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, EMPTY_ERROR,
-    FIELD_IMMUTABLE_ERROR, GENERATED_NAME_ALPHABET, IS_NEGATIVE_ERROR,
+    is_dns1123_subdomain, is_env_var_name, is_qualified_name, is_valid_cidr, is_valid_ip,
+    is_valid_label_value, is_valid_path_segment_name, is_valid_percent, is_valid_port_name,
+    is_valid_port_num, max_len_error, name_is_dns1035_label, name_is_dns_label,
+    name_is_dns_subdomain, name_is_path_segment, parse_cidr, regex_error, NameValidator,
+    DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, EMPTY_ERROR, FIELD_IMMUTABLE_ERROR,
+    GENERATED_NAME_ALPHABET, IS_NEGATIVE_ERROR,
 };
 pub use path::FieldPath;
 pub use pods::{validate_pod_spec, validate_pod_template_spec};
@@ -41,7 +46,9 @@ use crate::registry::ResourceInfo;
 use crate::status::Status;
 use crate::strict::decode;
 
-use k8s_openapi::api::{apps::v1 as appsv1, coordination::v1 as coordv1, core::v1 as corev1, rbac::v1 as rbacv1};
+use k8s_openapi::api::{
+    apps::v1 as appsv1, coordination::v1 as coordv1, core::v1 as corev1, rbac::v1 as rbacv1,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The field errors of a new object of `info`'s kind (empty when valid). A body that does
@@ -53,20 +60,28 @@ pub fn create_errors(info: &ResourceInfo, obj: &Value) -> Result<ErrorList, Stat
         ("", "Node") => core::validate_node(&decode::<corev1::Node>(info, obj)?),
         ("", "ConfigMap") => core::validate_config_map(&decode::<corev1::ConfigMap>(info, obj)?),
         ("", "Secret") => core::validate_secret(&decode::<corev1::Secret>(info, obj)?),
-        ("", "ServiceAccount") => core::validate_service_account(&decode::<corev1::ServiceAccount>(info, obj)?),
+        ("", "ServiceAccount") => {
+            core::validate_service_account(&decode::<corev1::ServiceAccount>(info, obj)?)
+        }
         ("", "Service") => core::validate_service(&decode::<corev1::Service>(info, obj)?),
         ("", "Event") | ("events.k8s.io", "Event") => {
             let _: corev1::Event = decode_event(info, obj)?;
             events::validate_event_create(&event_core_form(info, obj), info.group)
         }
-        ("apps", "Deployment") => {
-            apps::validate_deployment(&decode::<appsv1::Deployment>(info, obj)?, selector_present(obj))
+        ("apps", "Deployment") => apps::validate_deployment(
+            &decode::<appsv1::Deployment>(info, obj)?,
+            selector_present(obj),
+        ),
+        ("apps", "ReplicaSet") => apps::validate_replica_set(
+            &decode::<appsv1::ReplicaSet>(info, obj)?,
+            selector_present(obj),
+        ),
+        ("coordination.k8s.io", "Lease") => {
+            rbac::validate_lease(&decode::<coordv1::Lease>(info, obj)?)
         }
-        ("apps", "ReplicaSet") => {
-            apps::validate_replica_set(&decode::<appsv1::ReplicaSet>(info, obj)?, selector_present(obj))
+        ("rbac.authorization.k8s.io", "Role") => {
+            rbac::validate_role(&decode::<rbacv1::Role>(info, obj)?)
         }
-        ("coordination.k8s.io", "Lease") => rbac::validate_lease(&decode::<coordv1::Lease>(info, obj)?),
-        ("rbac.authorization.k8s.io", "Role") => rbac::validate_role(&decode::<rbacv1::Role>(info, obj)?),
         ("rbac.authorization.k8s.io", "ClusterRole") => {
             rbac::validate_cluster_role(&decode::<rbacv1::ClusterRole>(info, obj)?)
         }
@@ -104,28 +119,49 @@ pub fn update_errors(info: &ResourceInfo, new: &Value, old: &Value) -> Result<Er
     let new_meta = object_meta(new)?;
     let old_meta = object_meta(old)?;
     // The generic checks come first on update, as in Kubernetes' BeforeUpdate.
-    let mut errs = validate_object_meta_accessor(&new_meta, info.namespaced, name_is_path_segment, &meta_path);
-    errs.extend(validate_object_meta_update(&new_meta, &old_meta, &meta_path));
+    let mut errs =
+        validate_object_meta_accessor(&new_meta, info.namespaced, name_is_path_segment, &meta_path);
+    errs.extend(validate_object_meta_update(
+        &new_meta, &old_meta, &meta_path,
+    ));
     let kind_errs = match (info.group, info.kind) {
         ("", "Pod") => pods::validate_pod_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "Namespace") => core::validate_namespace_update(&decode(info, new)?, &decode(info, old)?),
+        ("", "Namespace") => {
+            core::validate_namespace_update(&decode(info, new)?, &decode(info, old)?)
+        }
         ("", "Node") => core::validate_node_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "ConfigMap") => core::validate_config_map_update(&decode(info, new)?, &decode(info, old)?),
+        ("", "ConfigMap") => {
+            core::validate_config_map_update(&decode(info, new)?, &decode(info, old)?)
+        }
         ("", "Secret") => core::validate_secret_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "ServiceAccount") => core::validate_service_account_update(&decode(info, new)?, &decode(info, old)?),
+        ("", "ServiceAccount") => {
+            core::validate_service_account_update(&decode(info, new)?, &decode(info, old)?)
+        }
         ("", "Service") => core::validate_service_update(&decode(info, new)?, &decode(info, old)?),
         ("", "Event") | ("events.k8s.io", "Event") => {
             let _: corev1::Event = decode_event(info, new)?;
-            events::validate_event_update(&event_core_form(info, new), &event_core_form(info, old), info.group)
+            events::validate_event_update(
+                &event_core_form(info, new),
+                &event_core_form(info, old),
+                info.group,
+            )
         }
-        ("apps", "Deployment") => {
-            apps::validate_deployment_update(&decode(info, new)?, &decode(info, old)?, selector_present(new))
+        ("apps", "Deployment") => apps::validate_deployment_update(
+            &decode(info, new)?,
+            &decode(info, old)?,
+            selector_present(new),
+        ),
+        ("apps", "ReplicaSet") => apps::validate_replica_set_update(
+            &decode(info, new)?,
+            &decode(info, old)?,
+            selector_present(new),
+        ),
+        ("coordination.k8s.io", "Lease") => {
+            rbac::validate_lease_update(&decode(info, new)?, &decode(info, old)?)
         }
-        ("apps", "ReplicaSet") => {
-            apps::validate_replica_set_update(&decode(info, new)?, &decode(info, old)?, selector_present(new))
+        ("rbac.authorization.k8s.io", "Role") => {
+            rbac::validate_role_update(&decode(info, new)?, &decode(info, old)?)
         }
-        ("coordination.k8s.io", "Lease") => rbac::validate_lease_update(&decode(info, new)?, &decode(info, old)?),
-        ("rbac.authorization.k8s.io", "Role") => rbac::validate_role_update(&decode(info, new)?, &decode(info, old)?),
         ("rbac.authorization.k8s.io", "ClusterRole") => {
             rbac::validate_cluster_role_update(&decode(info, new)?, &decode(info, old)?)
         }
@@ -149,7 +185,11 @@ pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<
 
 /// The field errors of a write to the `status` subresource: metadata may not change
 /// identity, and the status itself must be consistent (replica counts, addresses).
-pub fn status_update_errors(info: &ResourceInfo, new: &Value, old: &Value) -> Result<ErrorList, Status> {
+pub fn status_update_errors(
+    info: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+) -> Result<ErrorList, Status> {
     let meta_path = FieldPath::new("metadata");
     let mut errs = validate_object_meta_update(&object_meta(new)?, &object_meta(old)?, &meta_path);
     errs.extend(match (info.group, info.kind) {
@@ -172,7 +212,10 @@ pub fn validate_status_update(info: &ResourceInfo, new: &Value, old: &Value) -> 
 /// name a node.
 pub fn validate_binding(binding: &Value) -> Result<(), Status> {
     let mut errs = ErrorList::new();
-    let kind = binding.pointer("/target/kind").and_then(Value::as_str).unwrap_or("");
+    let kind = binding
+        .pointer("/target/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !kind.is_empty() && kind != "Node" {
         errs.push(FieldError::not_supported(
             &FieldPath::from_names(&["target", "kind"]),
@@ -180,13 +223,24 @@ pub fn validate_binding(binding: &Value) -> Result<(), Status> {
             &["Node", "<empty>"],
         ));
     }
-    if binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").is_empty() {
-        errs.push(FieldError::required(&FieldPath::from_names(&["target", "name"]), ""));
+    if binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        errs.push(FieldError::required(
+            &FieldPath::from_names(&["target", "name"]),
+            "",
+        ));
     }
     if errs.is_empty() {
         return Ok(());
     }
-    let name = binding.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = binding
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     Err(Status::invalid("", "Binding", name, &errs))
 }
 
@@ -194,8 +248,16 @@ pub fn validate_binding(binding: &Value) -> Result<(), Status> {
 /// name `Scale.autoscaling`, as Kubernetes' do.
 pub fn validate_scale(scale: &Value) -> Result<(), Status> {
     let meta = object_meta(scale)?;
-    let mut errs = validate_object_meta(&meta, true, name_is_dns_subdomain, &FieldPath::new("metadata"));
-    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    let mut errs = validate_object_meta(
+        &meta,
+        true,
+        name_is_dns_subdomain,
+        &FieldPath::new("metadata"),
+    );
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if replicas < 0 {
         errs.push(FieldError::invalid(
             &FieldPath::from_names(&["spec", "replicas"]),
@@ -206,7 +268,10 @@ pub fn validate_scale(scale: &Value) -> Result<(), Status> {
     if errs.is_empty() {
         return Ok(());
     }
-    let name = scale.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = scale
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     Err(Status::invalid("autoscaling", "Scale", name, &errs))
 }
 
@@ -214,7 +279,10 @@ fn into_result(info: &ResourceInfo, obj: &Value, errs: ErrorList) -> Result<(), 
     if errs.is_empty() {
         return Ok(());
     }
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     Err(Status::invalid(info.group, info.kind, name, &errs))
 }
 

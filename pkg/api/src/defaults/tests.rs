@@ -70,12 +70,16 @@ fn kubectl_run_gets_the_pod_kubernetes_stores() {
             ]
         })
     );
-    assert_eq!(got["status"], json!({"phase": "Pending", "qosClass": "BestEffort"}));
+    assert_eq!(
+        got["status"],
+        json!({"phase": "Pending", "qosClass": "BestEffort"})
+    );
 }
 
 #[test]
 fn admission_keeps_tolerations_a_pod_already_has() {
-    let mut pod = json!({"spec": {"serviceAccountName": "robot", "tolerations": [{"operator": "Exists"}]}});
+    let mut pod =
+        json!({"spec": {"serviceAccountName": "robot", "tolerations": [{"operator": "Exists"}]}});
     admit_pod(&mut pod);
     assert_eq!(pod["spec"]["tolerations"], json!([{"operator": "Exists"}]));
     assert_eq!(pod["spec"]["serviceAccountName"], "robot");
@@ -88,8 +92,14 @@ fn pull_policy_follows_the_image_tag() {
         ("nginx:latest", "Always"),
         ("nginx:1.25", "IfNotPresent"),
         ("library/nginx:1.25-alpine", "IfNotPresent"),
-        ("nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "IfNotPresent"),
-        ("nginx:latest@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "Always"),
+        (
+            "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "IfNotPresent",
+        ),
+        (
+            "nginx:latest@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "Always",
+        ),
         ("localhost:5000/nginx", "Always"),
         ("localhost:5000/nginx:v1", "IfNotPresent"),
         ("rkube.local/busybox:1.35", "IfNotPresent"),
@@ -110,7 +120,14 @@ fn defaults_never_overwrite_what_a_client_set() {
         "containers": [{"name": "a", "image": "nginx", "imagePullPolicy": "Never", "terminationMessagePolicy": "FallbackToLogsOnError",
                         "ports": [{"containerPort": 53, "protocol": "UDP"}]}]}});
     let got = apply("", "pods", sent.clone());
-    for key in ["restartPolicy", "dnsPolicy", "terminationGracePeriodSeconds", "schedulerName", "enableServiceLinks", "securityContext"] {
+    for key in [
+        "restartPolicy",
+        "dnsPolicy",
+        "terminationGracePeriodSeconds",
+        "schedulerName",
+        "enableServiceLinks",
+        "securityContext",
+    ] {
         assert_eq!(got["spec"][key], sent["spec"][key], "{key}");
     }
     let c = &got["spec"]["containers"][0];
@@ -121,7 +138,10 @@ fn defaults_never_overwrite_what_a_client_set() {
 
 #[test]
 fn probes_ports_env_and_volumes_get_their_defaults() {
-    let got = apply("", "pods", json!({"spec": {
+    let got = apply(
+        "",
+        "pods",
+        json!({"spec": {
         "containers": [{"name": "a", "image": "x:1",
             "ports": [{"containerPort": 80}],
             "livenessProbe": {"httpGet": {"port": 80}},
@@ -131,18 +151,28 @@ fn probes_ports_env_and_volumes_get_their_defaults() {
         "initContainers": [{"name": "i", "image": "busybox"}],
         "volumes": [{"name": "a"}, {"name": "b", "secret": {"secretName": "s"}}, {"name": "c", "configMap": {"name": "c", "defaultMode": 256}},
                     {"name": "d", "hostPath": {"path": "/var"}},
-                    {"name": "e", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]}}));
+                    {"name": "e", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]}}),
+    );
     let c = &got["spec"]["containers"][0];
-    assert_eq!(c["ports"][0], json!({"containerPort": 80, "protocol": "TCP"}));
+    assert_eq!(
+        c["ports"][0],
+        json!({"containerPort": 80, "protocol": "TCP"})
+    );
     assert_eq!(
         c["livenessProbe"],
         json!({"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
     );
     assert_eq!(c["readinessProbe"]["periodSeconds"], 5);
-    assert_eq!(c["lifecycle"]["preStop"]["httpGet"], json!({"port": 80, "path": "/stop", "scheme": "HTTP"}));
+    assert_eq!(
+        c["lifecycle"]["preStop"]["httpGet"],
+        json!({"port": 80, "path": "/stop", "scheme": "HTTP"})
+    );
     assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
     assert_eq!(c["imagePullPolicy"], "IfNotPresent");
-    assert_eq!(got["spec"]["initContainers"][0]["imagePullPolicy"], "Always");
+    assert_eq!(
+        got["spec"]["initContainers"][0]["imagePullPolicy"],
+        "Always"
+    );
     assert_eq!(got["spec"]["initContainers"][0]["resources"], json!({}));
     let v = &got["spec"]["volumes"];
     assert_eq!(v[0], json!({"name": "a", "emptyDir": {}}));
@@ -150,30 +180,50 @@ fn probes_ports_env_and_volumes_get_their_defaults() {
     assert_eq!(v[2]["configMap"]["defaultMode"], 256);
     assert_eq!(v[3]["hostPath"], json!({"path": "/var", "type": ""}));
     assert_eq!(v[4]["projected"]["defaultMode"], 420);
-    assert_eq!(v[4]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3600);
+    assert_eq!(
+        v[4]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+        3600
+    );
 }
 
 #[test]
 fn pods_copy_limits_into_missing_requests_and_host_ports_under_host_network() {
-    let got = apply("", "pods", json!({"spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "x:1",
+    let got = apply(
+        "",
+        "pods",
+        json!({"spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "x:1",
         "ports": [{"containerPort": 8080}],
-        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}}]}}));
+        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}}]}}),
+    );
     let c = &got["spec"]["containers"][0];
-    assert_eq!(c["resources"]["requests"], json!({"cpu": "500m", "memory": "1Gi"}));
+    assert_eq!(
+        c["resources"]["requests"],
+        json!({"cpu": "500m", "memory": "1Gi"})
+    );
     assert_eq!(c["ports"][0]["hostPort"], 8080);
     assert_eq!(got["status"]["qosClass"], "Burstable");
 }
 
 #[test]
 fn qos_classes_follow_requests_and_limits() {
-    let pod = |resources: Value| json!({"spec": {"containers": [{"name": "a", "resources": resources}]}});
+    let pod =
+        |resources: Value| json!({"spec": {"containers": [{"name": "a", "resources": resources}]}});
     let cases = [
         (json!({}), "BestEffort"),
         (json!({"requests": {"cpu": "0"}}), "BestEffort"),
         (json!({"requests": {"cpu": "100m"}}), "Burstable"),
-        (json!({"limits": {"cpu": "1", "memory": "1Gi"}}), "Guaranteed"),
-        (json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1024Mi"}}), "Guaranteed"),
-        (json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}), "Burstable"),
+        (
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}}),
+            "Guaranteed",
+        ),
+        (
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1024Mi"}}),
+            "Guaranteed",
+        ),
+        (
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}),
+            "Burstable",
+        ),
         (json!({"limits": {"cpu": "1"}}), "Burstable"),
         (json!({"requests": {"nvidia.com/gpu": "1"}}), "BestEffort"),
     ];
@@ -184,17 +234,27 @@ fn qos_classes_follow_requests_and_limits() {
 
 #[test]
 fn replica_sets_default_replicas_and_their_template() {
-    let got = apply("apps", "replicasets", json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}}));
+    let got = apply(
+        "apps",
+        "replicasets",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}}),
+    );
     assert_eq!(got["spec"]["replicas"], 1);
     assert_eq!(got["spec"]["template"]["spec"]["restartPolicy"], "Always");
-    assert!(got["spec"]["template"]["spec"].get("enableServiceLinks").is_none());
+    assert!(got["spec"]["template"]["spec"]
+        .get("enableServiceLinks")
+        .is_none());
     let zero = apply("apps", "replicasets", json!({"spec": {"replicas": 0}}));
     assert_eq!(zero["spec"]["replicas"], 0);
 }
 
 #[test]
 fn recreate_deployments_get_no_rolling_update_parameters() {
-    let got = apply("apps", "deployments", json!({"spec": {"strategy": {"type": "Recreate"}}}));
+    let got = apply(
+        "apps",
+        "deployments",
+        json!({"spec": {"strategy": {"type": "Recreate"}}}),
+    );
     assert_eq!(got["spec"]["strategy"], json!({"type": "Recreate"}));
 }
 
@@ -217,14 +277,28 @@ fn kubectl_create_service_gets_the_spec_kubernetes_stores_less_the_allocated_ip(
 
 #[test]
 fn service_defaults_depend_on_type_and_affinity() {
-    let got = apply("", "services", json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 53, "protocol": "UDP"}]}}));
+    let got = apply(
+        "",
+        "services",
+        json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 53, "protocol": "UDP"}]}}),
+    );
     let s = &got["spec"];
     assert_eq!(s["externalTrafficPolicy"], "Cluster");
     assert_eq!(s["allocateLoadBalancerNodePorts"], true);
-    assert_eq!(s["sessionAffinityConfig"], json!({"clientIP": {"timeoutSeconds": 10800}}));
-    assert_eq!(s["ports"][0], json!({"port": 53, "protocol": "UDP", "targetPort": 53}));
+    assert_eq!(
+        s["sessionAffinityConfig"],
+        json!({"clientIP": {"timeoutSeconds": 10800}})
+    );
+    assert_eq!(
+        s["ports"][0],
+        json!({"port": 53, "protocol": "UDP", "targetPort": 53})
+    );
 
-    let ext = apply("", "services", json!({"spec": {"type": "ExternalName", "externalName": "example.com"}}));
+    let ext = apply(
+        "",
+        "services",
+        json!({"spec": {"type": "ExternalName", "externalName": "example.com"}}),
+    );
     assert!(ext["spec"].get("ipFamilyPolicy").is_none());
     assert!(ext["spec"].get("internalTrafficPolicy").is_none());
 
@@ -232,23 +306,41 @@ fn service_defaults_depend_on_type_and_affinity() {
     assert_eq!(headless["spec"]["ipFamilyPolicy"], "RequireDualStack");
     assert_eq!(headless["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
 
-    let named_target = apply("", "services", json!({"spec": {"ports": [{"port": 80, "targetPort": "http"}]}}));
+    let named_target = apply(
+        "",
+        "services",
+        json!({"spec": {"ports": [{"port": 80, "targetPort": "http"}]}}),
+    );
     assert_eq!(named_target["spec"]["ports"][0]["targetPort"], "http");
 }
 
 #[test]
 fn namespaces_get_their_name_label_finalizer_and_phase() {
-    let got = apply("", "namespaces", json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "team"}}));
-    assert_eq!(got["metadata"]["labels"], json!({"kubernetes.io/metadata.name": "team"}));
+    let got = apply(
+        "",
+        "namespaces",
+        json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "team"}}),
+    );
+    assert_eq!(
+        got["metadata"]["labels"],
+        json!({"kubernetes.io/metadata.name": "team"})
+    );
     assert_eq!(got["spec"], json!({"finalizers": ["kubernetes"]}));
     assert_eq!(got["status"], json!({"phase": "Active"}));
 }
 
 #[test]
 fn secrets_default_to_opaque_and_fold_string_data_into_data() {
-    let got = apply("", "secrets", json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"password": "hunter2", "a": "y"}}));
+    let got = apply(
+        "",
+        "secrets",
+        json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"password": "hunter2", "a": "y"}}),
+    );
     assert_eq!(got["type"], "Opaque");
-    assert_eq!(got["data"], json!({"a": "eQ==", "password": "aHVudGVyMg=="}));
+    assert_eq!(
+        got["data"],
+        json!({"a": "eQ==", "password": "aHVudGVyMg=="})
+    );
     assert!(got.get("stringData").is_none());
     let typed = apply("", "secrets", json!({"type": "kubernetes.io/tls"}));
     assert_eq!(typed["type"], "kubernetes.io/tls");
@@ -256,17 +348,32 @@ fn secrets_default_to_opaque_and_fold_string_data_into_data() {
 
 #[test]
 fn nodes_allocate_their_capacity_unless_told_otherwise() {
-    let got = apply("", "nodes", json!({"status": {"capacity": {"cpu": "2", "pods": "110"}}}));
-    assert_eq!(got["status"]["allocatable"], json!({"cpu": "2", "pods": "110"}));
-    let kept = apply("", "nodes", json!({"status": {"capacity": {"cpu": "2"}, "allocatable": {"cpu": "1"}}}));
+    let got = apply(
+        "",
+        "nodes",
+        json!({"status": {"capacity": {"cpu": "2", "pods": "110"}}}),
+    );
+    assert_eq!(
+        got["status"]["allocatable"],
+        json!({"cpu": "2", "pods": "110"})
+    );
+    let kept = apply(
+        "",
+        "nodes",
+        json!({"status": {"capacity": {"cpu": "2"}, "allocatable": {"cpu": "1"}}}),
+    );
     assert_eq!(kept["status"]["allocatable"], json!({"cpu": "1"}));
 }
 
 #[test]
 fn role_bindings_default_the_rbac_group_for_users_groups_and_role_refs() {
-    let got = apply("rbac.authorization.k8s.io", "clusterrolebindings", json!({
+    let got = apply(
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        json!({
         "roleRef": {"kind": "ClusterRole", "name": "view"},
-        "subjects": [{"kind": "User", "name": "bob"}, {"kind": "Group", "name": "devs"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "d"}]}));
+        "subjects": [{"kind": "User", "name": "bob"}, {"kind": "Group", "name": "devs"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "d"}]}),
+    );
     assert_eq!(got["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
     assert_eq!(got["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
     assert_eq!(got["subjects"][1]["apiGroup"], "rbac.authorization.k8s.io");
@@ -276,8 +383,12 @@ fn role_bindings_default_the_rbac_group_for_users_groups_and_role_refs() {
 #[test]
 fn defaulted_objects_of_kubectl_commands_validate() {
     let deploy = lookup("apps", "v1", "deployments").unwrap();
-    let d = apply("apps", "deployments", json!({"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"nginx","namespace":"default","labels":{"app":"nginx"}},
+    let d = apply(
+        "apps",
+        "deployments",
+        json!({"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"nginx","namespace":"default","labels":{"app":"nginx"}},
         "spec":{"replicas":1,"selector":{"matchLabels":{"app":"nginx"}},
-            "template":{"metadata":{"labels":{"app":"nginx"}},"spec":{"containers":[{"name":"nginx","image":"nginx","resources":{}}]}},"strategy":{}}}));
+            "template":{"metadata":{"labels":{"app":"nginx"}},"spec":{"containers":[{"name":"nginx","image":"nginx","resources":{}}]}},"strategy":{}}}),
+    );
     assert!(crate::validation::validate_create(deploy, &d).is_ok());
 }

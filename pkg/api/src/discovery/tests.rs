@@ -21,8 +21,21 @@ fn api_group_list_has_every_group_with_its_preferred_version() {
         json!({"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
                "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}})
     );
-    let names: Vec<&str> = v["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["apps", "events.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io"]);
+    let names: Vec<&str> = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "apps",
+            "events.k8s.io",
+            "rbac.authorization.k8s.io",
+            "coordination.k8s.io"
+        ]
+    );
 }
 
 #[test]
@@ -30,7 +43,10 @@ fn api_group_describes_one_group_and_nothing_for_unknown_groups() {
     let g = api_group("coordination.k8s.io").unwrap();
     assert_eq!(g["kind"], "APIGroup");
     assert_eq!(g["name"], "coordination.k8s.io");
-    assert_eq!(g["preferredVersion"]["groupVersion"], "coordination.k8s.io/v1");
+    assert_eq!(
+        g["preferredVersion"]["groupVersion"],
+        "coordination.k8s.io/v1"
+    );
     assert!(api_group("batch").is_none());
 }
 
@@ -40,7 +56,12 @@ fn core_resource_list_is_sorted_with_subresources_after_their_resource() {
     assert_eq!(v["kind"], "APIResourceList");
     assert_eq!(v["groupVersion"], "v1");
     assert!(v.get("apiVersion").is_none());
-    let names: Vec<&str> = v["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
         [
@@ -66,7 +87,15 @@ fn core_resource_list_is_sorted_with_subresources_after_their_resource() {
 #[test]
 fn resource_entries_have_kubernetes_fields() {
     let v = api_resource_list("", "v1").unwrap();
-    let find = |n: &str| v["resources"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
+    let find = |n: &str| {
+        v["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(
         find("pods"),
         json!({"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
@@ -90,7 +119,12 @@ fn group_resource_lists_carry_api_version_and_scale_kinds() {
     let v = api_resource_list("apps", "v1").unwrap();
     assert_eq!(v["apiVersion"], "v1");
     assert_eq!(v["groupVersion"], "apps/v1");
-    let scale = v["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+    let scale = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "deployments/scale")
+        .unwrap();
     assert_eq!(
         scale,
         &json!({"name": "deployments/scale", "singularName": "", "namespaced": true, "group": "autoscaling",
@@ -115,22 +149,45 @@ fn aggregated_discovery_describes_core_alone_or_the_named_groups() {
     let v1 = &items[0]["versions"][0];
     assert_eq!(v1["version"], "v1");
     assert_eq!(v1["freshness"], "Current");
-    let pods = v1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+    let pods = v1["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .unwrap();
     assert_eq!(pods["scope"], "Namespaced");
-    assert_eq!(pods["responseKind"], json!({"group": "", "version": "", "kind": "Pod"}));
-    let subs: Vec<&str> = pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
+    assert_eq!(
+        pods["responseKind"],
+        json!({"group": "", "version": "", "kind": "Pod"})
+    );
+    let subs: Vec<&str> = pods["subresources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subresource"].as_str().unwrap())
+        .collect();
     assert_eq!(subs, ["binding", "log", "status"]);
 
     let groups = aggregated_discovery(false);
     let apps = &groups["items"][0];
     assert_eq!(apps["metadata"]["name"], "apps");
-    let deploy = apps["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "deployments").unwrap();
+    let deploy = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "deployments")
+        .unwrap();
     assert_eq!(
         deploy["subresources"][0],
         json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
                "verbs": ["get", "patch", "update"]})
     );
-    let nodes_scope = core["items"][0]["versions"][0]["resources"].as_array().unwrap().iter()
-        .find(|r| r["resource"] == "nodes").unwrap()["scope"].clone();
+    let nodes_scope = core["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "nodes")
+        .unwrap()["scope"]
+        .clone();
     assert_eq!(nodes_scope, "Cluster");
 }

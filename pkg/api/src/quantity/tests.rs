@@ -29,7 +29,10 @@ fn quantities_parse_to_exact_nano_values() {
 #[test]
 fn values_below_a_nano_unit_round_up() {
     assert_eq!(Quantity::parse("0.1n").unwrap().nanos(), 1);
-    assert_eq!(Quantity::parse("1.0000000001").unwrap().nanos(), 1_000_000_001);
+    assert_eq!(
+        Quantity::parse("1.0000000001").unwrap().nanos(),
+        1_000_000_001
+    );
 }
 
 #[test]
@@ -37,7 +40,10 @@ fn malformed_quantities_are_rejected() {
     for s in ["", "abc", "1.2.3", "1Qi", "1e", "--1", "m", "1 Gi"] {
         assert!(Quantity::parse(s).is_err(), "{s}");
     }
-    assert_eq!(Quantity::parse("x").unwrap_err().to_string(), QUANTITY_FORMAT_ERROR);
+    assert_eq!(
+        Quantity::parse("x").unwrap_err().to_string(),
+        QUANTITY_FORMAT_ERROR
+    );
 }
 
 #[test]

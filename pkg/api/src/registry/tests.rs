@@ -4,7 +4,11 @@ use super::*;
 fn every_resource_is_unique_by_group_version_and_plural() {
     let mut seen = std::collections::BTreeSet::new();
     for r in RESOURCES {
-        assert!(seen.insert((r.group, r.version, r.plural)), "duplicate {}", r.plural);
+        assert!(
+            seen.insert((r.group, r.version, r.plural)),
+            "duplicate {}",
+            r.plural
+        );
         assert_eq!(r.list_kind, format!("{}List", r.kind));
         assert!(r.etcd_prefix.starts_with("/registry/"));
         assert!(!r.etcd_prefix.ends_with('/'));
@@ -19,7 +23,12 @@ fn lookups_find_resources_by_group_version_and_plural() {
         ("apps", "v1", "deployments", Some("Deployment")),
         ("events.k8s.io", "v1", "events", Some("Event")),
         ("coordination.k8s.io", "v1", "leases", Some("Lease")),
-        ("rbac.authorization.k8s.io", "v1", "clusterroles", Some("ClusterRole")),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            Some("ClusterRole"),
+        ),
         ("apps", "v1", "pods", None),
         ("", "v2", "pods", None),
     ];
@@ -44,9 +53,21 @@ fn etcd_prefixes_follow_kubernetes_layout() {
         ("apps", "replicasets", "/registry/replicasets"),
         ("coordination.k8s.io", "leases", "/registry/leases"),
         ("rbac.authorization.k8s.io", "roles", "/registry/roles"),
-        ("rbac.authorization.k8s.io", "rolebindings", "/registry/rolebindings"),
-        ("rbac.authorization.k8s.io", "clusterroles", "/registry/clusterroles"),
-        ("rbac.authorization.k8s.io", "clusterrolebindings", "/registry/clusterrolebindings"),
+        (
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "/registry/rolebindings",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            "/registry/clusterroles",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "/registry/clusterrolebindings",
+        ),
     ];
     for (g, p, prefix) in cases {
         assert_eq!(lookup(g, "v1", p).unwrap().etcd_prefix, prefix);
@@ -84,7 +105,10 @@ fn kubectl_names_resolve_like_kubectl() {
         ("events", &[("", "Event"), ("events.k8s.io", "Event")]),
         ("events.events.k8s.io", &[("events.k8s.io", "Event")]),
         ("lease", &[("coordination.k8s.io", "Lease")]),
-        ("clusterrolebindings.rbac.authorization.k8s.io", &[("rbac.authorization.k8s.io", "ClusterRoleBinding")]),
+        (
+            "clusterrolebindings.rbac.authorization.k8s.io",
+            &[("rbac.authorization.k8s.io", "ClusterRoleBinding")],
+        ),
         ("nonsense", &[]),
         ("pods.apps", &[]),
     ];
@@ -98,7 +122,12 @@ fn kubectl_names_resolve_like_kubectl() {
 fn kinds_and_api_versions_find_their_resources() {
     assert_eq!(by_kind("apps", "ReplicaSet").unwrap().plural, "replicasets");
     assert_eq!(by_api_version_kind("v1", "Event").unwrap().group, "");
-    assert_eq!(by_api_version_kind("events.k8s.io/v1", "Event").unwrap().group, "events.k8s.io");
+    assert_eq!(
+        by_api_version_kind("events.k8s.io/v1", "Event")
+            .unwrap()
+            .group,
+        "events.k8s.io"
+    );
     assert_eq!(by_api_version_kind("apps/v1", "Pod"), None);
 }
 
@@ -129,17 +158,27 @@ fn subresources_carry_their_kinds_and_verbs() {
     assert_eq!(pods.subresource("binding").unwrap().kind, "Binding");
     assert_eq!(pods.subresource("binding").unwrap().verbs, &["create"]);
     assert_eq!(pods.subresource("log").unwrap().verbs, &["get"]);
-    assert_eq!(pods.subresource("status").unwrap().verbs, &["get", "patch", "update"]);
+    assert_eq!(
+        pods.subresource("status").unwrap().verbs,
+        &["get", "patch", "update"]
+    );
     assert!(pods.subresource("exec").is_none());
     let deploy = lookup("apps", "v1", "deployments").unwrap();
     let scale = deploy.subresource("scale").unwrap();
-    assert_eq!((scale.kind, scale.group_version), ("Scale", Some(("autoscaling", "v1"))));
+    assert_eq!(
+        (scale.kind, scale.group_version),
+        ("Scale", Some(("autoscaling", "v1")))
+    );
 }
 
 #[test]
 fn namespaces_cannot_be_deleted_as_a_collection() {
-    assert!(!lookup("", "v1", "namespaces").unwrap().has_verb("deletecollection"));
-    assert!(lookup("", "v1", "pods").unwrap().has_verb("deletecollection"));
+    assert!(!lookup("", "v1", "namespaces")
+        .unwrap()
+        .has_verb("deletecollection"));
+    assert!(lookup("", "v1", "pods")
+        .unwrap()
+        .has_verb("deletecollection"));
 }
 
 #[test]

@@ -91,8 +91,9 @@ impl FieldSelector {
     pub fn for_resource(&self, info: &ResourceInfo) -> Result<Self, SelectorError> {
         let mut terms = Vec::with_capacity(self.terms.len());
         for t in &self.terms {
-            let field = convert_field_label(info, &t.field)
-                .ok_or_else(|| SelectorError::new(format!("field label not supported: {}", t.field)))?;
+            let field = convert_field_label(info, &t.field).ok_or_else(|| {
+                SelectorError::new(format!("field label not supported: {}", t.field))
+            })?;
             terms.push(FieldTerm {
                 field,
                 value: t.value.clone(),
@@ -117,14 +118,23 @@ impl fmt::Display for FieldSelector {
         let parts: Vec<String> = self
             .terms
             .iter()
-            .map(|t| format!("{}{}{}", t.field, if t.negated { "!=" } else { "=" }, escape_value(&t.value)))
+            .map(|t| {
+                format!(
+                    "{}{}{}",
+                    t.field,
+                    if t.negated { "!=" } else { "=" },
+                    escape_value(&t.value)
+                )
+            })
             .collect();
         f.write_str(&parts.join(","))
     }
 }
 
 fn escape_value(v: &str) -> String {
-    v.replace('\\', "\\\\").replace(',', "\\,").replace('=', "\\=")
+    v.replace('\\', "\\\\")
+        .replace(',', "\\,")
+        .replace('=', "\\=")
 }
 
 fn split_terms(s: &str) -> Vec<String> {
@@ -257,7 +267,11 @@ pub fn supported_fields(info: &ResourceInfo) -> Vec<&'static str> {
 fn has_own_conversion(info: &ResourceInfo) -> bool {
     matches!(
         (info.group, info.kind),
-        ("", "Pod" | "Node" | "Namespace" | "Secret" | "Event" | "Service") | ("events.k8s.io", "Event") | ("apps", "ReplicaSet")
+        (
+            "",
+            "Pod" | "Node" | "Namespace" | "Secret" | "Event" | "Service"
+        ) | ("events.k8s.io", "Event")
+            | ("apps", "ReplicaSet")
     )
 }
 
@@ -293,7 +307,10 @@ pub fn field_set(info: &ResourceInfo, obj: &Value) -> BTreeMap<String, String> {
     };
     put("metadata.name", str_at(obj, "/metadata/name").to_string());
     if info.namespaced {
-        put("metadata.namespace", str_at(obj, "/metadata/namespace").to_string());
+        put(
+            "metadata.namespace",
+            str_at(obj, "/metadata/namespace").to_string(),
+        );
     }
     let is_events_v1 = obj.get("apiVersion").and_then(Value::as_str) == Some("events.k8s.io/v1");
     let converted;
@@ -315,7 +332,10 @@ pub fn field_set(info: &ResourceInfo, obj: &Value) -> BTreeMap<String, String> {
             ] {
                 put(k, str_at(obj, p).to_string());
             }
-            let host_network = obj.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+            let host_network = obj
+                .pointer("/spec/hostNetwork")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             put("spec.hostNetwork", host_network.to_string());
             let mut ip = str_at(obj, "/status/podIPs/0/ip").to_string();
             if ip.is_empty() {
@@ -324,7 +344,10 @@ pub fn field_set(info: &ResourceInfo, obj: &Value) -> BTreeMap<String, String> {
             put("status.podIP", ip);
         }
         ("", "Node") => {
-            let u = obj.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false);
+            let u = obj
+                .pointer("/spec/unschedulable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             put("spec.unschedulable", u.to_string());
         }
         ("", "Namespace") => put("status.phase", str_at(obj, "/status/phase").to_string()),
@@ -334,11 +357,25 @@ pub fn field_set(info: &ResourceInfo, obj: &Value) -> BTreeMap<String, String> {
             put("spec.type", str_at(obj, "/spec/type").to_string());
         }
         ("", "Event") | ("events.k8s.io", "Event") => {
-            for k in ["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"] {
-                put(&format!("involvedObject.{k}"), str_at(obj, &format!("/involvedObject/{k}")).to_string());
+            for k in [
+                "kind",
+                "namespace",
+                "name",
+                "uid",
+                "apiVersion",
+                "resourceVersion",
+                "fieldPath",
+            ] {
+                put(
+                    &format!("involvedObject.{k}"),
+                    str_at(obj, &format!("/involvedObject/{k}")).to_string(),
+                );
             }
             put("reason", str_at(obj, "/reason").to_string());
-            put("reportingComponent", str_at(obj, "/reportingComponent").to_string());
+            put(
+                "reportingComponent",
+                str_at(obj, "/reportingComponent").to_string(),
+            );
             let mut source = str_at(obj, "/source/component").to_string();
             if source.is_empty() {
                 source = str_at(obj, "/reportingComponent").to_string();
@@ -347,7 +384,10 @@ pub fn field_set(info: &ResourceInfo, obj: &Value) -> BTreeMap<String, String> {
             put("type", str_at(obj, "/type").to_string());
         }
         ("apps", "ReplicaSet") => {
-            let n = obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+            let n = obj
+                .pointer("/status/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             put("status.replicas", n.to_string());
         }
         _ => {}

@@ -10,7 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use serde_json::Value;
 
 use super::SelectorError;
-use crate::validation::{aggregate_strings, is_qualified_name, is_valid_label_value, FieldError, FieldPath};
+use crate::validation::{
+    aggregate_strings, is_qualified_name, is_valid_label_value, FieldError, FieldPath,
+};
 
 /// A requirement's operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +113,10 @@ impl Requirement {
         for (i, v) in values.iter().enumerate() {
             let msgs = is_valid_label_value(v);
             if !msgs.is_empty() {
-                errs.push(FieldError::invalid(&values_path.index(i).key(key), v, msgs.join("; ")).to_string());
+                errs.push(
+                    FieldError::invalid(&values_path.index(i).key(key), v, msgs.join("; "))
+                        .to_string(),
+                );
             }
         }
         if !errs.is_empty() {
@@ -266,7 +271,11 @@ impl LabelSelector {
                     )))
                 }
             };
-            reqs.push(Requirement::new(&e.key, op, e.values.clone().unwrap_or_default())?);
+            reqs.push(Requirement::new(
+                &e.key,
+                op,
+                e.values.clone().unwrap_or_default(),
+            )?);
         }
         Ok(Self::from_requirements(reqs))
     }
@@ -319,7 +328,12 @@ impl LabelSelector {
     /// Whether a JSON labels map (`metadata.labels`, possibly absent) satisfies every
     /// requirement.
     pub fn matches_json(&self, labels: Option<&Value>) -> bool {
-        self.matches_with(&|k| labels.and_then(|l| l.get(k)).and_then(Value::as_str).map(str::to_string))
+        self.matches_with(&|k| {
+            labels
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
     }
 
     /// Whether an object's `metadata.labels` satisfy every requirement.
@@ -417,7 +431,11 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
             }
         } else {
             let start = i;
-            while i < chars.len() && !is_whitespace(chars[i]) && !is_special(chars[i]) && chars[i] != '\0' {
+            while i < chars.len()
+                && !is_whitespace(chars[i])
+                && !is_special(chars[i])
+                && chars[i] != '\0'
+            {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -465,9 +483,9 @@ impl Parser {
             let (tok, lit) = self.lookahead(Ctx::Values);
             match tok {
                 Tok::Identifier | Tok::DoesNotExist => {
-                    let r = self
-                        .parse_requirement()
-                        .map_err(|e| SelectorError::new(format!("unable to parse requirement: {}", e.message)))?;
+                    let r = self.parse_requirement().map_err(|e| {
+                        SelectorError::new(format!("unable to parse requirement: {}", e.message))
+                    })?;
                     reqs.push(r);
                     let (t, l) = self.consume(Ctx::Values);
                     match t {
@@ -480,7 +498,11 @@ impl Parser {
                                 )));
                             }
                         }
-                        _ => return Err(SelectorError::new(format!("found '{l}', expected: ',' or 'end of string'"))),
+                        _ => {
+                            return Err(SelectorError::new(format!(
+                                "found '{l}', expected: ',' or 'end of string'"
+                            )))
+                        }
                     }
                 }
                 Tok::EndOfString => return Ok(reqs),
@@ -508,7 +530,9 @@ impl Parser {
         Requirement::new(&key, op, values.into_iter().collect())
     }
 
-    fn parse_key_and_infer_operator(&mut self) -> Result<(String, Option<Operator>), SelectorError> {
+    fn parse_key_and_infer_operator(
+        &mut self,
+    ) -> Result<(String, Option<Operator>), SelectorError> {
         let mut op = None;
         let (mut tok, mut lit) = self.consume(Ctx::Values);
         if tok == Tok::DoesNotExist {
@@ -516,7 +540,9 @@ impl Parser {
             (tok, lit) = self.consume(Ctx::Values);
         }
         if tok != Tok::Identifier {
-            return Err(SelectorError::new(format!("found '{lit}', expected: identifier")));
+            return Err(SelectorError::new(format!(
+                "found '{lit}', expected: identifier"
+            )));
         }
         let msgs = is_qualified_name(&lit);
         if !msgs.is_empty() {
@@ -543,7 +569,11 @@ impl Parser {
             Tok::LessThan => Operator::LessThan,
             Tok::NotIn => Operator::NotIn,
             Tok::NotEquals => Operator::NotEquals,
-            _ => return Err(SelectorError::new(format!("found '{lit}', expected: {BINARY_OPERATORS}"))),
+            _ => {
+                return Err(SelectorError::new(format!(
+                    "found '{lit}', expected: {BINARY_OPERATORS}"
+                )))
+            }
         })
     }
 
@@ -566,7 +596,9 @@ impl Parser {
                 self.consume(Ctx::Values);
                 Ok(BTreeSet::from([String::new()]))
             }
-            _ => Err(SelectorError::new(format!("found '{lit}', expected: ',', ')' or identifier"))),
+            _ => Err(SelectorError::new(format!(
+                "found '{lit}', expected: ',', ')' or identifier"
+            ))),
         }
     }
 
@@ -581,7 +613,11 @@ impl Parser {
                     match t2 {
                         Tok::Comma => continue,
                         Tok::ClosedPar => return Ok(s),
-                        _ => return Err(SelectorError::new(format!("found '{l2}', expected: ',' or ')'"))),
+                        _ => {
+                            return Err(SelectorError::new(format!(
+                                "found '{l2}', expected: ',' or ')'"
+                            )))
+                        }
                     }
                 }
                 Tok::Comma => {
@@ -598,7 +634,11 @@ impl Parser {
                         s.insert(String::new());
                     }
                 }
-                _ => return Err(SelectorError::new(format!("found '{lit}', expected: ',', or identifier"))),
+                _ => {
+                    return Err(SelectorError::new(format!(
+                        "found '{lit}', expected: ',', or identifier"
+                    )))
+                }
             }
         }
     }
@@ -612,6 +652,8 @@ impl Parser {
         if tok == Tok::Identifier {
             return Ok(BTreeSet::from([lit]));
         }
-        Err(SelectorError::new(format!("found '{lit}', expected: identifier")))
+        Err(SelectorError::new(format!(
+            "found '{lit}', expected: identifier"
+        )))
     }
 }

@@ -7,7 +7,10 @@ use super::*;
 use crate::registry::lookup;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -21,7 +24,10 @@ fn label_selectors_parse_and_print_as_kubernetes_prints_them() {
         ("x notin (z)", "x notin (z)"),
         ("a,!b", "a,!b"),
         ("b=1,a=2", "a=2,b=1"),
-        ("  app = web ,  tier in ( fe , be )  ", "app=web,tier in (be,fe)"),
+        (
+            "  app = web ,  tier in ( fe , be )  ",
+            "app=web,tier in (be,fe)",
+        ),
         ("x>3", "x>3"),
         ("x<3", "x<3"),
         ("a=", "a="),
@@ -56,7 +62,11 @@ fn bad_label_selectors_fail_with_kubernetes_messages() {
         ),
     ];
     for (input, msg) in cases {
-        assert_eq!(LabelSelector::parse(input).unwrap_err().message, msg, "{input}");
+        assert_eq!(
+            LabelSelector::parse(input).unwrap_err().message,
+            msg,
+            "{input}"
+        );
     }
 }
 
@@ -85,7 +95,11 @@ fn label_selectors_match_as_kubernetes_matches() {
         ("app=web,tier=be", false),
     ];
     for (sel, want) in cases {
-        assert_eq!(LabelSelector::parse(sel).unwrap().matches(&l), want, "{sel}");
+        assert_eq!(
+            LabelSelector::parse(sel).unwrap().matches(&l),
+            want,
+            "{sel}"
+        );
     }
 }
 
@@ -93,7 +107,11 @@ fn label_selectors_match_as_kubernetes_matches() {
 fn metav1_selectors_convert_with_nil_matching_nothing_and_empty_everything() {
     let l = labels(&[("app", "web")]);
     assert!(!LabelSelector::from_metav1(None).unwrap().matches(&l));
-    assert!(LabelSelector::from_metav1(Some(&metav1::LabelSelector::default())).unwrap().matches(&l));
+    assert!(
+        LabelSelector::from_metav1(Some(&metav1::LabelSelector::default()))
+            .unwrap()
+            .matches(&l)
+    );
     let ls: metav1::LabelSelector = serde_json::from_value(json!({
         "matchLabels": {"app": "web"},
         "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}, {"key": "x", "operator": "DoesNotExist"}]
@@ -102,14 +120,18 @@ fn metav1_selectors_convert_with_nil_matching_nothing_and_empty_everything() {
     let s = LabelSelector::from_metav1(Some(&ls)).unwrap();
     assert_eq!(s.to_string(), "app=web,tier notin (db),!x");
     assert!(s.matches(&l));
-    let bad: metav1::LabelSelector =
-        serde_json::from_value(json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]})).unwrap();
+    let bad: metav1::LabelSelector = serde_json::from_value(
+        json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
+    )
+    .unwrap();
     assert_eq!(
         LabelSelector::from_metav1(Some(&bad)).unwrap_err().message,
         "\"Gt\" is not a valid label selector operator"
     );
     assert!(LabelSelector::from_metav1_json(None).unwrap().is_nothing());
-    assert!(LabelSelector::from_metav1_json(Some(&json!({}))).unwrap().is_empty());
+    assert!(LabelSelector::from_metav1_json(Some(&json!({})))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -117,7 +139,9 @@ fn label_selectors_match_objects_and_json_labels() {
     let s = LabelSelector::parse("app=web").unwrap();
     assert!(s.matches_object(&json!({"metadata": {"labels": {"app": "web"}}})));
     assert!(!s.matches_object(&json!({"metadata": {}})));
-    assert!(LabelSelector::parse("!app").unwrap().matches_object(&json!({})));
+    assert!(LabelSelector::parse("!app")
+        .unwrap()
+        .matches_object(&json!({})));
 }
 
 #[test]
@@ -126,12 +150,19 @@ fn field_selectors_parse_sort_and_unescape_terms() {
         ("", ""),
         ("metadata.name=x", "metadata.name=x"),
         ("metadata.name==x", "metadata.name=x"),
-        ("spec.nodeName!=n1,metadata.name=x", "metadata.name=x,spec.nodeName!=n1"),
+        (
+            "spec.nodeName!=n1,metadata.name=x",
+            "metadata.name=x,spec.nodeName!=n1",
+        ),
         ("metadata.name=a\\,b", "metadata.name=a\\,b"),
         ("spec.nodeName=", "spec.nodeName="),
     ];
     for (input, printed) in cases {
-        assert_eq!(FieldSelector::parse(input).unwrap().to_string(), printed, "{input}");
+        assert_eq!(
+            FieldSelector::parse(input).unwrap().to_string(),
+            printed,
+            "{input}"
+        );
     }
     let s = FieldSelector::parse("metadata.name=a\\,b\\=c").unwrap();
     assert_eq!(s.terms()[0].value, "a,b=c");
@@ -142,12 +173,25 @@ fn bad_field_selectors_fail_with_kubernetes_messages() {
     let cases = [
         ("foo", "invalid selector: 'foo'; can't understand 'foo'"),
         ("a=b,c", "invalid selector: 'a=b,c'; can't understand 'c'"),
-        ("a=b\\x", "invalid field selector: invalid escape sequence: \\x"),
-        ("a=b=c", "invalid field selector: unescaped character in value: 61"),
-        ("a=b\\", "invalid field selector: invalid escape sequence: \\"),
+        (
+            "a=b\\x",
+            "invalid field selector: invalid escape sequence: \\x",
+        ),
+        (
+            "a=b=c",
+            "invalid field selector: unescaped character in value: 61",
+        ),
+        (
+            "a=b\\",
+            "invalid field selector: invalid escape sequence: \\",
+        ),
     ];
     for (input, msg) in cases {
-        assert_eq!(FieldSelector::parse(input).unwrap_err().message, msg, "{input}");
+        assert_eq!(
+            FieldSelector::parse(input).unwrap_err().message,
+            msg,
+            "{input}"
+        );
     }
 }
 
@@ -163,7 +207,11 @@ fn field_selectors_match_field_sets_with_absent_fields_empty() {
         ("metadata.name=x,spec.nodeName=n", false),
     ];
     for (sel, want) in cases {
-        assert_eq!(FieldSelector::parse(sel).unwrap().matches(&f), want, "{sel}");
+        assert_eq!(
+            FieldSelector::parse(sel).unwrap().matches(&f),
+            want,
+            "{sel}"
+        );
     }
 }
 
@@ -176,10 +224,26 @@ fn unsupported_field_labels_are_refused_per_resource() {
     let cases = [
         (pods, "spec.nodeName=n1", Ok("spec.nodeName=n1")),
         (pods, "spec.host=n1", Ok("spec.nodeName=n1")),
-        (pods, "status.phase=Running,metadata.namespace=default", Ok("metadata.namespace=default,status.phase=Running")),
-        (pods, "spec.foo=x", Err("field label not supported: spec.foo")),
-        (nodes, "spec.unschedulable=false", Ok("spec.unschedulable=false")),
-        (nodes, "metadata.namespace=x", Err("field label not supported: metadata.namespace")),
+        (
+            pods,
+            "status.phase=Running,metadata.namespace=default",
+            Ok("metadata.namespace=default,status.phase=Running"),
+        ),
+        (
+            pods,
+            "spec.foo=x",
+            Err("field label not supported: spec.foo"),
+        ),
+        (
+            nodes,
+            "spec.unschedulable=false",
+            Ok("spec.unschedulable=false"),
+        ),
+        (
+            nodes,
+            "metadata.namespace=x",
+            Err("field label not supported: metadata.namespace"),
+        ),
         (cms, "metadata.namespace=x", Ok("metadata.namespace=x")),
         (cms, "data.x=y", Err("field label not supported: data.x")),
         (roles, "metadata.namespace=", Ok("metadata.namespace=")),
@@ -196,9 +260,18 @@ fn unsupported_field_labels_are_refused_per_resource() {
 #[test]
 fn events_k8s_io_field_labels_map_onto_core_event_fields() {
     let ev = lookup("events.k8s.io", "v1", "events").unwrap();
-    let s = FieldSelector::parse("regarding.name=web,reportingController=kubelet").unwrap().for_resource(ev).unwrap();
-    assert_eq!(s.to_string(), "involvedObject.name=web,reportingComponent=kubelet");
-    assert!(FieldSelector::parse("involvedObject.name=web").unwrap().for_resource(ev).is_err());
+    let s = FieldSelector::parse("regarding.name=web,reportingController=kubelet")
+        .unwrap()
+        .for_resource(ev)
+        .unwrap();
+    assert_eq!(
+        s.to_string(),
+        "involvedObject.name=web,reportingComponent=kubelet"
+    );
+    assert!(FieldSelector::parse("involvedObject.name=web")
+        .unwrap()
+        .for_resource(ev)
+        .is_err());
 }
 
 #[test]
@@ -214,7 +287,11 @@ fn field_sets_hold_what_kubernetes_makes_selectable() {
     assert_eq!(f["status.podIP"], "10.244.0.5");
     assert_eq!(f["spec.hostNetwork"], "false");
     assert_eq!(f["metadata.namespace"], "default");
-    assert!(FieldSelector::parse("spec.nodeName=n1,status.phase=Running").unwrap().matches(&f));
+    assert!(
+        FieldSelector::parse("spec.nodeName=n1,status.phase=Running")
+            .unwrap()
+            .matches(&f)
+    );
 
     let ev = lookup("", "v1", "events").unwrap();
     let event = json!({"metadata": {"name": "e", "namespace": "default"},
@@ -228,16 +305,25 @@ fn field_sets_hold_what_kubernetes_makes_selectable() {
     let new_event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"},
         "regarding": {"kind": "Pod", "name": "p"}, "reportingController": "kubelet"});
     let f = field_set(v1, &new_event);
-    let sel = FieldSelector::parse("regarding.name=p,reportingController=kubelet").unwrap().for_resource(v1).unwrap();
+    let sel = FieldSelector::parse("regarding.name=p,reportingController=kubelet")
+        .unwrap()
+        .for_resource(v1)
+        .unwrap();
     assert!(sel.matches(&f));
 
     let nodes = lookup("", "v1", "nodes").unwrap();
-    let f = field_set(nodes, &json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}}));
+    let f = field_set(
+        nodes,
+        &json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}}),
+    );
     assert_eq!(f["spec.unschedulable"], "true");
     assert!(!f.contains_key("metadata.namespace"));
 
     let rs = lookup("apps", "v1", "replicasets").unwrap();
-    assert_eq!(field_set(rs, &json!({"status": {"replicas": 3}}))["status.replicas"], "3");
+    assert_eq!(
+        field_set(rs, &json!({"status": {"replicas": 3}}))["status.replicas"],
+        "3"
+    );
 }
 
 #[test]

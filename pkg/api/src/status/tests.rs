@@ -115,12 +115,23 @@ fn json_bytes_keep_kubernetes_field_order() {
 
 #[test]
 fn invalid_with_one_error_has_no_brackets_and_one_cause() {
-    let errs = vec![FieldError::required(&FieldPath::from_names(&["spec", "containers"]).index(0).child("image"), "")];
+    let errs = vec![FieldError::required(
+        &FieldPath::from_names(&["spec", "containers"])
+            .index(0)
+            .child("image"),
+        "",
+    )];
     let s = Status::invalid("", "Pod", "x", &errs);
     assert_eq!(s.code, 422);
-    assert_eq!(s.message, r#"Pod "x" is invalid: spec.containers[0].image: Required value"#);
+    assert_eq!(
+        s.message,
+        r#"Pod "x" is invalid: spec.containers[0].image: Required value"#
+    );
     let d = s.details.unwrap();
-    assert_eq!((d.kind.as_str(), d.group.as_str(), d.name.as_str()), ("Pod", "", "x"));
+    assert_eq!(
+        (d.kind.as_str(), d.group.as_str(), d.name.as_str()),
+        ("Pod", "", "x")
+    );
     assert_eq!(
         d.causes,
         vec![StatusCause {
@@ -135,7 +146,12 @@ fn invalid_with_one_error_has_no_brackets_and_one_cause() {
 fn invalid_with_several_errors_brackets_and_deduplicates_the_message_but_not_the_causes() {
     let p = FieldPath::from_names(&["metadata", "name"]);
     let errs = vec![
-        FieldError::required(&FieldPath::from_names(&["spec", "containers"]).index(0).child("image"), ""),
+        FieldError::required(
+            &FieldPath::from_names(&["spec", "containers"])
+                .index(0)
+                .child("image"),
+            "",
+        ),
         FieldError::invalid(&p, "Foo", "bad"),
         FieldError::invalid(&p, "Foo", "bad"),
     ];
@@ -149,13 +165,19 @@ fn invalid_with_several_errors_brackets_and_deduplicates_the_message_but_not_the
 
 #[test]
 fn invalid_without_errors_says_only_invalid() {
-    assert_eq!(Status::invalid("", "Pod", "x", &[]).message, r#"Pod "x" is invalid"#);
+    assert_eq!(
+        Status::invalid("", "Pod", "x", &[]).message,
+        r#"Pod "x" is invalid"#
+    );
 }
 
 #[test]
 fn internal_error_carries_its_cause() {
     let v = Status::internal_error("disk on fire").to_json();
-    assert_eq!(v["details"], json!({"causes": [{"message": "disk on fire"}]}));
+    assert_eq!(
+        v["details"],
+        json!({"causes": [{"message": "disk on fire"}]})
+    );
 }
 
 #[test]
@@ -167,7 +189,11 @@ fn retry_hints_appear_in_details() {
 
 #[test]
 fn a_status_survives_a_json_round_trip() {
-    let errs = vec![FieldError::invalid(&FieldPath::new("spec").child("replicas"), -1, "must be greater than or equal to 0")];
+    let errs = vec![FieldError::invalid(
+        &FieldPath::new("spec").child("replicas"),
+        -1,
+        "must be greater than or equal to 0",
+    )];
     for s in [
         Status::not_found("", "pods", "a"),
         Status::invalid("apps", "Deployment", "d", &errs),
@@ -203,5 +229,8 @@ fn reasons_parse_back_from_their_names() {
 
 #[test]
 fn names_with_quotes_are_quoted_as_go_quotes_them() {
-    assert_eq!(Status::not_found("", "pods", "a\"b").message, r#"pods "a\"b" not found"#);
+    assert_eq!(
+        Status::not_found("", "pods", "a\"b").message,
+        r#"pods "a\"b" not found"#
+    );
 }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core, rbac::v1 as rbac};
+use k8s_openapi::api::{
+    apps::v1 as apps, coordination::v1 as coord, core::v1 as core, rbac::v1 as rbac,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
@@ -161,7 +163,12 @@ fn binding_columns(role_doc: String, what: &str) -> Vec<Column> {
         age_col(),
         col("Users", "string", 1, format!("Users in the {what}")),
         col("Groups", "string", 1, format!("Groups in the {what}")),
-        col("ServiceAccounts", "string", 1, format!("ServiceAccounts in the {what}")),
+        col(
+            "ServiceAccounts",
+            "string",
+            1,
+            format!("ServiceAccounts in the {what}"),
+        ),
     ]
 }
 
@@ -174,12 +181,15 @@ fn int_at(v: &Value, p: &str) -> i64 {
 }
 
 fn arr<'a>(v: &'a Value, p: &str) -> &'a [Value] {
-    v.pointer(p).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    v.pointer(p)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn age(obj: &Value, now: Timestamp) -> Value {
     json!(translate_timestamp_since(
-        obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str),
+        obj.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str),
         now
     ))
 }
@@ -229,12 +239,21 @@ pub(super) fn cells(group: &str, kind: &str, obj: &Value, now: Timestamp) -> Vec
         }
         ("", "Namespace") => vec![name, json!(str_at(obj, "/status/phase")), age(obj, now)],
         ("", "ConfigMap") => {
-            let n = obj.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
-                + obj.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+            let n = obj
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len())
+                + obj
+                    .get("binaryData")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
             vec![name, json!(n), age(obj, now)]
         }
         ("", "Secret") => {
-            let n = obj.get("data").and_then(Value::as_object).map_or(0, |m| m.len());
+            let n = obj
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len());
             vec![name, json!(str_at(obj, "/type")), json!(n), age(obj, now)]
         }
         ("", "Service") => service_cells(obj, now),
@@ -248,10 +267,18 @@ pub(super) fn cells(group: &str, kind: &str, obj: &Value, now: Timestamp) -> Vec
             };
             event_cells(&core, now)
         }
-        ("coordination.k8s.io", "Lease") => vec![name, json!(str_at(obj, "/spec/holderIdentity")), age(obj, now)],
+        ("coordination.k8s.io", "Lease") => vec![
+            name,
+            json!(str_at(obj, "/spec/holderIdentity")),
+            age(obj, now),
+        ],
         ("", "ServiceAccount") => vec![name, json!(arr(obj, "/secrets").len()), age(obj, now)],
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-            let role = format!("{}/{}", str_at(obj, "/roleRef/kind"), str_at(obj, "/roleRef/name"));
+            let role = format!(
+                "{}/{}",
+                str_at(obj, "/roleRef/kind"),
+                str_at(obj, "/roleRef/name")
+            );
             let (mut users, mut groups, mut sas) = (Vec::new(), Vec::new(), Vec::new());
             for s in arr(obj, "/subjects") {
                 let n = str_at(s, "/name").to_string();
@@ -276,7 +303,9 @@ pub(super) fn cells(group: &str, kind: &str, obj: &Value, now: Timestamp) -> Vec
                 .pointer("/metadata/creationTimestamp")
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse::<Timestamp>().ok())
-                .map_or("0001-01-01T00:00:00Z".to_string(), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+                .map_or("0001-01-01T00:00:00Z".to_string(), |t| {
+                    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+                });
             vec![name, json!(created)]
         }
     }
@@ -361,7 +390,10 @@ fn summarize_pod(pod: &Value) -> PodSummary {
             .iter()
             .any(|c| str_at(c, "/name") == name && str_at(c, "/restartPolicy") == "Always")
     };
-    total += init_specs.iter().filter(|c| str_at(c, "/restartPolicy") == "Always").count();
+    total += init_specs
+        .iter()
+        .filter(|c| str_at(c, "/restartPolicy") == "Always")
+        .count();
 
     let mut initializing = false;
     let init_statuses = arr(pod, "/status/initContainerStatuses");
@@ -412,7 +444,10 @@ fn summarize_pod(pod: &Value) -> PodSummary {
         let mut has_running = false;
         for c in arr(pod, "/status/containerStatuses").iter().rev() {
             restarts += int_at(c, "/restartCount");
-            last_restart = later(last_restart, timestamp(c.pointer("/lastState/terminated/finishedAt")));
+            last_restart = later(
+                last_restart,
+                timestamp(c.pointer("/lastState/terminated/finishedAt")),
+            );
             let waiting_reason = str_at(c, "/state/waiting/reason");
             let terminated = c.pointer("/state/terminated").filter(|t| !t.is_null());
             if !waiting_reason.is_empty() {
@@ -434,11 +469,18 @@ fn summarize_pod(pod: &Value) -> PodSummary {
             }
         }
         if reason == "Completed" && has_running {
-            reason = if condition_true(pod, "Ready") { "Running" } else { "NotReady" }.to_string();
+            reason = if condition_true(pod, "Ready") {
+                "Running"
+            } else {
+                "NotReady"
+            }
+            .to_string();
         }
     }
 
-    let deleting = pod.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null());
+    let deleting = pod
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null());
     if deleting && str_at(pod, "/status/reason") == "NodeLost" {
         reason = "Unknown".to_string();
     } else if deleting && phase != "Succeeded" && phase != "Failed" {
@@ -465,7 +507,11 @@ fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
     let mut restarts = s.restarts.to_string();
     if s.restarts != 0 {
         if let Some(t) = s.last_restart {
-            restarts = format!("{} ({} ago)", s.restarts, human_duration(now.duration_since(t)));
+            restarts = format!(
+                "{} ({} ago)",
+                s.restarts,
+                human_duration(now.duration_since(t))
+            );
         }
     }
     let mut ip = str_at(pod, "/status/podIPs/0/ip").to_string();
@@ -507,7 +553,10 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
     if cluster_ip.is_empty() {
         cluster_ip = str_at(svc, "/spec/clusterIP").to_string();
     }
-    let external_ips: Vec<&str> = arr(svc, "/spec/externalIPs").iter().filter_map(Value::as_str).collect();
+    let external_ips: Vec<&str> = arr(svc, "/spec/externalIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     let external = match typ {
         "ClusterIP" | "NodePort" => {
             if external_ips.is_empty() {
@@ -573,7 +622,11 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
         json!(typ),
         json!(or_none(&cluster_ip)),
         json!(external),
-        json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
+        json!(if ports.is_empty() {
+            "<none>".to_string()
+        } else {
+            ports.join(",")
+        }),
         age(svc, now),
         json!(selector),
     ]
@@ -581,8 +634,19 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
 
 fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
     let mut status: Vec<String> = Vec::new();
-    if let Some(c) = arr(node, "/status/conditions").iter().rev().find(|c| str_at(c, "/type") == "Ready") {
-        status.push(if str_at(c, "/status") == "True" { "Ready" } else { "NotReady" }.to_string());
+    if let Some(c) = arr(node, "/status/conditions")
+        .iter()
+        .rev()
+        .find(|c| str_at(c, "/type") == "Ready")
+    {
+        status.push(
+            if str_at(c, "/status") == "True" {
+                "Ready"
+            } else {
+                "NotReady"
+            }
+            .to_string(),
+        );
     }
     if status.is_empty() {
         status.push("Unknown".to_string());
@@ -591,7 +655,12 @@ fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
         status.push("SchedulingDisabled".to_string());
     }
     let mut roles = BTreeSet::new();
-    for (k, v) in node.pointer("/metadata/labels").and_then(Value::as_object).into_iter().flatten() {
+    for (k, v) in node
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         if let Some(role) = k.strip_prefix("node-role.kubernetes.io/") {
             if !role.is_empty() {
                 roles.insert(role.to_string());
@@ -609,24 +678,40 @@ fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
             .find(|a| str_at(a, "/type") == typ)
             .map_or("<none>".to_string(), |a| str_at(a, "/address").to_string())
     };
-    let unknown = |s: &str| if s.is_empty() { "<unknown>".to_string() } else { s.to_string() };
+    let unknown = |s: &str| {
+        if s.is_empty() {
+            "<unknown>".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     vec![
         json!(str_at(node, "/metadata/name")),
         json!(status.join(",")),
-        json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+        json!(if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        }),
         age(node, now),
         json!(str_at(node, "/status/nodeInfo/kubeletVersion")),
         json!(address("InternalIP")),
         json!(address("ExternalIP")),
         json!(unknown(str_at(node, "/status/nodeInfo/osImage"))),
         json!(unknown(str_at(node, "/status/nodeInfo/kernelVersion"))),
-        json!(unknown(str_at(node, "/status/nodeInfo/containerRuntimeVersion"))),
+        json!(unknown(str_at(
+            node,
+            "/status/nodeInfo/containerRuntimeVersion"
+        ))),
     ]
 }
 
 fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
     let since = |p: &str| {
-        let v = ev.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let v = ev
+            .pointer(p)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
         v.map(|s| translate_timestamp_since(Some(s), now))
     };
     let first = since("/firstTimestamp")
@@ -642,11 +727,21 @@ fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
     }
     let kind = str_at(ev, "/involvedObject/kind").to_lowercase();
     let name = str_at(ev, "/involvedObject/name");
-    let target = if name.is_empty() { kind } else { format!("{kind}/{name}") };
+    let target = if name.is_empty() {
+        kind
+    } else {
+        format!("{kind}/{name}")
+    };
     let source = {
         let component = str_at(ev, "/source/component");
         let host = str_at(ev, "/source/host");
-        let first_non_empty = |a: &'_ str, b: &'_ str| if a.is_empty() { b.to_string() } else { a.to_string() };
+        let first_non_empty = |a: &'_ str, b: &'_ str| {
+            if a.is_empty() {
+                b.to_string()
+            } else {
+                a.to_string()
+            }
+        };
         let component = first_non_empty(component, str_at(ev, "/reportingComponent"));
         let host = first_non_empty(host, str_at(ev, "/reportingInstance"));
         if host.is_empty() {

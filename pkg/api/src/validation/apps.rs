@@ -9,8 +9,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::errors::{BadValue, ErrorList, FieldError};
 use super::gofmt;
-use super::meta::{validate_label_name, validate_labels, validate_nonnegative, validate_object_meta, validate_object_meta_update};
-use super::names::{is_valid_label_value, is_valid_percent, name_is_dns_subdomain, FIELD_IMMUTABLE_ERROR};
+use super::meta::{
+    validate_label_name, validate_labels, validate_nonnegative, validate_object_meta,
+    validate_object_meta_update,
+};
+use super::names::{
+    is_valid_label_value, is_valid_percent, name_is_dns_subdomain, FIELD_IMMUTABLE_ERROR,
+};
 use super::path::FieldPath;
 use super::pods::validate_pod_template_spec;
 use crate::selectors::LabelSelector;
@@ -38,7 +43,11 @@ pub(crate) fn validate_label_selector(ls: &MetaLabelSelector, path: &FieldPath) 
                     ));
                 }
             }
-            other => errs.push(FieldError::invalid(&p.child("operator"), other, "not a valid selector operator")),
+            other => errs.push(FieldError::invalid(
+                &p.child("operator"),
+                other,
+                "not a valid selector operator",
+            )),
         }
         errs.extend(validate_label_name(&e.key, &p.child("key")));
         for (vi, v) in values.iter().enumerate() {
@@ -51,7 +60,8 @@ pub(crate) fn validate_label_selector(ls: &MetaLabelSelector, path: &FieldPath) 
 }
 
 fn selector_is_empty(ls: &MetaLabelSelector) -> bool {
-    ls.match_labels.as_ref().is_none_or(|m| m.is_empty()) && ls.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+    ls.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && ls.match_expressions.as_ref().is_none_or(|e| e.is_empty())
 }
 
 /// The selector checks shared by Deployments and ReplicaSets, then the template against
@@ -87,7 +97,11 @@ fn validate_selector_and_template(
             BadValue::Raw(gofmt::label_selector(selector)),
             "invalid label selector",
         )),
-        Ok(sel) => errs.extend(validate_template_for_replica_set(template, &sel, &spec.child("template"))),
+        Ok(sel) => errs.extend(validate_template_for_replica_set(
+            template,
+            &sel,
+            &spec.child("template"),
+        )),
     }
     errs
 }
@@ -112,11 +126,23 @@ fn validate_template_for_replica_set(
         ));
     }
     errs.extend(validate_pod_template_spec(t, path));
-    let restart = t.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_default();
+    let restart = t
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_default();
     if restart != "Always" {
-        errs.push(FieldError::not_supported(&path.child("spec").child("restartPolicy"), restart, &["Always"]));
+        errs.push(FieldError::not_supported(
+            &path.child("spec").child("restartPolicy"),
+            restart,
+            &["Always"],
+        ));
     }
-    if t.spec.as_ref().and_then(|s| s.active_deadline_seconds).is_some() {
+    if t.spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds)
+        .is_some()
+    {
         errs.push(FieldError::forbidden(
             &path.child("spec").child("activeDeadlineSeconds"),
             "activeDeadlineSeconds in ReplicaSet is not Supported",
@@ -138,7 +164,13 @@ fn validate_positive_int_or_percent(v: Option<&IntOrString>, path: &FieldPath) -
         None => ErrorList::new(),
         Some(IntOrString::String(s)) => is_valid_percent(s)
             .into_iter()
-            .map(|m| FieldError::invalid(path, BadValue::Raw(gofmt::int_or_string(&IntOrString::String(s.clone()))), m))
+            .map(|m| {
+                FieldError::invalid(
+                    path,
+                    BadValue::Raw(gofmt::int_or_string(&IntOrString::String(s.clone()))),
+                    m,
+                )
+            })
             .collect(),
         Some(IntOrString::Int(i)) => validate_nonnegative((*i).into(), path),
     }
@@ -166,8 +198,14 @@ fn validate_strategy(strategy: Option<&DeploymentStrategy>, path: &FieldPath) ->
                 let ru_path = path.child("rollingUpdate");
                 let mu = ru.max_unavailable.as_ref();
                 let ms = ru.max_surge.as_ref();
-                errs.extend(validate_positive_int_or_percent(mu, &ru_path.child("maxUnavailable")));
-                errs.extend(validate_positive_int_or_percent(ms, &ru_path.child("maxSurge")));
+                errs.extend(validate_positive_int_or_percent(
+                    mu,
+                    &ru_path.child("maxUnavailable"),
+                ));
+                errs.extend(validate_positive_int_or_percent(
+                    ms,
+                    &ru_path.child("maxSurge"),
+                ));
                 if int_or_percent_value(mu) == 0 && int_or_percent_value(ms) == 0 {
                     errs.push(FieldError::invalid(
                         &ru_path.child("maxUnavailable"),
@@ -186,7 +224,11 @@ fn validate_strategy(strategy: Option<&DeploymentStrategy>, path: &FieldPath) ->
                 }
             }
         },
-        other => errs.push(FieldError::not_supported(path, other, &["Recreate", "RollingUpdate"])),
+        other => errs.push(FieldError::not_supported(
+            path,
+            other,
+            &["Recreate", "RollingUpdate"],
+        )),
     }
     errs
 }
@@ -195,15 +237,32 @@ fn validate_deployment_spec(d: &Deployment, selector_present: bool) -> ErrorList
     let path = FieldPath::new("spec");
     let spec = d.spec.clone().unwrap_or_default();
     let mut errs = validate_nonnegative(spec.replicas.unwrap_or(0).into(), &path.child("replicas"));
-    errs.extend(validate_selector_and_template(&spec.selector, selector_present, Some(&spec.template), &path));
-    errs.extend(validate_strategy(spec.strategy.as_ref(), &path.child("strategy")));
+    errs.extend(validate_selector_and_template(
+        &spec.selector,
+        selector_present,
+        Some(&spec.template),
+        &path,
+    ));
+    errs.extend(validate_strategy(
+        spec.strategy.as_ref(),
+        &path.child("strategy"),
+    ));
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    errs.extend(validate_nonnegative(min_ready.into(), &path.child("minReadySeconds")));
+    errs.extend(validate_nonnegative(
+        min_ready.into(),
+        &path.child("minReadySeconds"),
+    ));
     if let Some(r) = spec.revision_history_limit {
-        errs.extend(validate_nonnegative(r.into(), &path.child("revisionHistoryLimit")));
+        errs.extend(validate_nonnegative(
+            r.into(),
+            &path.child("revisionHistoryLimit"),
+        ));
     }
     if let Some(p) = spec.progress_deadline_seconds {
-        errs.extend(validate_nonnegative(p.into(), &path.child("progressDeadlineSeconds")));
+        errs.extend(validate_nonnegative(
+            p.into(),
+            &path.child("progressDeadlineSeconds"),
+        ));
         if p <= min_ready {
             errs.push(FieldError::invalid(
                 &path.child("progressDeadlineSeconds"),
@@ -218,24 +277,49 @@ fn validate_deployment_spec(d: &Deployment, selector_present: bool) -> ErrorList
 /// A new Deployment. `selector_present` says whether the request carried
 /// `spec.selector` at all (k8s-openapi cannot tell a missing selector from an empty one).
 pub fn validate_deployment(d: &Deployment, selector_present: bool) -> ErrorList {
-    let mut errs = validate_object_meta(&d.metadata, true, name_is_dns_subdomain, &FieldPath::new("metadata"));
+    let mut errs = validate_object_meta(
+        &d.metadata,
+        true,
+        name_is_dns_subdomain,
+        &FieldPath::new("metadata"),
+    );
     errs.extend(validate_deployment_spec(d, selector_present));
     errs
 }
 
-fn immutable_selector(new: &MetaLabelSelector, old: &MetaLabelSelector, path: &FieldPath) -> ErrorList {
+fn immutable_selector(
+    new: &MetaLabelSelector,
+    old: &MetaLabelSelector,
+    path: &FieldPath,
+) -> ErrorList {
     if new == old {
         return ErrorList::new();
     }
-    vec![FieldError::invalid(path, BadValue::Raw(gofmt::label_selector(new)), FIELD_IMMUTABLE_ERROR)]
+    vec![FieldError::invalid(
+        path,
+        BadValue::Raw(gofmt::label_selector(new)),
+        FIELD_IMMUTABLE_ERROR,
+    )]
 }
 
 /// An update of a Deployment: the new spec is valid and the selector unchanged.
-pub fn validate_deployment_update(new: &Deployment, old: &Deployment, selector_present: bool) -> ErrorList {
-    let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, &FieldPath::new("metadata"));
+pub fn validate_deployment_update(
+    new: &Deployment,
+    old: &Deployment,
+    selector_present: bool,
+) -> ErrorList {
+    let mut errs =
+        validate_object_meta_update(&new.metadata, &old.metadata, &FieldPath::new("metadata"));
     errs.extend(validate_deployment_spec(new, selector_present));
-    let (ns, os) = (new.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
-    errs.extend(immutable_selector(&ns.selector, &os.selector, &FieldPath::from_names(&["spec", "selector"])));
+    let (ns, os) = (
+        new.spec.clone().unwrap_or_default(),
+        old.spec.clone().unwrap_or_default(),
+    );
+    errs.extend(immutable_selector(
+        &ns.selector,
+        &os.selector,
+        &FieldPath::from_names(&["spec", "selector"]),
+    ));
     errs
 }
 
@@ -243,7 +327,10 @@ fn validate_replica_set_spec(rs: &ReplicaSet, selector_present: bool) -> ErrorLi
     let path = FieldPath::new("spec");
     let spec = rs.spec.clone().unwrap_or_default();
     let mut errs = validate_nonnegative(spec.replicas.unwrap_or(0).into(), &path.child("replicas"));
-    errs.extend(validate_nonnegative(spec.min_ready_seconds.unwrap_or(0).into(), &path.child("minReadySeconds")));
+    errs.extend(validate_nonnegative(
+        spec.min_ready_seconds.unwrap_or(0).into(),
+        &path.child("minReadySeconds"),
+    ));
     let default_template = PodTemplateSpec::default();
     errs.extend(validate_selector_and_template(
         &spec.selector,
@@ -256,17 +343,34 @@ fn validate_replica_set_spec(rs: &ReplicaSet, selector_present: bool) -> ErrorLi
 
 /// A new ReplicaSet.
 pub fn validate_replica_set(rs: &ReplicaSet, selector_present: bool) -> ErrorList {
-    let mut errs = validate_object_meta(&rs.metadata, true, name_is_dns_subdomain, &FieldPath::new("metadata"));
+    let mut errs = validate_object_meta(
+        &rs.metadata,
+        true,
+        name_is_dns_subdomain,
+        &FieldPath::new("metadata"),
+    );
     errs.extend(validate_replica_set_spec(rs, selector_present));
     errs
 }
 
 /// An update of a ReplicaSet: the new spec is valid and the selector unchanged.
-pub fn validate_replica_set_update(new: &ReplicaSet, old: &ReplicaSet, selector_present: bool) -> ErrorList {
-    let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, &FieldPath::new("metadata"));
+pub fn validate_replica_set_update(
+    new: &ReplicaSet,
+    old: &ReplicaSet,
+    selector_present: bool,
+) -> ErrorList {
+    let mut errs =
+        validate_object_meta_update(&new.metadata, &old.metadata, &FieldPath::new("metadata"));
     errs.extend(validate_replica_set_spec(new, selector_present));
-    let (ns, os) = (new.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
-    errs.extend(immutable_selector(&ns.selector, &os.selector, &FieldPath::from_names(&["spec", "selector"])));
+    let (ns, os) = (
+        new.spec.clone().unwrap_or_default(),
+        old.spec.clone().unwrap_or_default(),
+    );
+    errs.extend(immutable_selector(
+        &ns.selector,
+        &os.selector,
+        &FieldPath::from_names(&["spec", "selector"]),
+    ));
     errs
 }
 
@@ -293,24 +397,46 @@ pub fn validate_deployment_status(d: &Deployment) -> ErrorList {
             ("updatedReplicas", updated.into()),
             ("readyReplicas", ready.into()),
             ("availableReplicas", available.into()),
-            ("unavailableReplicas", st.unavailable_replicas.unwrap_or(0).into()),
+            (
+                "unavailableReplicas",
+                st.unavailable_replicas.unwrap_or(0).into(),
+            ),
         ],
     );
     if let Some(c) = st.collision_count {
-        errs.extend(validate_nonnegative(c.into(), &path.child("collisionCount")));
+        errs.extend(validate_nonnegative(
+            c.into(),
+            &path.child("collisionCount"),
+        ));
     }
     let msg = "cannot be greater than status.replicas";
     if updated > replicas {
-        errs.push(FieldError::invalid(&path.child("updatedReplicas"), updated, msg));
+        errs.push(FieldError::invalid(
+            &path.child("updatedReplicas"),
+            updated,
+            msg,
+        ));
     }
     if ready > replicas {
-        errs.push(FieldError::invalid(&path.child("readyReplicas"), ready, msg));
+        errs.push(FieldError::invalid(
+            &path.child("readyReplicas"),
+            ready,
+            msg,
+        ));
     }
     if available > replicas {
-        errs.push(FieldError::invalid(&path.child("availableReplicas"), available, msg));
+        errs.push(FieldError::invalid(
+            &path.child("availableReplicas"),
+            available,
+            msg,
+        ));
     }
     if available > ready {
-        errs.push(FieldError::invalid(&path.child("availableReplicas"), available, "cannot be greater than readyReplicas"));
+        errs.push(FieldError::invalid(
+            &path.child("availableReplicas"),
+            available,
+            "cannot be greater than readyReplicas",
+        ));
     }
     errs
 }
@@ -335,16 +461,32 @@ pub fn validate_replica_set_status(rs: &ReplicaSet) -> ErrorList {
     );
     let msg = "cannot be greater than status.replicas";
     if labeled > replicas {
-        errs.push(FieldError::invalid(&path.child("fullyLabeledReplicas"), labeled, msg));
+        errs.push(FieldError::invalid(
+            &path.child("fullyLabeledReplicas"),
+            labeled,
+            msg,
+        ));
     }
     if ready > replicas {
-        errs.push(FieldError::invalid(&path.child("readyReplicas"), ready, msg));
+        errs.push(FieldError::invalid(
+            &path.child("readyReplicas"),
+            ready,
+            msg,
+        ));
     }
     if available > replicas {
-        errs.push(FieldError::invalid(&path.child("availableReplicas"), available, msg));
+        errs.push(FieldError::invalid(
+            &path.child("availableReplicas"),
+            available,
+            msg,
+        ));
     }
     if available > ready {
-        errs.push(FieldError::invalid(&path.child("availableReplicas"), available, "cannot be greater than readyReplicas"));
+        errs.push(FieldError::invalid(
+            &path.child("availableReplicas"),
+            available,
+            "cannot be greater than readyReplicas",
+        ));
     }
     errs
 }

@@ -11,13 +11,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::errors::{BadValue, ErrorList, FieldError};
 use super::gofmt;
 use super::meta::{
-    validate_dns1123_label, validate_dns1123_subdomain, validate_kube_finalizer_name, validate_label_name,
-    validate_labels, validate_object_meta, validate_object_meta_update,
+    validate_dns1123_label, validate_dns1123_subdomain, validate_kube_finalizer_name,
+    validate_label_name, validate_labels, validate_object_meta, validate_object_meta_update,
 };
 use super::names::{
-    is_config_map_key, is_qualified_name, is_valid_cidr, is_valid_ip, is_valid_label_value, is_valid_port_name,
-    is_valid_port_num, name_is_dns1035_label, name_is_dns_label, name_is_dns_subdomain, parse_cidr,
-    FIELD_IMMUTABLE_ERROR,
+    is_config_map_key, is_qualified_name, is_valid_cidr, is_valid_ip, is_valid_label_value,
+    is_valid_port_name, is_valid_port_num, name_is_dns1035_label, name_is_dns_label,
+    name_is_dns_subdomain, parse_cidr, FIELD_IMMUTABLE_ERROR,
 };
 use super::path::FieldPath;
 use super::pods::validate_taint_effect;
@@ -37,7 +37,13 @@ fn meta_path() -> FieldPath {
 pub fn validate_namespace(ns: &Namespace) -> ErrorList {
     let mut errs = validate_object_meta(&ns.metadata, false, name_is_dns_label, &meta_path());
     let fin_path = FieldPath::from_names(&["spec", "finalizers"]);
-    for f in ns.spec.as_ref().and_then(|s| s.finalizers.as_ref()).into_iter().flatten() {
+    for f in ns
+        .spec
+        .as_ref()
+        .and_then(|s| s.finalizers.as_ref())
+        .into_iter()
+        .flatten()
+    {
         for msg in is_qualified_name(f) {
             errs.push(FieldError::invalid(&fin_path, f, msg));
         }
@@ -65,12 +71,23 @@ pub fn validate_node(node: &Node) -> ErrorList {
         errs.extend(validate_label_name(&t.key, &idx.child("key")));
         let msgs = is_valid_label_value(s(&t.value));
         if !msgs.is_empty() {
-            errs.push(FieldError::invalid(&idx.child("value"), s(&t.value), msgs.join(";")));
+            errs.push(FieldError::invalid(
+                &idx.child("value"),
+                s(&t.value),
+                msgs.join(";"),
+            ));
         }
-        errs.extend(validate_taint_effect(&t.effect, false, &idx.child("effect")));
+        errs.extend(validate_taint_effect(
+            &t.effect,
+            false,
+            &idx.child("effect"),
+        ));
         let keys = unique.entry(t.effect.clone()).or_default();
         if !keys.insert(t.key.clone()) {
-            let mut dup = FieldError::duplicate(&idx, BadValue::Raw(format!("{}={}:{}", t.key, s(&t.value), t.effect)));
+            let mut dup = FieldError::duplicate(
+                &idx,
+                BadValue::Raw(format!("{}={}:{}", t.key, s(&t.value), t.effect)),
+            );
             dup.detail = "taints must be unique by key and effect pair".to_string();
             errs.push(dup);
         }
@@ -83,7 +100,11 @@ pub fn validate_node(node: &Node) -> ErrorList {
         }
     }
     if cidrs.len() > 1 {
-        let families: BTreeSet<bool> = cidrs.iter().filter_map(|c| parse_cidr(c)).map(|(a, _)| a.is_ipv4()).collect();
+        let families: BTreeSet<bool> = cidrs
+            .iter()
+            .filter_map(|c| parse_cidr(c))
+            .map(|(a, _)| a.is_ipv4())
+            .collect();
         if cidrs.len() > 2 || families.len() != 2 {
             errs.push(FieldError::invalid(
                 &cidrs_path,
@@ -98,8 +119,15 @@ pub fn validate_node(node: &Node) -> ErrorList {
 /// An update of a Node: the new node is valid; podCIDRs and providerID, once set, stay.
 pub fn validate_node_update(new: &Node, old: &Node) -> ErrorList {
     let mut errs = validate_node(new);
-    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, &meta_path()));
-    let (ns, os) = (new.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
+    errs.extend(validate_object_meta_update(
+        &new.metadata,
+        &old.metadata,
+        &meta_path(),
+    ));
+    let (ns, os) = (
+        new.spec.clone().unwrap_or_default(),
+        old.spec.clone().unwrap_or_default(),
+    );
     let mut seen = BTreeSet::new();
     for (i, a) in new
         .status
@@ -112,7 +140,10 @@ pub fn validate_node_update(new: &Node, old: &Node) -> ErrorList {
         if !seen.insert((a.type_.clone(), a.address.clone())) {
             errs.push(FieldError::duplicate(
                 &FieldPath::from_names(&["status", "addresses"]).index(i),
-                BadValue::Raw(format!("core.NodeAddress{{Type:{:?}, Address:{:?}}}", a.type_, a.address)),
+                BadValue::Raw(format!(
+                    "core.NodeAddress{{Type:{:?}, Address:{:?}}}",
+                    a.type_, a.address
+                )),
             ));
         }
     }
@@ -131,7 +162,10 @@ pub fn validate_node_update(new: &Node, old: &Node) -> ErrorList {
         ));
     }
     if os.external_id != ns.external_id {
-        errs.push(FieldError::forbidden(&FieldPath::from_names(&["spec", "externalID"]), "may not be updated"));
+        errs.push(FieldError::forbidden(
+            &FieldPath::from_names(&["spec", "externalID"]),
+            "may not be updated",
+        ));
     }
     errs
 }
@@ -147,18 +181,29 @@ pub fn validate_config_map(cm: &ConfigMap) -> ErrorList {
             errs.push(FieldError::invalid(&p, k, msg));
         }
         if binary.contains_key(k) {
-            errs.push(FieldError::invalid(&p, k, "duplicate of key present in binaryData"));
+            errs.push(FieldError::invalid(
+                &p,
+                k,
+                "duplicate of key present in binaryData",
+            ));
         }
         total += v.len();
     }
     for (k, v) in &binary {
         for msg in is_config_map_key(k) {
-            errs.push(FieldError::invalid(&FieldPath::new("binaryData").key(k), k, msg));
+            errs.push(FieldError::invalid(
+                &FieldPath::new("binaryData").key(k),
+                k,
+                msg,
+            ));
         }
         total += v.0.len();
     }
     if total > MAX_SECRET_SIZE {
-        errs.push(FieldError::too_long(&FieldPath::new(""), MAX_SECRET_SIZE as i64));
+        errs.push(FieldError::too_long(
+            &FieldPath::new(""),
+            MAX_SECRET_SIZE as i64,
+        ));
     }
     errs
 }
@@ -174,7 +219,10 @@ pub fn validate_config_map_update(new: &ConfigMap, old: &ConfigMap) -> ErrorList
             ));
         }
         if new.data != old.data {
-            errs.push(FieldError::forbidden(&FieldPath::new("data"), "field is immutable when `immutable` is set"));
+            errs.push(FieldError::forbidden(
+                &FieldPath::new("data"),
+                "field is immutable when `immutable` is set",
+            ));
         }
         if new.binary_data != old.binary_data {
             errs.push(FieldError::forbidden(
@@ -189,7 +237,8 @@ pub fn validate_config_map_update(new: &ConfigMap, old: &ConfigMap) -> ErrorList
 
 /// A new Secret: valid keys, at most 1 MiB, and the keys its type requires.
 pub fn validate_secret(secret: &Secret) -> ErrorList {
-    let mut errs = validate_object_meta(&secret.metadata, true, name_is_dns_subdomain, &meta_path());
+    let mut errs =
+        validate_object_meta(&secret.metadata, true, name_is_dns_subdomain, &meta_path());
     let data_path = FieldPath::new("data");
     let data = secret.data.clone().unwrap_or_default();
     let mut total = 0usize;
@@ -213,7 +262,8 @@ pub fn validate_secret(secret: &Secret) -> ErrorList {
                 .map_or("", String::as_str);
             if sa.is_empty() {
                 errs.push(FieldError::required(
-                    &FieldPath::from_names(&["metadata", "annotations"]).key("kubernetes.io/service-account.name"),
+                    &FieldPath::from_names(&["metadata", "annotations"])
+                        .key("kubernetes.io/service-account.name"),
                     "",
                 ));
             }
@@ -221,7 +271,9 @@ pub fn validate_secret(secret: &Secret) -> ErrorList {
         "kubernetes.io/dockercfg" => match data.get(".dockercfg") {
             None => errs.push(FieldError::required(&data_path.key(".dockercfg"), "")),
             Some(b) => {
-                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b.0) {
+                if let Err(e) =
+                    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b.0)
+                {
                     errs.push(FieldError::invalid(
                         &data_path.key(".dockercfg"),
                         "<secret contents redacted>",
@@ -231,9 +283,14 @@ pub fn validate_secret(secret: &Secret) -> ErrorList {
             }
         },
         "kubernetes.io/dockerconfigjson" => match data.get(".dockerconfigjson") {
-            None => errs.push(FieldError::required(&data_path.key(".dockerconfigjson"), "")),
+            None => errs.push(FieldError::required(
+                &data_path.key(".dockerconfigjson"),
+                "",
+            )),
             Some(b) => {
-                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b.0) {
+                if let Err(e) =
+                    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b.0)
+                {
                     errs.push(FieldError::invalid(
                         &data_path.key(".dockerconfigjson"),
                         "<secret contents redacted>",
@@ -266,7 +323,11 @@ pub fn validate_secret(secret: &Secret) -> ErrorList {
 pub fn validate_secret_update(new: &Secret, old: &Secret) -> ErrorList {
     let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, &meta_path());
     if s(&new.type_) != s(&old.type_) {
-        errs.push(FieldError::invalid(&FieldPath::new("type"), s(&new.type_), FIELD_IMMUTABLE_ERROR));
+        errs.push(FieldError::invalid(
+            &FieldPath::new("type"),
+            s(&new.type_),
+            FIELD_IMMUTABLE_ERROR,
+        ));
     }
     if old.immutable == Some(true) {
         if new.immutable != Some(true) {
@@ -276,7 +337,10 @@ pub fn validate_secret_update(new: &Secret, old: &Secret) -> ErrorList {
             ));
         }
         if new.data != old.data {
-            errs.push(FieldError::forbidden(&FieldPath::new("data"), "field is immutable when `immutable` is set"));
+            errs.push(FieldError::forbidden(
+                &FieldPath::new("data"),
+                "field is immutable when `immutable` is set",
+            ));
         }
     }
     errs.extend(validate_secret(new));
@@ -301,7 +365,12 @@ const SUPPORTED_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 fn cluster_ips(svc: &k8s_openapi::api::core::v1::ServiceSpec) -> Vec<String> {
     match &svc.cluster_ips {
         Some(ips) if !ips.is_empty() => ips.clone(),
-        _ => svc.cluster_ip.iter().filter(|ip| !ip.is_empty()).cloned().collect(),
+        _ => svc
+            .cluster_ip
+            .iter()
+            .filter(|ip| !ip.is_empty())
+            .cloned()
+            .collect(),
     }
 }
 
@@ -351,10 +420,16 @@ pub fn validate_service(svc: &Service) -> ErrorList {
         }
         "ExternalName" => {
             if !ips.is_empty() {
-                errs.push(FieldError::forbidden(&spec_path.child("clusterIPs"), "may not be set for ExternalName services"));
+                errs.push(FieldError::forbidden(
+                    &spec_path.child("clusterIPs"),
+                    "may not be set for ExternalName services",
+                ));
             }
             if spec.ip_families.as_ref().is_some_and(|f| !f.is_empty()) {
-                errs.push(FieldError::forbidden(&spec_path.child("ipFamilies"), "may not be set for ExternalName services"));
+                errs.push(FieldError::forbidden(
+                    &spec_path.child("ipFamilies"),
+                    "may not be set for ExternalName services",
+                ));
             }
             if spec.ip_family_policy.is_some() {
                 errs.push(FieldError::forbidden(
@@ -366,7 +441,10 @@ pub fn validate_service(svc: &Service) -> ErrorList {
             if cname.is_empty() {
                 errs.push(FieldError::required(&spec_path.child("externalName"), ""));
             } else {
-                errs.extend(validate_dns1123_subdomain(cname, &spec_path.child("externalName")));
+                errs.extend(validate_dns1123_subdomain(
+                    cname,
+                    &spec_path.child("externalName"),
+                ));
             }
         }
         _ => {}
@@ -389,9 +467,11 @@ pub fn validate_service(svc: &Service) -> ErrorList {
         }
         match s(&p.protocol) {
             "" => errs.push(FieldError::required(&pp.child("protocol"), "")),
-            proto if !SUPPORTED_PROTOCOLS.contains(&proto) => {
-                errs.push(FieldError::not_supported(&pp.child("protocol"), proto, SUPPORTED_PROTOCOLS))
-            }
+            proto if !SUPPORTED_PROTOCOLS.contains(&proto) => errs.push(FieldError::not_supported(
+                &pp.child("protocol"),
+                proto,
+                SUPPORTED_PROTOCOLS,
+            )),
             _ => {}
         }
         match &p.target_port {
@@ -409,7 +489,11 @@ pub fn validate_service(svc: &Service) -> ErrorList {
         }
         if let Some(ap) = &p.app_protocol {
             for m in is_qualified_name(ap) {
-                errs.push(FieldError::invalid(&pp.child("appProtocol"), ap.as_str(), m));
+                errs.push(FieldError::invalid(
+                    &pp.child("appProtocol"),
+                    ap.as_str(),
+                    m,
+                ));
             }
         }
     }
@@ -417,13 +501,24 @@ pub fn validate_service(svc: &Service) -> ErrorList {
         errs.extend(validate_labels(Some(sel), &spec_path.child("selector")));
     }
     match s(&spec.session_affinity) {
-        "" => errs.push(FieldError::required(&spec_path.child("sessionAffinity"), "")),
+        "" => errs.push(FieldError::required(
+            &spec_path.child("sessionAffinity"),
+            "",
+        )),
         "ClientIP" | "None" => {}
-        other => errs.push(FieldError::not_supported(&spec_path.child("sessionAffinity"), other, &["ClientIP", "None"])),
+        other => errs.push(FieldError::not_supported(
+            &spec_path.child("sessionAffinity"),
+            other,
+            &["ClientIP", "None"],
+        )),
     }
     match typ {
         "" => errs.push(FieldError::required(&spec_path.child("type"), "")),
-        t if !SERVICE_TYPES.contains(&t) => errs.push(FieldError::not_supported(&spec_path.child("type"), t, SERVICE_TYPES)),
+        t if !SERVICE_TYPES.contains(&t) => errs.push(FieldError::not_supported(
+            &spec_path.child("type"),
+            t,
+            SERVICE_TYPES,
+        )),
         _ => {}
     }
     if typ == "ClusterIP" {
@@ -452,7 +547,10 @@ pub fn validate_service(svc: &Service) -> ErrorList {
     errs
 }
 
-fn validate_cluster_ips(spec: &k8s_openapi::api::core::v1::ServiceSpec, spec_path: &FieldPath) -> ErrorList {
+fn validate_cluster_ips(
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    spec_path: &FieldPath,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let ips_path = spec_path.child("clusterIPs");
     let cluster_ip = s(&spec.cluster_ip);
@@ -522,8 +620,14 @@ fn validate_cluster_ips(spec: &k8s_openapi::api::core::v1::ServiceSpec, spec_pat
 /// the service is or becomes ExternalName).
 pub fn validate_service_update(new: &Service, old: &Service) -> ErrorList {
     let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, &meta_path());
-    let (ns, os) = (new.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
-    if s(&ns.type_) != "ExternalName" && s(&os.type_) != "ExternalName" && !(is_headless(&ns) && is_headless(&os)) {
+    let (ns, os) = (
+        new.spec.clone().unwrap_or_default(),
+        old.spec.clone().unwrap_or_default(),
+    );
+    if s(&ns.type_) != "ExternalName"
+        && s(&os.type_) != "ExternalName"
+        && !(is_headless(&ns) && is_headless(&os))
+    {
         let (new_ips, old_ips) = (cluster_ips(&ns), cluster_ips(&os));
         let p0 = FieldPath::from_names(&["spec", "clusterIPs"]).index(0);
         let raw = BadValue::Raw(gofmt::strings(Some(&new_ips)));
@@ -539,10 +643,18 @@ pub fn validate_service_update(new: &Service, old: &Service) -> ErrorList {
             }
         } else if old_ips.len() > new_ips.len() {
             if new_ips.is_empty() {
-                errs.push(FieldError::invalid(&p0, raw.clone(), "primary clusterIP can not be unset"));
+                errs.push(FieldError::invalid(
+                    &p0,
+                    raw.clone(),
+                    "primary clusterIP can not be unset",
+                ));
             }
             if !old_ips.is_empty() && !new_ips.is_empty() && new_ips[0] != old_ips[0] {
-                errs.push(FieldError::invalid(&p0, raw.clone(), "may not change once set"));
+                errs.push(FieldError::invalid(
+                    &p0,
+                    raw.clone(),
+                    "may not change once set",
+                ));
             }
             if new_ips.len() == 1 && ns.ip_family_policy.as_deref() != Some("SingleStack") {
                 errs.push(FieldError::invalid(

@@ -147,11 +147,20 @@ impl FieldError {
 
     /// A required field is missing: `Required value`.
     pub fn required(path: &FieldPath, detail: impl Into<String>) -> Self {
-        Self::new(ErrorType::Required, path, BadValue::Str(String::new()), detail.into())
+        Self::new(
+            ErrorType::Required,
+            path,
+            BadValue::Str(String::new()),
+            detail.into(),
+        )
     }
 
     /// A field has a bad value: `Invalid value: "x": <detail>`.
-    pub fn invalid(path: &FieldPath, value: impl Into<BadValue>, detail: impl Into<String>) -> Self {
+    pub fn invalid(
+        path: &FieldPath,
+        value: impl Into<BadValue>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self::new(ErrorType::Invalid, path, value.into(), detail.into())
     }
 
@@ -173,7 +182,12 @@ impl FieldError {
 
     /// A field may not be set (here, now, or to this): `Forbidden: <detail>`.
     pub fn forbidden(path: &FieldPath, detail: impl Into<String>) -> Self {
-        Self::new(ErrorType::Forbidden, path, BadValue::Str(String::new()), detail.into())
+        Self::new(
+            ErrorType::Forbidden,
+            path,
+            BadValue::Str(String::new()),
+            detail.into(),
+        )
     }
 
     /// A value is too long: `Too long: may not be more than 63 bytes`.
@@ -205,7 +219,11 @@ impl FieldError {
     }
 
     /// A value has the wrong type: `Invalid value: "x": <detail>`.
-    pub fn type_invalid(path: &FieldPath, value: impl Into<BadValue>, detail: impl Into<String>) -> Self {
+    pub fn type_invalid(
+        path: &FieldPath,
+        value: impl Into<BadValue>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self::new(ErrorType::TypeInvalid, path, value.into(), detail.into())
     }
 
@@ -218,9 +236,10 @@ impl FieldError {
     /// `StatusCause.message` carries.
     pub fn body(&self) -> String {
         let mut s = match self.error_type {
-            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong | ErrorType::Internal => {
-                self.error_type.label().to_string()
-            }
+            ErrorType::Required
+            | ErrorType::Forbidden
+            | ErrorType::TooLong
+            | ErrorType::Internal => self.error_type.label().to_string(),
             _ if self.bad_value == BadValue::Omitted => self.error_type.label().to_string(),
             _ => format!("{}: {}", self.error_type.label(), self.bad_value),
         };
@@ -275,7 +294,9 @@ pub fn go_quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => {
                 if (c as u32) < 0x10000 {
                     out.push_str(&format!("\\u{:04x}", c as u32))

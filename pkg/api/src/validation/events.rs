@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::errors::{ErrorList, FieldError};
 use super::meta::{validate_object_meta, validate_object_meta_update};
-use super::names::{is_dns1123_subdomain, is_qualified_name, name_is_dns_subdomain, FIELD_IMMUTABLE_ERROR};
+use super::names::{
+    is_dns1123_subdomain, is_qualified_name, name_is_dns_subdomain, FIELD_IMMUTABLE_ERROR,
+};
 use super::path::FieldPath;
 use super::BadValue;
 
@@ -43,10 +45,20 @@ fn path(name: &str) -> FieldPath {
 
 fn legacy_validate(ev: &Value, group: &str) -> ErrorList {
     let mut errs = ErrorList::new();
-    let reporting_field = if group.is_empty() { "reportingComponent" } else { "reportingController" };
+    let reporting_field = if group.is_empty() {
+        "reportingComponent"
+    } else {
+        "reportingController"
+    };
     let namespace = str_at(ev, "/metadata/namespace");
     let involved_ns = str_at(ev, "/involvedObject/namespace");
-    let mismatch = || FieldError::invalid(&FieldPath::from_names(&["involvedObject", "namespace"]), involved_ns, "does not match event.namespace");
+    let mismatch = || {
+        FieldError::invalid(
+            &FieldPath::from_names(&["involvedObject", "namespace"]),
+            involved_ns,
+            "does not match event.namespace",
+        )
+    };
     if is_zero_time(ev.get("eventTime")) {
         if involved_ns.is_empty() {
             if !namespace.is_empty() && namespace != "default" {
@@ -82,17 +94,29 @@ fn legacy_validate(ev: &Value, group: &str) -> ErrorList {
             errs.push(FieldError::required(&path("action"), ""));
         }
         if action.len() > ACTION_LENGTH_LIMIT {
-            errs.push(FieldError::invalid(&path("action"), "", format!("can have at most {ACTION_LENGTH_LIMIT} characters")));
+            errs.push(FieldError::invalid(
+                &path("action"),
+                "",
+                format!("can have at most {ACTION_LENGTH_LIMIT} characters"),
+            ));
         }
         let reason = str_at(ev, "/reason");
         if reason.is_empty() {
             errs.push(FieldError::required(&path("reason"), ""));
         }
         if reason.len() > REASON_LENGTH_LIMIT {
-            errs.push(FieldError::invalid(&path("reason"), "", format!("can have at most {REASON_LENGTH_LIMIT} characters")));
+            errs.push(FieldError::invalid(
+                &path("reason"),
+                "",
+                format!("can have at most {REASON_LENGTH_LIMIT} characters"),
+            ));
         }
         if str_at(ev, "/message").len() > NOTE_LENGTH_LIMIT {
-            errs.push(FieldError::invalid(&path("message"), "", format!("can have at most {NOTE_LENGTH_LIMIT} characters")));
+            errs.push(FieldError::invalid(
+                &path("message"),
+                "",
+                format!("can have at most {NOTE_LENGTH_LIMIT} characters"),
+            ));
         }
     }
     for m in is_dns1123_subdomain(namespace) {
@@ -105,7 +129,11 @@ fn validate_series(ev: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     if let Some(series) = ev.get("series").filter(|s| !s.is_null()) {
         if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
-            errs.push(FieldError::invalid(&path("series.count"), "", "should be at least 2"));
+            errs.push(FieldError::invalid(
+                &path("series.count"),
+                "",
+                "should be at least 2",
+            ));
         }
         if is_zero_time(series.get("lastObservedTime")) {
             errs.push(FieldError::required(&path("series.lastObservedTime"), ""));
@@ -121,26 +149,47 @@ pub fn validate_event_create(ev: &Value, group: &str) -> ErrorList {
     if group.is_empty() {
         return errs;
     }
-    errs.extend(validate_object_meta(&meta(ev), true, name_is_dns_subdomain, &FieldPath::new("metadata")));
+    errs.extend(validate_object_meta(
+        &meta(ev),
+        true,
+        name_is_dns_subdomain,
+        &FieldPath::new("metadata"),
+    ));
     errs.extend(validate_series(ev));
     if is_zero_time(ev.get("eventTime")) {
         errs.push(FieldError::required(&path("eventTime"), ""));
     }
     let typ = str_at(ev, "/type");
     if typ != "Normal" && typ != "Warning" {
-        errs.push(FieldError::invalid(&path("type"), "", format!("has invalid value: {typ}")));
+        errs.push(FieldError::invalid(
+            &path("type"),
+            "",
+            format!("has invalid value: {typ}"),
+        ));
     }
     if !is_zero_time(ev.get("firstTimestamp")) {
-        errs.push(FieldError::invalid(&path("firstTimestamp"), "", "needs to be unset"));
+        errs.push(FieldError::invalid(
+            &path("firstTimestamp"),
+            "",
+            "needs to be unset",
+        ));
     }
     if !is_zero_time(ev.get("lastTimestamp")) {
-        errs.push(FieldError::invalid(&path("lastTimestamp"), "", "needs to be unset"));
+        errs.push(FieldError::invalid(
+            &path("lastTimestamp"),
+            "",
+            "needs to be unset",
+        ));
     }
     if ev.get("count").and_then(Value::as_i64).unwrap_or(0) != 0 {
         errs.push(FieldError::invalid(&path("count"), "", "needs to be unset"));
     }
     if !str_at(ev, "/source/component").is_empty() || !str_at(ev, "/source/host").is_empty() {
-        errs.push(FieldError::invalid(&path("source"), "", "needs to be unset"));
+        errs.push(FieldError::invalid(
+            &path("source"),
+            "",
+            "needs to be unset",
+        ));
     }
     errs
 }
@@ -151,7 +200,11 @@ pub fn validate_event_update(new: &Value, old: &Value, group: &str) -> ErrorList
     if group.is_empty() {
         return errs;
     }
-    errs.extend(validate_object_meta_update(&meta(new), &meta(old), &FieldPath::new("metadata")));
+    errs.extend(validate_object_meta_update(
+        &meta(new),
+        &meta(old),
+        &FieldPath::new("metadata"),
+    ));
     if new.get("series") != old.get("series") {
         errs.extend(validate_series(new));
     }
@@ -170,7 +223,10 @@ pub fn validate_event_update(new: &Value, old: &Value, group: &str) -> ErrorList
         ("reportingComponent", "reportingController"),
         ("reportingInstance", "reportingInstance"),
     ] {
-        let (a, b) = (new.get(field).filter(|v| !v.is_null()), old.get(field).filter(|v| !v.is_null()));
+        let (a, b) = (
+            new.get(field).filter(|v| !v.is_null()),
+            old.get(field).filter(|v| !v.is_null()),
+        );
         if a != b {
             let value = match a {
                 Some(Value::String(s)) => BadValue::Str(s.clone()),
@@ -178,7 +234,11 @@ pub fn validate_event_update(new: &Value, old: &Value, group: &str) -> ErrorList
                 Some(v) => BadValue::Raw(v.to_string()),
                 None => BadValue::Null,
             };
-            errs.push(FieldError::invalid(&path(name), value, FIELD_IMMUTABLE_ERROR));
+            errs.push(FieldError::invalid(
+                &path(name),
+                value,
+                FIELD_IMMUTABLE_ERROR,
+            ));
         }
     }
     errs

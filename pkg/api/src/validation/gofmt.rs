@@ -15,7 +15,10 @@ pub fn map(m: Option<&BTreeMap<String, String>>) -> String {
     match m {
         None => "map[string]string(nil)".to_string(),
         Some(m) => {
-            let items: Vec<String> = m.iter().map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v))).collect();
+            let items: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v)))
+                .collect();
             format!("map[string]string{{{}}}", items.join(", "))
         }
     }
@@ -62,7 +65,10 @@ pub fn label_selector(s: &LabelSelector) -> String {
 pub fn int_or_string(v: &IntOrString) -> String {
     match v {
         IntOrString::Int(i) => format!("intstr.IntOrString{{Type:0, IntVal:{i}, StrVal:\"\"}}"),
-        IntOrString::String(s) => format!("intstr.IntOrString{{Type:1, IntVal:0, StrVal:{}}}", go_quote(s)),
+        IntOrString::String(s) => format!(
+            "intstr.IntOrString{{Type:1, IntVal:0, StrVal:{}}}",
+            go_quote(s)
+        ),
     }
 }
 

@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use super::errors::{BadValue, ErrorList, FieldError};
 use super::gofmt;
 use super::names::{
-    is_dns1123_subdomain, is_qualified_name, is_valid_label_value, name_is_dns_label, NameValidator,
-    FIELD_IMMUTABLE_ERROR, IS_NEGATIVE_ERROR,
+    is_dns1123_subdomain, is_qualified_name, is_valid_label_value, name_is_dns_label,
+    NameValidator, FIELD_IMMUTABLE_ERROR, IS_NEGATIVE_ERROR,
 };
 use super::path::FieldPath;
 
@@ -34,7 +34,10 @@ pub fn validate_object_meta(
 ) -> ErrorList {
     let mut errs = validate_object_meta_accessor(meta, requires_namespace, name_fn, path);
     for (i, f) in meta.finalizers.iter().flatten().enumerate() {
-        errs.extend(validate_kube_finalizer_name(f, &path.child("finalizers").index(i)));
+        errs.extend(validate_kube_finalizer_name(
+            f,
+            &path.child("finalizers").index(i),
+        ));
     }
     errs
 }
@@ -51,12 +54,19 @@ pub fn validate_object_meta_accessor(
     let generate_name = s(&meta.generate_name);
     if !generate_name.is_empty() {
         for msg in name_fn(generate_name, true) {
-            errs.push(FieldError::invalid(&path.child("generateName"), generate_name, msg));
+            errs.push(FieldError::invalid(
+                &path.child("generateName"),
+                generate_name,
+                msg,
+            ));
         }
     }
     let name = s(&meta.name);
     if name.is_empty() {
-        errs.push(FieldError::required(&path.child("name"), "name or generateName is required"));
+        errs.push(FieldError::required(
+            &path.child("name"),
+            "name or generateName is required",
+        ));
     } else {
         for msg in name_fn(name, false) {
             errs.push(FieldError::invalid(&path.child("name"), name, msg));
@@ -68,30 +78,51 @@ pub fn validate_object_meta_accessor(
             errs.push(FieldError::required(&path.child("namespace"), ""));
         } else {
             for msg in name_is_dns_label(namespace, false) {
-                errs.push(FieldError::invalid(&path.child("namespace"), namespace, msg));
+                errs.push(FieldError::invalid(
+                    &path.child("namespace"),
+                    namespace,
+                    msg,
+                ));
             }
         }
     } else if !namespace.is_empty() {
-        errs.push(FieldError::forbidden(&path.child("namespace"), "not allowed on this type"));
+        errs.push(FieldError::forbidden(
+            &path.child("namespace"),
+            "not allowed on this type",
+        ));
     }
     if let Some(g) = meta.generation {
         if g < 0 {
-            errs.push(FieldError::invalid(&path.child("generation"), g, IS_NEGATIVE_ERROR));
+            errs.push(FieldError::invalid(
+                &path.child("generation"),
+                g,
+                IS_NEGATIVE_ERROR,
+            ));
         }
     }
     errs.extend(validate_labels(meta.labels.as_ref(), &path.child("labels")));
-    errs.extend(validate_annotations(meta.annotations.as_ref(), &path.child("annotations")));
+    errs.extend(validate_annotations(
+        meta.annotations.as_ref(),
+        &path.child("annotations"),
+    ));
     errs.extend(validate_owner_references(
         meta.owner_references.as_deref().unwrap_or(&[]),
         &path.child("ownerReferences"),
     ));
-    errs.extend(validate_finalizers(meta.finalizers.as_deref().unwrap_or(&[]), &path.child("finalizers")));
+    errs.extend(validate_finalizers(
+        meta.finalizers.as_deref().unwrap_or(&[]),
+        &path.child("finalizers"),
+    ));
     errs
 }
 
 /// Kubernetes' `ValidateObjectMetaUpdate`, less the resourceVersion check: the registry
 /// fills in or compares resourceVersions itself before validation.
-pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &FieldPath) -> ErrorList {
+pub fn validate_object_meta_update(
+    new: &ObjectMeta,
+    old: &ObjectMeta,
+    path: &FieldPath,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     if old.deletion_timestamp.is_some() {
         errs.extend(validate_no_new_finalizers(
@@ -108,7 +139,12 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &Fi
         ));
     }
     immutable_str(&mut errs, &new.name, &old.name, &path.child("name"));
-    immutable_str(&mut errs, &new.namespace, &old.namespace, &path.child("namespace"));
+    immutable_str(
+        &mut errs,
+        &new.namespace,
+        &old.namespace,
+        &path.child("namespace"),
+    );
     immutable_str(&mut errs, &new.uid, &old.uid, &path.child("uid"));
     immutable_time(
         &mut errs,
@@ -133,7 +169,10 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &Fi
         ));
     }
     errs.extend(validate_labels(new.labels.as_ref(), &path.child("labels")));
-    errs.extend(validate_annotations(new.annotations.as_ref(), &path.child("annotations")));
+    errs.extend(validate_annotations(
+        new.annotations.as_ref(),
+        &path.child("annotations"),
+    ));
     errs.extend(validate_owner_references(
         new.owner_references.as_deref().unwrap_or(&[]),
         &path.child("ownerReferences"),
@@ -141,7 +180,12 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &Fi
     errs
 }
 
-fn immutable_str(errs: &mut ErrorList, new: &Option<String>, old: &Option<String>, path: &FieldPath) {
+fn immutable_str(
+    errs: &mut ErrorList,
+    new: &Option<String>,
+    old: &Option<String>,
+    path: &FieldPath,
+) {
     if s(new) != s(old) {
         errs.push(FieldError::invalid(path, s(new), FIELD_IMMUTABLE_ERROR));
     }
@@ -185,7 +229,10 @@ pub fn validate_label_name(name: &str, path: &FieldPath) -> ErrorList {
 
 /// Annotation keys are qualified names (case-insensitively) and all annotations together
 /// may hold at most 256 KiB.
-pub fn validate_annotations(annotations: Option<&BTreeMap<String, String>>, path: &FieldPath) -> ErrorList {
+pub fn validate_annotations(
+    annotations: Option<&BTreeMap<String, String>>,
+    path: &FieldPath,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut total = 0usize;
     for (k, v) in annotations.into_iter().flatten() {
@@ -195,7 +242,10 @@ pub fn validate_annotations(annotations: Option<&BTreeMap<String, String>>, path
         total += k.len() + v.len();
     }
     if total > TOTAL_ANNOTATION_SIZE_LIMIT {
-        errs.push(FieldError::too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT as i64));
+        errs.push(FieldError::too_long(
+            path,
+            TOTAL_ANNOTATION_SIZE_LIMIT as i64,
+        ));
     }
     errs
 }
@@ -204,16 +254,32 @@ fn validate_owner_reference(r: &OwnerReference, path: &FieldPath) -> ErrorList {
     let mut errs = ErrorList::new();
     let version = r.api_version.rsplit('/').next().unwrap_or("");
     if version.is_empty() {
-        errs.push(FieldError::invalid(&path.child("apiVersion"), r.api_version.as_str(), "version must not be empty"));
+        errs.push(FieldError::invalid(
+            &path.child("apiVersion"),
+            r.api_version.as_str(),
+            "version must not be empty",
+        ));
     }
     if r.kind.is_empty() {
-        errs.push(FieldError::invalid(&path.child("kind"), r.kind.as_str(), "kind must not be empty"));
+        errs.push(FieldError::invalid(
+            &path.child("kind"),
+            r.kind.as_str(),
+            "kind must not be empty",
+        ));
     }
     if r.name.is_empty() {
-        errs.push(FieldError::invalid(&path.child("name"), r.name.as_str(), "name must not be empty"));
+        errs.push(FieldError::invalid(
+            &path.child("name"),
+            r.name.as_str(),
+            "name must not be empty",
+        ));
     }
     if r.uid.is_empty() {
-        errs.push(FieldError::invalid(&path.child("uid"), r.uid.as_str(), "uid must not be empty"));
+        errs.push(FieldError::invalid(
+            &path.child("uid"),
+            r.uid.as_str(),
+            "uid must not be empty",
+        ));
     }
     errs
 }

@@ -12,7 +12,8 @@ pub const LABEL_VALUE_MAX_LENGTH: usize = 63;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
@@ -21,9 +22,11 @@ const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', 
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
-const CONFIG_MAP_KEY_ERR: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+const CONFIG_MAP_KEY_ERR: &str =
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 const PERCENT_FMT: &str = "[0-9]+%";
-const PERCENT_ERR: &str = "a valid percent string must be a numeric string followed by an ending '%'";
+const PERCENT_ERR: &str =
+    "a valid percent string must be a numeric string followed by an ending '%'";
 
 /// `must be non-empty`
 pub const EMPTY_ERROR: &str = "must be non-empty";
@@ -87,7 +90,8 @@ fn matches_qualified_name(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
 }
 
 /// An RFC 1123 label (namespace names, container names, port names of services).
@@ -100,7 +104,11 @@ pub fn is_dns1123_label(v: &str) -> Vec<String> {
         if matches_dns1123_subdomain(v) {
             errs.push("must not contain dots".to_string());
         } else {
-            errs.push(regex_error(DNS1123_LABEL_ERR, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
+            errs.push(regex_error(
+                DNS1123_LABEL_ERR,
+                DNS1123_LABEL_FMT,
+                &["my-name", "123-abc"],
+            ));
         }
     }
     errs
@@ -113,7 +121,11 @@ pub fn is_dns1123_subdomain(v: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     if !matches_dns1123_subdomain(v) {
-        errs.push(regex_error(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_ERR,
+            DNS1123_SUBDOMAIN_FMT,
+            &["example.com"],
+        ));
     }
     errs
 }
@@ -125,7 +137,11 @@ pub fn is_dns1035_label(v: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1035_LABEL_MAX_LENGTH));
     }
     if !matches_dns1035_label(v) {
-        errs.push(regex_error(DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
+        errs.push(regex_error(
+            DNS1035_LABEL_ERR,
+            DNS1035_LABEL_FMT,
+            &["my-name", "abc-123"],
+        ));
     }
     errs
 }
@@ -158,12 +174,19 @@ pub fn is_qualified_name(v: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push(format!("name part {EMPTY_ERROR}"));
     } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        errs.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX_LENGTH)));
+        errs.push(format!(
+            "name part {}",
+            max_len_error(QUALIFIED_NAME_MAX_LENGTH)
+        ));
     }
     if !matches_qualified_name(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+            regex_error(
+                QUALIFIED_NAME_ERR,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
         ));
     }
     errs
@@ -176,7 +199,11 @@ pub fn is_valid_label_value(v: &str) -> Vec<String> {
         errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
     }
     if !v.is_empty() && !matches_qualified_name(v) {
-        errs.push(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
+        errs.push(regex_error(
+            LABEL_VALUE_ERR,
+            LABEL_VALUE_FMT,
+            &["MyValue", "my_value", "12345"],
+        ));
     }
     errs
 }
@@ -188,8 +215,7 @@ pub fn is_config_map_key(v: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     let ok = !v.is_empty()
-        && v
-            .bytes()
+        && v.bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_');
     if !ok {
         errs.push(regex_error(
@@ -225,7 +251,9 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
         errs.push(max_len_error(15));
     }
     if port.is_empty() || !port.bytes().all(|c| is_lower_alnum(c) || c == b'-') {
-        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
+        errs.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
     }
     if !port.bytes().any(|c| c.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)".to_string());
@@ -241,7 +269,8 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
 
 /// A percent string such as `25%`.
 pub fn is_valid_percent(v: &str) -> Vec<String> {
-    let ok = v.len() >= 2 && v.ends_with('%') && v[..v.len() - 1].bytes().all(|c| c.is_ascii_digit());
+    let ok =
+        v.len() >= 2 && v.ends_with('%') && v[..v.len() - 1].bytes().all(|c| c.is_ascii_digit());
     if ok {
         Vec::new()
     } else {
@@ -271,7 +300,10 @@ pub fn is_valid_cidr(v: &str) -> Vec<String> {
 pub fn parse_cidr(v: &str) -> Option<(std::net::IpAddr, u8)> {
     let (addr, bits) = v.split_once('/')?;
     let addr: std::net::IpAddr = addr.parse().ok()?;
-    if bits.is_empty() || !bits.bytes().all(|c| c.is_ascii_digit()) || (bits.len() > 1 && bits.starts_with('0')) {
+    if bits.is_empty()
+        || !bits.bytes().all(|c| c.is_ascii_digit())
+        || (bits.len() > 1 && bits.starts_with('0'))
+    {
         return None;
     }
     let bits: u8 = bits.parse().ok()?;
@@ -329,19 +361,31 @@ fn mask_trailing_dash(name: &str) -> String {
 
 /// Names that are DNS-1123 subdomains (pods, nodes, configmaps, secrets, deployments...).
 pub fn name_is_dns_subdomain(name: &str, prefix: bool) -> Vec<String> {
-    let name = if prefix { mask_trailing_dash(name) } else { name.to_string() };
+    let name = if prefix {
+        mask_trailing_dash(name)
+    } else {
+        name.to_string()
+    };
     is_dns1123_subdomain(&name)
 }
 
 /// Names that are DNS-1123 labels (namespaces).
 pub fn name_is_dns_label(name: &str, prefix: bool) -> Vec<String> {
-    let name = if prefix { mask_trailing_dash(name) } else { name.to_string() };
+    let name = if prefix {
+        mask_trailing_dash(name)
+    } else {
+        name.to_string()
+    };
     is_dns1123_label(&name)
 }
 
 /// Names that are DNS-1035 labels (services).
 pub fn name_is_dns1035_label(name: &str, prefix: bool) -> Vec<String> {
-    let name = if prefix { mask_trailing_dash(name) } else { name.to_string() };
+    let name = if prefix {
+        mask_trailing_dash(name)
+    } else {
+        name.to_string()
+    };
     is_dns1035_label(&name)
 }
 

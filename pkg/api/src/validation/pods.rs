@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, LifecycleHandler, Pod, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Toleration,
+    Container, LifecycleHandler, Pod, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -14,12 +15,13 @@ use serde_json::Value;
 
 use super::errors::{BadValue, ErrorList, FieldError};
 use super::meta::{
-    validate_annotations, validate_dns1123_label, validate_label_name, validate_labels, validate_nonnegative,
-    validate_object_meta, validate_object_meta_update,
+    validate_annotations, validate_dns1123_label, validate_label_name, validate_labels,
+    validate_nonnegative, validate_object_meta, validate_object_meta_update,
 };
 use super::names::{
-    inclusive_range_error, is_config_map_key, is_dns1123_subdomain, is_env_var_name, is_qualified_name,
-    is_valid_ip, is_valid_label_value, is_valid_port_name, is_valid_port_num, name_is_dns_subdomain,
+    inclusive_range_error, is_config_map_key, is_dns1123_subdomain, is_env_var_name,
+    is_qualified_name, is_valid_ip, is_valid_label_value, is_valid_port_name, is_valid_port_num,
+    name_is_dns_subdomain,
 };
 use super::path::FieldPath;
 use crate::quantity::Quantity;
@@ -34,11 +36,19 @@ fn s(o: &Option<String>) -> &str {
 /// A new Pod: metadata, spec, and the pod-only rule that images have no surrounding
 /// whitespace.
 pub fn validate_pod(pod: &Pod) -> ErrorList {
-    let mut errs = validate_object_meta(&pod.metadata, true, name_is_dns_subdomain, &FieldPath::new("metadata"));
+    let mut errs = validate_object_meta(
+        &pod.metadata,
+        true,
+        name_is_dns_subdomain,
+        &FieldPath::new("metadata"),
+    );
     let spec = pod.spec.clone().unwrap_or_default();
     let spec_path = FieldPath::new("spec");
     errs.extend(validate_pod_spec(&spec, &spec_path));
-    errs.extend(validate_containers_only_for_pod(&spec.containers, &spec_path.child("containers")));
+    errs.extend(validate_containers_only_for_pod(
+        &spec.containers,
+        &spec_path.child("containers"),
+    ));
     errs.extend(validate_containers_only_for_pod(
         spec.init_containers.as_deref().unwrap_or(&[]),
         &spec_path.child("initContainers"),
@@ -66,10 +76,17 @@ fn validate_containers_only_for_pod(containers: &[Container], path: &FieldPath) 
 pub fn validate_pod_template_spec(t: &PodTemplateSpec, path: &FieldPath) -> ErrorList {
     let meta = t.metadata.clone().unwrap_or_default();
     let mut errs = validate_labels(meta.labels.as_ref(), &path.child("labels"));
-    errs.extend(validate_annotations(meta.annotations.as_ref(), &path.child("annotations")));
+    errs.extend(validate_annotations(
+        meta.annotations.as_ref(),
+        &path.child("annotations"),
+    ));
     let spec = t.spec.clone().unwrap_or_default();
     errs.extend(validate_pod_spec(&spec, &path.child("spec")));
-    if spec.ephemeral_containers.as_ref().is_some_and(|e| !e.is_empty()) {
+    if spec
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
         errs.push(FieldError::forbidden(
             &path.child("spec").child("ephemeralContainers"),
             "ephemeral containers not allowed in pod template",
@@ -81,22 +98,41 @@ pub fn validate_pod_template_spec(t: &PodTemplateSpec, path: &FieldPath) -> Erro
 /// Kubernetes' `ValidatePodSpec` for the fields rkube acts on.
 pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath) -> ErrorList {
     let mut errs = ErrorList::new();
-    let (volumes, verrs) = validate_volumes(spec.volumes.as_deref().unwrap_or(&[]), &path.child("volumes"));
+    let (volumes, verrs) = validate_volumes(
+        spec.volumes.as_deref().unwrap_or(&[]),
+        &path.child("volumes"),
+    );
     errs.extend(verrs);
     let restart_policy = s(&spec.restart_policy);
-    errs.extend(validate_containers(&spec.containers, &volumes, &path.child("containers")));
+    errs.extend(validate_containers(
+        &spec.containers,
+        &volumes,
+        &path.child("containers"),
+    ));
     errs.extend(validate_init_containers(
         spec.init_containers.as_deref().unwrap_or(&[]),
         &spec.containers,
         &volumes,
         &path.child("initContainers"),
     ));
-    errs.extend(validate_restart_policy(restart_policy, &path.child("restartPolicy")));
-    errs.extend(validate_dns_policy(s(&spec.dns_policy), &path.child("dnsPolicy")));
-    errs.extend(validate_labels(spec.node_selector.as_ref(), &path.child("nodeSelector")));
+    errs.extend(validate_restart_policy(
+        restart_policy,
+        &path.child("restartPolicy"),
+    ));
+    errs.extend(validate_dns_policy(
+        s(&spec.dns_policy),
+        &path.child("dnsPolicy"),
+    ));
+    errs.extend(validate_labels(
+        spec.node_selector.as_ref(),
+        &path.child("nodeSelector"),
+    ));
     for (i, secret) in spec.image_pull_secrets.iter().flatten().enumerate() {
         if secret.name.is_empty() {
-            errs.push(FieldError::required(&path.child("imagePullSecrets").index(i).child("name"), ""));
+            errs.push(FieldError::required(
+                &path.child("imagePullSecrets").index(i).child("name"),
+                "",
+            ));
         }
     }
     for (i, gate) in spec.readiness_gates.iter().flatten().enumerate() {
@@ -108,11 +144,30 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath) -> ErrorList {
             ));
         }
     }
-    errs.extend(validate_scheduling_gates(spec, &path.child("schedulingGates")));
+    if let Some(a) = &spec.affinity {
+        errs.extend(super::affinity::validate_affinity(
+            a,
+            &path.child("affinity"),
+        ));
+    }
+    errs.extend(validate_scheduling_gates(
+        spec,
+        &path.child("schedulingGates"),
+    ));
+    if let Some(t) = &spec.topology_spread_constraints {
+        errs.extend(super::affinity::validate_topology_spread_constraints(
+            t,
+            &path.child("topologySpreadConstraints"),
+        ));
+    }
     let sa = s(&spec.service_account_name);
     if !sa.is_empty() {
         for msg in is_dns1123_subdomain(sa) {
-            errs.push(FieldError::invalid(&path.child("serviceAccountName"), sa, msg));
+            errs.push(FieldError::invalid(
+                &path.child("serviceAccountName"),
+                sa,
+                msg,
+            ));
         }
     }
     let node = s(&spec.node_name);
@@ -131,10 +186,16 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath) -> ErrorList {
         }
     }
     if !s(&spec.hostname).is_empty() {
-        errs.extend(validate_dns1123_label(s(&spec.hostname), &path.child("hostname")));
+        errs.extend(validate_dns1123_label(
+            s(&spec.hostname),
+            &path.child("hostname"),
+        ));
     }
     if !s(&spec.subdomain).is_empty() {
-        errs.extend(validate_dns1123_label(s(&spec.subdomain), &path.child("subdomain")));
+        errs.extend(validate_dns1123_label(
+            s(&spec.subdomain),
+            &path.child("subdomain"),
+        ));
     }
     if let Some(t) = &spec.tolerations {
         errs.extend(validate_tolerations(t, &path.child("tolerations")));
@@ -142,7 +203,11 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath) -> ErrorList {
     let pc = s(&spec.priority_class_name);
     if !pc.is_empty() {
         for msg in is_dns1123_subdomain(pc) {
-            errs.push(FieldError::invalid(&path.child("priorityClassName"), pc, msg));
+            errs.push(FieldError::invalid(
+                &path.child("priorityClassName"),
+                pc,
+                msg,
+            ));
         }
     }
     if let Some(p) = &spec.preemption_policy {
@@ -161,7 +226,11 @@ fn validate_restart_policy(policy: &str, path: &FieldPath) -> ErrorList {
     match policy {
         "Always" | "OnFailure" | "Never" => ErrorList::new(),
         "" => vec![FieldError::required(path, "")],
-        other => vec![FieldError::not_supported(path, other, &["Always", "OnFailure", "Never"])],
+        other => vec![FieldError::not_supported(
+            path,
+            other,
+            &["Always", "OnFailure", "Never"],
+        )],
     }
 }
 
@@ -216,7 +285,10 @@ fn validate_volumes(
         match types.len() {
             0 => el.push(FieldError::required(&idx, "must specify a volume type")),
             1 => {}
-            _ => el.push(FieldError::forbidden(&idx.child(&types[1]), "may not specify more than 1 volume type")),
+            _ => el.push(FieldError::forbidden(
+                &idx.child(&types[1]),
+                "may not specify more than 1 volume type",
+            )),
         }
         let name_path = idx.child("name");
         if v.name.is_empty() {
@@ -236,7 +308,11 @@ fn validate_volumes(
     (names, errs)
 }
 
-fn validate_containers(containers: &[Container], volumes: &BTreeSet<String>, path: &FieldPath) -> ErrorList {
+fn validate_containers(
+    containers: &[Container],
+    volumes: &BTreeSet<String>,
+    path: &FieldPath,
+) -> ErrorList {
     if containers.is_empty() {
         return vec![FieldError::required(path, "")];
     }
@@ -249,14 +325,35 @@ fn validate_containers(containers: &[Container], volumes: &BTreeSet<String>, pat
             errs.push(FieldError::duplicate(&p.child("name"), c.name.as_str()));
         }
         if let Some(l) = &c.lifecycle {
-            errs.extend(validate_lifecycle_handler(l.post_start.as_ref(), &p.child("lifecycle").child("postStart")));
-            errs.extend(validate_lifecycle_handler(l.pre_stop.as_ref(), &p.child("lifecycle").child("preStop")));
+            errs.extend(validate_lifecycle_handler(
+                l.post_start.as_ref(),
+                &p.child("lifecycle").child("postStart"),
+            ));
+            errs.extend(validate_lifecycle_handler(
+                l.pre_stop.as_ref(),
+                &p.child("lifecycle").child("preStop"),
+            ));
         }
-        errs.extend(validate_probe(c.liveness_probe.as_ref(), &p.child("livenessProbe"), true));
-        errs.extend(validate_probe(c.readiness_probe.as_ref(), &p.child("readinessProbe"), false));
-        errs.extend(validate_probe(c.startup_probe.as_ref(), &p.child("startupProbe"), true));
+        errs.extend(validate_probe(
+            c.liveness_probe.as_ref(),
+            &p.child("livenessProbe"),
+            true,
+        ));
+        errs.extend(validate_probe(
+            c.readiness_probe.as_ref(),
+            &p.child("readinessProbe"),
+            false,
+        ));
+        errs.extend(validate_probe(
+            c.startup_probe.as_ref(),
+            &p.child("startupProbe"),
+            true,
+        ));
         if c.restart_policy.is_some() {
-            errs.push(FieldError::forbidden(&p.child("restartPolicy"), "may not be set for non-init containers"));
+            errs.push(FieldError::forbidden(
+                &p.child("restartPolicy"),
+                "may not be set for non-init containers",
+            ));
         }
     }
     errs.extend(check_host_port_conflicts(containers, path));
@@ -281,18 +378,40 @@ fn validate_init_containers(
             None => false,
             Some("Always") => true,
             Some(other) => {
-                errs.push(FieldError::not_supported(&p.child("restartPolicy"), other, &["Always"]));
+                errs.push(FieldError::not_supported(
+                    &p.child("restartPolicy"),
+                    other,
+                    &["Always"],
+                ));
                 false
             }
         };
         if restartable {
             if let Some(l) = &c.lifecycle {
-                errs.extend(validate_lifecycle_handler(l.post_start.as_ref(), &p.child("lifecycle").child("postStart")));
-                errs.extend(validate_lifecycle_handler(l.pre_stop.as_ref(), &p.child("lifecycle").child("preStop")));
+                errs.extend(validate_lifecycle_handler(
+                    l.post_start.as_ref(),
+                    &p.child("lifecycle").child("postStart"),
+                ));
+                errs.extend(validate_lifecycle_handler(
+                    l.pre_stop.as_ref(),
+                    &p.child("lifecycle").child("preStop"),
+                ));
             }
-            errs.extend(validate_probe(c.liveness_probe.as_ref(), &p.child("livenessProbe"), true));
-            errs.extend(validate_probe(c.readiness_probe.as_ref(), &p.child("readinessProbe"), false));
-            errs.extend(validate_probe(c.startup_probe.as_ref(), &p.child("startupProbe"), true));
+            errs.extend(validate_probe(
+                c.liveness_probe.as_ref(),
+                &p.child("livenessProbe"),
+                true,
+            ));
+            errs.extend(validate_probe(
+                c.readiness_probe.as_ref(),
+                &p.child("readinessProbe"),
+                false,
+            ));
+            errs.extend(validate_probe(
+                c.startup_probe.as_ref(),
+                &p.child("startupProbe"),
+                true,
+            ));
         } else {
             let forbid = "may not be set for init containers without restartPolicy=Always";
             if c.lifecycle.is_some() {
@@ -312,7 +431,11 @@ fn validate_init_containers(
     errs
 }
 
-fn validate_container_common(c: &Container, volumes: &BTreeSet<String>, path: &FieldPath) -> ErrorList {
+fn validate_container_common(
+    c: &Container,
+    volumes: &BTreeSet<String>,
+    path: &FieldPath,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let name_path = path.child("name");
     if c.name.is_empty() {
@@ -325,17 +448,27 @@ fn validate_container_common(c: &Container, volumes: &BTreeSet<String>, path: &F
     }
     match s(&c.termination_message_policy) {
         "File" | "FallbackToLogsOnError" => {}
-        "" => errs.push(FieldError::required(&path.child("terminationMessagePolicy"), "")),
+        "" => errs.push(FieldError::required(
+            &path.child("terminationMessagePolicy"),
+            "",
+        )),
         other => errs.push(FieldError::not_supported(
             &path.child("terminationMessagePolicy"),
             other,
             &["File", "FallbackToLogsOnError"],
         )),
     }
-    errs.extend(validate_container_ports(c.ports.as_deref().unwrap_or(&[]), &path.child("ports")));
+    errs.extend(validate_container_ports(
+        c.ports.as_deref().unwrap_or(&[]),
+        &path.child("ports"),
+    ));
     errs.extend(validate_env(c, &path.child("env")));
     errs.extend(validate_env_from(c, &path.child("envFrom")));
-    errs.extend(validate_volume_mounts(c, volumes, &path.child("volumeMounts")));
+    errs.extend(validate_volume_mounts(
+        c,
+        volumes,
+        &path.child("volumeMounts"),
+    ));
     match s(&c.image_pull_policy) {
         "Always" | "IfNotPresent" | "Never" => {}
         "" => errs.push(FieldError::required(&path.child("imagePullPolicy"), "")),
@@ -360,7 +493,10 @@ fn validate_container_common(c: &Container, volumes: &BTreeSet<String>, path: &F
     errs
 }
 
-fn validate_container_ports(ports: &[k8s_openapi::api::core::v1::ContainerPort], path: &FieldPath) -> ErrorList {
+fn validate_container_ports(
+    ports: &[k8s_openapi::api::core::v1::ContainerPort],
+    path: &FieldPath,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut names = BTreeSet::new();
     for (i, p) in ports.iter().enumerate() {
@@ -380,7 +516,11 @@ fn validate_container_ports(ports: &[k8s_openapi::api::core::v1::ContainerPort],
             errs.push(FieldError::required(&idx.child("containerPort"), ""));
         } else {
             for m in is_valid_port_num(p.container_port.into()) {
-                errs.push(FieldError::invalid(&idx.child("containerPort"), p.container_port, m));
+                errs.push(FieldError::invalid(
+                    &idx.child("containerPort"),
+                    p.container_port,
+                    m,
+                ));
             }
         }
         if let Some(hp) = p.host_port.filter(|&hp| hp != 0) {
@@ -390,9 +530,11 @@ fn validate_container_ports(ports: &[k8s_openapi::api::core::v1::ContainerPort],
         }
         match s(&p.protocol) {
             "" => errs.push(FieldError::required(&idx.child("protocol"), "")),
-            proto if !SUPPORTED_PROTOCOLS.contains(&proto) => {
-                errs.push(FieldError::not_supported(&idx.child("protocol"), proto, SUPPORTED_PROTOCOLS))
-            }
+            proto if !SUPPORTED_PROTOCOLS.contains(&proto) => errs.push(FieldError::not_supported(
+                &idx.child("protocol"),
+                proto,
+                SUPPORTED_PROTOCOLS,
+            )),
             _ => {}
         }
     }
@@ -404,7 +546,9 @@ fn check_host_port_conflicts(containers: &[Container], path: &FieldPath) -> Erro
     let mut seen = BTreeSet::new();
     for (ci, c) in containers.iter().enumerate() {
         for (pi, p) in c.ports.iter().flatten().enumerate() {
-            let Some(hp) = p.host_port.filter(|&hp| hp != 0) else { continue };
+            let Some(hp) = p.host_port.filter(|&hp| hp != 0) else {
+                continue;
+            };
             let key = format!("{}/{}/{}", s(&p.host_ip), hp, s(&p.protocol));
             if !seen.insert(key.clone()) {
                 errs.push(FieldError::duplicate(
@@ -459,7 +603,9 @@ fn validate_env(c: &Container, path: &FieldPath) -> ErrorList {
                 let ok = if subscripted {
                     base == "metadata.labels" || base == "metadata.annotations"
                 } else {
-                    DOWNWARD_ENV_FIELDS.contains(&base) && base != "metadata.labels" && base != "metadata.annotations"
+                    DOWNWARD_ENV_FIELDS.contains(&base)
+                        && base != "metadata.labels"
+                        && base != "metadata.annotations"
                 };
                 if !ok {
                     let valid: Vec<&str> = DOWNWARD_ENV_FIELDS
@@ -467,23 +613,38 @@ fn validate_env(c: &Container, path: &FieldPath) -> ErrorList {
                         .copied()
                         .filter(|f| *f != "metadata.labels" && *f != "metadata.annotations")
                         .collect();
-                    errs.push(FieldError::not_supported(&fp.child("fieldPath"), f.field_path.as_str(), &valid));
+                    errs.push(FieldError::not_supported(
+                        &fp.child("fieldPath"),
+                        f.field_path.as_str(),
+                        &valid,
+                    ));
                 }
             }
         }
         if let Some(r) = &from.resource_field_ref {
             sources += 1;
             if r.resource.is_empty() {
-                errs.push(FieldError::required(&from_path.child("resourceFieldRef").child("resource"), ""));
+                errs.push(FieldError::required(
+                    &from_path.child("resourceFieldRef").child("resource"),
+                    "",
+                ));
             }
         }
         if let Some(r) = &from.config_map_key_ref {
             sources += 1;
-            errs.extend(validate_key_selector(&r.name, &r.key, &from_path.child("configMapKeyRef")));
+            errs.extend(validate_key_selector(
+                &r.name,
+                &r.key,
+                &from_path.child("configMapKeyRef"),
+            ));
         }
         if let Some(r) = &from.secret_key_ref {
             sources += 1;
-            errs.extend(validate_key_selector(&r.name, &r.key, &from_path.child("secretKeyRef")));
+            errs.extend(validate_key_selector(
+                &r.name,
+                &r.key,
+                &from_path.child("secretKeyRef"),
+            ));
         }
         if sources == 0 {
             errs.push(FieldError::invalid(
@@ -492,9 +653,17 @@ fn validate_env(c: &Container, path: &FieldPath) -> ErrorList {
                 "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
             ));
         } else if !s(&ev.value).is_empty() {
-            errs.push(FieldError::invalid(&from_path, "", "may not be specified when `value` is not empty"));
+            errs.push(FieldError::invalid(
+                &from_path,
+                "",
+                "may not be specified when `value` is not empty",
+            ));
         } else if sources > 1 {
-            errs.push(FieldError::invalid(&from_path, "", "may not have more than one field specified at a time"));
+            errs.push(FieldError::invalid(
+                &from_path,
+                "",
+                "may not have more than one field specified at a time",
+            ));
         }
     }
     errs
@@ -523,25 +692,45 @@ fn validate_env_from(c: &Container, path: &FieldPath) -> ErrorList {
         if let Some(r) = &ef.config_map_ref {
             sources += 1;
             for m in is_dns1123_subdomain(&r.name) {
-                errs.push(FieldError::invalid(&idx.child("configMapRef").child("name"), r.name.as_str(), m));
+                errs.push(FieldError::invalid(
+                    &idx.child("configMapRef").child("name"),
+                    r.name.as_str(),
+                    m,
+                ));
             }
         }
         if let Some(r) = &ef.secret_ref {
             sources += 1;
             for m in is_dns1123_subdomain(&r.name) {
-                errs.push(FieldError::invalid(&idx.child("secretRef").child("name"), r.name.as_str(), m));
+                errs.push(FieldError::invalid(
+                    &idx.child("secretRef").child("name"),
+                    r.name.as_str(),
+                    m,
+                ));
             }
         }
         if sources == 0 {
-            errs.push(FieldError::invalid(&idx, "", "must specify one of: `configMapRef` or `secretRef`"));
+            errs.push(FieldError::invalid(
+                &idx,
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            ));
         } else if sources > 1 {
-            errs.push(FieldError::invalid(&idx, "", "may not have more than one field specified at a time"));
+            errs.push(FieldError::invalid(
+                &idx,
+                "",
+                "may not have more than one field specified at a time",
+            ));
         }
     }
     errs
 }
 
-fn validate_volume_mounts(c: &Container, volumes: &BTreeSet<String>, path: &FieldPath) -> ErrorList {
+fn validate_volume_mounts(
+    c: &Container,
+    volumes: &BTreeSet<String>,
+    path: &FieldPath,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut mount_points = BTreeSet::new();
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
@@ -556,15 +745,27 @@ fn validate_volume_mounts(c: &Container, volumes: &BTreeSet<String>, path: &Fiel
             errs.push(FieldError::required(&idx.child("mountPath"), ""));
         }
         if !mount_points.insert(m.mount_path.clone()) {
-            errs.push(FieldError::invalid(&idx.child("mountPath"), m.mount_path.as_str(), "must be unique"));
+            errs.push(FieldError::invalid(
+                &idx.child("mountPath"),
+                m.mount_path.as_str(),
+                "must be unique",
+            ));
         }
         let sub = s(&m.sub_path);
         if !sub.is_empty() {
             if sub.starts_with('/') {
-                errs.push(FieldError::invalid(&idx.child("subPath"), sub, "must be a relative path"));
+                errs.push(FieldError::invalid(
+                    &idx.child("subPath"),
+                    sub,
+                    "must be a relative path",
+                ));
             }
             if sub.split('/').any(|part| part == "..") {
-                errs.push(FieldError::invalid(&idx.child("subPath"), sub, "must not contain '..'"));
+                errs.push(FieldError::invalid(
+                    &idx.child("subPath"),
+                    sub,
+                    "must not contain '..'",
+                ));
             }
         }
     }
@@ -592,12 +793,20 @@ fn parse_quantities(
             errs.push(FieldError::invalid(&p, name.as_str(), msg));
         }
         if !name.contains('/') && !is_standard_container_resource(name) {
-            errs.push(FieldError::invalid(&p, name.as_str(), "must be a standard resource for containers"));
+            errs.push(FieldError::invalid(
+                &p,
+                name.as_str(),
+                "must be a standard resource for containers",
+            ));
         }
         match Quantity::parse(&q.0) {
             Ok(v) => {
                 if v < Quantity::ZERO {
-                    errs.push(FieldError::invalid(&p, q.0.as_str(), super::names::IS_NEGATIVE_ERROR));
+                    errs.push(FieldError::invalid(
+                        &p,
+                        q.0.as_str(),
+                        super::names::IS_NEGATIVE_ERROR,
+                    ));
                 }
                 out.insert(name.clone(), v);
             }
@@ -616,7 +825,10 @@ fn validate_resources(r: &ResourceRequirements, path: &FieldPath) -> ErrorList {
     let limits = parse_quantities(r.limits.as_ref(), &lim_path, &mut errs);
     let requests = parse_quantities(r.requests.as_ref(), &req_path, &mut errs);
     let raw = |m: &Option<BTreeMap<String, K8sQuantity>>, k: &str| {
-        m.as_ref().and_then(|m| m.get(k)).map(|q| q.0.clone()).unwrap_or_default()
+        m.as_ref()
+            .and_then(|m| m.get(k))
+            .map(|q| q.0.clone())
+            .unwrap_or_default()
     };
     for (name, req) in &requests {
         match limits.get(name) {
@@ -631,12 +843,18 @@ fn validate_resources(r: &ResourceRequirements, path: &FieldPath) -> ErrorList {
                     errs.push(FieldError::invalid(
                         &req_path,
                         raw(&r.requests, name),
-                        format!("must be less than or equal to {name} limit of {}", raw(&r.limits, name)),
+                        format!(
+                            "must be less than or equal to {name} limit of {}",
+                            raw(&r.limits, name)
+                        ),
                     ));
                 }
             }
             None if !overcommit_allowed(name) => {
-                errs.push(FieldError::required(&lim_path, "Limit must be set for non overcommitable resources"));
+                errs.push(FieldError::required(
+                    &lim_path,
+                    "Limit must be set for non overcommitable resources",
+                ));
             }
             None => {}
         }
@@ -671,7 +889,10 @@ fn validate_handler(h: &Handler<'_>, path: &FieldPath) -> ErrorList {
     let mut check_more = |name: &str, errs: &mut ErrorList| {
         count += 1;
         if count > 1 {
-            errs.push(FieldError::forbidden(&path.child(name), "may not specify more than 1 handler type"));
+            errs.push(FieldError::forbidden(
+                &path.child(name),
+                "may not specify more than 1 handler type",
+            ));
             false
         } else {
             true
@@ -679,7 +900,10 @@ fn validate_handler(h: &Handler<'_>, path: &FieldPath) -> ErrorList {
     };
     if let Some(e) = h.exec {
         if check_more("exec", &mut errs) && e.command.as_ref().is_none_or(Vec::is_empty) {
-            errs.push(FieldError::required(&path.child("exec").child("command"), ""));
+            errs.push(FieldError::required(
+                &path.child("exec").child("command"),
+                "",
+            ));
         }
     }
     if let Some(g) = h.http_get {
@@ -691,13 +915,20 @@ fn validate_handler(h: &Handler<'_>, path: &FieldPath) -> ErrorList {
             errs.extend(validate_port_num_or_name(&g.port, &p.child("port")));
             let scheme = s(&g.scheme);
             if scheme != "HTTP" && scheme != "HTTPS" {
-                errs.push(FieldError::not_supported(&p.child("scheme"), scheme, &["HTTP", "HTTPS"]));
+                errs.push(FieldError::not_supported(
+                    &p.child("scheme"),
+                    scheme,
+                    &["HTTP", "HTTPS"],
+                ));
             }
         }
     }
     if let Some(t) = h.tcp_socket {
         if check_more("tcpSocket", &mut errs) {
-            errs.extend(validate_port_num_or_name(&t.port, &path.child("tcpSocket").child("port")));
+            errs.extend(validate_port_num_or_name(
+                &t.port,
+                &path.child("tcpSocket").child("port"),
+            ));
         }
     }
     if h.grpc {
@@ -751,17 +982,28 @@ fn validate_probe(p: Option<&Probe>, path: &FieldPath, success_must_be_one: bool
         ("successThreshold", p.success_threshold),
         ("failureThreshold", p.failure_threshold),
     ] {
-        errs.extend(validate_nonnegative(v.unwrap_or(0).into(), &path.child(name)));
+        errs.extend(validate_nonnegative(
+            v.unwrap_or(0).into(),
+            &path.child(name),
+        ));
     }
     if let Some(t) = p.termination_grace_period_seconds {
         if t <= 0 {
-            errs.push(FieldError::invalid(&path.child("terminationGracePeriodSeconds"), t, "must be greater than 0"));
+            errs.push(FieldError::invalid(
+                &path.child("terminationGracePeriodSeconds"),
+                t,
+                "must be greater than 0",
+            ));
         }
     }
     if success_must_be_one {
         let st = p.success_threshold.unwrap_or(0);
         if st != 1 {
-            errs.push(FieldError::invalid(&path.child("successThreshold"), st, "must be 1"));
+            errs.push(FieldError::invalid(
+                &path.child("successThreshold"),
+                st,
+                "must be 1",
+            ));
         }
     }
     errs
@@ -796,7 +1038,11 @@ pub(crate) fn validate_tolerations(tolerations: &[Toleration], path: &FieldPath)
             "Equal" | "" => {
                 let msgs = is_valid_label_value(s(&t.value));
                 if !msgs.is_empty() {
-                    errs.push(FieldError::invalid(&idx.child("operator"), s(&t.value), msgs.join(";")));
+                    errs.push(FieldError::invalid(
+                        &idx.child("operator"),
+                        s(&t.value),
+                        msgs.join(";"),
+                    ));
                 }
             }
             "Exists" => {
@@ -808,7 +1054,11 @@ pub(crate) fn validate_tolerations(tolerations: &[Toleration], path: &FieldPath)
                     ));
                 }
             }
-            other => errs.push(FieldError::not_supported(&idx.child("operator"), other, &["Equal", "Exists"])),
+            other => errs.push(FieldError::not_supported(
+                &idx.child("operator"),
+                other,
+                &["Equal", "Exists"],
+            )),
         }
         if !effect.is_empty() {
             errs.extend(validate_taint_effect(effect, true, &idx.child("effect")));
@@ -818,7 +1068,11 @@ pub(crate) fn validate_tolerations(tolerations: &[Toleration], path: &FieldPath)
 }
 
 /// A taint effect: NoSchedule, PreferNoSchedule or NoExecute (empty only where allowed).
-pub(crate) fn validate_taint_effect(effect: &str, allow_empty: bool, path: &FieldPath) -> ErrorList {
+pub(crate) fn validate_taint_effect(
+    effect: &str,
+    allow_empty: bool,
+    path: &FieldPath,
+) -> ErrorList {
     match effect {
         "NoSchedule" | "PreferNoSchedule" | "NoExecute" => ErrorList::new(),
         "" if !allow_empty => vec![FieldError::required(path, "")],
@@ -832,9 +1086,19 @@ pub(crate) fn validate_taint_effect(effect: &str, allow_empty: bool, path: &Fiel
 
 const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
-fn validate_container_updates(new: &[Container], old: &[Container], path: &FieldPath) -> (ErrorList, bool) {
+fn validate_container_updates(
+    new: &[Container],
+    old: &[Container],
+    path: &FieldPath,
+) -> (ErrorList, bool) {
     if new.len() != old.len() {
-        return (vec![FieldError::forbidden(path, "pod updates may not add or remove containers")], true);
+        return (
+            vec![FieldError::forbidden(
+                path,
+                "pod updates may not add or remove containers",
+            )],
+            true,
+        );
     }
     let mut errs = ErrorList::new();
     for (i, c) in new.iter().enumerate() {
@@ -856,13 +1120,18 @@ fn validate_container_updates(new: &[Container], old: &[Container], path: &Field
 /// An update of a Pod: metadata, the new spec's validity, and the narrow set of spec
 /// changes Kubernetes allows.
 pub fn validate_pod_update(new: &Pod, old: &Pod) -> ErrorList {
-    let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, &FieldPath::new("metadata"));
+    let mut errs =
+        validate_object_meta_update(&new.metadata, &old.metadata, &FieldPath::new("metadata"));
     errs.extend(validate_pod(new));
     let spec_path = FieldPath::new("spec");
     let new_spec = new.spec.clone().unwrap_or_default();
     let old_spec = old.spec.clone().unwrap_or_default();
 
-    let (e, stop) = validate_container_updates(&new_spec.containers, &old_spec.containers, &spec_path.child("containers"));
+    let (e, stop) = validate_container_updates(
+        &new_spec.containers,
+        &old_spec.containers,
+        &spec_path.child("containers"),
+    );
     errs.extend(e);
     if stop {
         return errs;
@@ -878,14 +1147,25 @@ pub fn validate_pod_update(new: &Pod, old: &Pod) -> ErrorList {
     }
 
     let ads = spec_path.child("activeDeadlineSeconds");
-    match (new_spec.active_deadline_seconds, old_spec.active_deadline_seconds) {
+    match (
+        new_spec.active_deadline_seconds,
+        old_spec.active_deadline_seconds,
+    ) {
         (Some(n), old) => {
             if !(0..=MAX_INT32).contains(&n) {
-                errs.push(FieldError::invalid(&ads, n, inclusive_range_error(0, MAX_INT32)));
+                errs.push(FieldError::invalid(
+                    &ads,
+                    n,
+                    inclusive_range_error(0, MAX_INT32),
+                ));
                 return errs;
             }
             if old.is_some_and(|o| o < n) {
-                errs.push(FieldError::invalid(&ads, n, "must be less than or equal to previous value"));
+                errs.push(FieldError::invalid(
+                    &ads,
+                    n,
+                    "must be less than or equal to previous value",
+                ));
                 return errs;
             }
         }
@@ -902,7 +1182,11 @@ pub fn validate_pod_update(new: &Pod, old: &Pod) -> ErrorList {
         old_spec.tolerations.as_deref().unwrap_or(&[]),
         &spec_path.child("tolerations"),
     ));
-    errs.extend(validate_only_deleted_scheduling_gates(&new_spec, &old_spec, &spec_path.child("schedulingGates")));
+    errs.extend(validate_only_deleted_scheduling_gates(
+        &new_spec,
+        &old_spec,
+        &spec_path.child("schedulingGates"),
+    ));
 
     if new_spec == old_spec {
         return errs;
@@ -911,15 +1195,22 @@ pub fn validate_pod_update(new: &Pod, old: &Pod) -> ErrorList {
     for (c, o) in munged.containers.iter_mut().zip(&old_spec.containers) {
         c.image.clone_from(&o.image);
     }
-    if let (Some(n), Some(o)) = (munged.init_containers.as_mut(), old_spec.init_containers.as_ref()) {
+    if let (Some(n), Some(o)) = (
+        munged.init_containers.as_mut(),
+        old_spec.init_containers.as_ref(),
+    ) {
         for (c, o) in n.iter_mut().zip(o) {
             c.image.clone_from(&o.image);
         }
     }
     munged.active_deadline_seconds = old_spec.active_deadline_seconds;
-    munged.scheduling_gates.clone_from(&old_spec.scheduling_gates);
+    munged
+        .scheduling_gates
+        .clone_from(&old_spec.scheduling_gates);
     munged.tolerations.clone_from(&old_spec.tolerations);
-    if old_spec.termination_grace_period_seconds.is_some_and(|t| t < 0)
+    if old_spec
+        .termination_grace_period_seconds
+        .is_some_and(|t| t < 0)
         && munged.termination_grace_period_seconds == Some(1)
     {
         munged.termination_grace_period_seconds = old_spec.termination_grace_period_seconds;
@@ -928,7 +1219,9 @@ pub fn validate_pod_update(new: &Pod, old: &Pod) -> ErrorList {
         let diff = spec_diff(&old_spec, &munged);
         errs.push(FieldError::forbidden(
             &spec_path,
-            format!("pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}\n{diff}"),
+            format!(
+                "pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}\n{diff}"
+            ),
         ));
     }
     errs
@@ -949,7 +1242,10 @@ fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for k in keys {
-                let (x, y) = (a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null));
+                let (x, y) = (
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                );
                 diff_values(&format!("{path}.{k}"), x, y, out);
             }
         }
@@ -963,7 +1259,11 @@ fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
     }
 }
 
-fn validate_only_added_tolerations(new: &[Toleration], old: &[Toleration], path: &FieldPath) -> ErrorList {
+fn validate_only_added_tolerations(
+    new: &[Toleration],
+    old: &[Toleration],
+    path: &FieldPath,
+) -> ErrorList {
     for o in old {
         let found = new.iter().any(|n| {
             let mut o = o.clone();
@@ -980,41 +1280,107 @@ fn validate_only_added_tolerations(new: &[Toleration], old: &[Toleration], path:
     validate_tolerations(new, path)
 }
 
-fn validate_only_deleted_scheduling_gates(new: &PodSpec, old: &PodSpec, path: &FieldPath) -> ErrorList {
-    let old_names: BTreeSet<&str> = old.scheduling_gates.iter().flatten().map(|g| g.name.as_str()).collect();
+fn validate_only_deleted_scheduling_gates(
+    new: &PodSpec,
+    old: &PodSpec,
+    path: &FieldPath,
+) -> ErrorList {
+    let old_names: BTreeSet<&str> = old
+        .scheduling_gates
+        .iter()
+        .flatten()
+        .map(|g| g.name.as_str())
+        .collect();
     let mut errs = ErrorList::new();
     for g in new.scheduling_gates.iter().flatten() {
         if !old_names.contains(g.name.as_str()) {
             errs.push(FieldError::forbidden(
                 path,
-                format!("only deletion is allowed, but found new scheduling gate '{}'", g.name),
+                format!(
+                    "only deletion is allowed, but found new scheduling gate '{}'",
+                    g.name
+                ),
             ));
         }
     }
     errs
 }
 
-/// A write to `pods/status`: the pod's identity may not change, nominatedNodeName must be
-/// a node name, and pod and host IPs must be IPs.
+/// A write to `pods/status`: the binding may not change, nominatedNodeName must be a
+/// node name, pod and host IPs must be IPs, and a container that terminated for good
+/// (restartPolicy Never, or OnFailure after success) may not come back.
 pub fn validate_pod_status_update(new: &Pod, old: &Pod) -> ErrorList {
-    let _ = old;
     let mut errs = ErrorList::new();
     let status = new.status.clone().unwrap_or_default();
+    let old_status = old.status.clone().unwrap_or_default();
     let path = FieldPath::new("status");
+    let node = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default()
+    };
+    if node(new) != node(old) {
+        errs.push(FieldError::forbidden(
+            &path.child("nodeName"),
+            "may not be changed directly",
+        ));
+    }
     let nominated = s(&status.nominated_node_name);
-    if !nominated.is_empty() {
+    if !nominated.is_empty() && status.nominated_node_name != old_status.nominated_node_name {
         for m in is_dns1123_subdomain(nominated) {
-            errs.push(FieldError::invalid(&path.child("nominatedNodeName"), nominated, m));
+            errs.push(FieldError::invalid(
+                &path.child("nominatedNodeName"),
+                nominated,
+                m,
+            ));
+        }
+    }
+    let restart_policy = old
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_default();
+    if restart_policy != "Always" {
+        let new_statuses = status.container_statuses.clone().unwrap_or_default();
+        for (i, o) in old_status.container_statuses.iter().flatten().enumerate() {
+            let Some(t) = o.state.as_ref().and_then(|st| st.terminated.as_ref()) else {
+                continue;
+            };
+            if t.exit_code != 0 && restart_policy == "OnFailure" {
+                continue;
+            }
+            let revived = new_statuses.iter().any(|n| {
+                n.name == o.name
+                    && n.state
+                        .as_ref()
+                        .and_then(|st| st.terminated.as_ref())
+                        .is_none()
+            });
+            if revived {
+                errs.push(FieldError::forbidden(
+                    &path.child("containerStatuses").index(i).child("state"),
+                    "may not be transitioned to non-terminated state",
+                ));
+            }
         }
     }
     for (i, ip) in status.pod_ips.iter().flatten().enumerate() {
         for m in is_valid_ip(&ip.ip) {
-            errs.push(FieldError::invalid(&path.child("podIPs").index(i), ip.ip.as_str(), m));
+            errs.push(FieldError::invalid(
+                &path.child("podIPs").index(i),
+                ip.ip.as_str(),
+                m,
+            ));
         }
     }
     for (i, ip) in status.host_ips.iter().flatten().enumerate() {
         for m in is_valid_ip(&ip.ip) {
-            errs.push(FieldError::invalid(&path.child("hostIPs").index(i), ip.ip.as_str(), m));
+            errs.push(FieldError::invalid(
+                &path.child("hostIPs").index(i),
+                ip.ip.as_str(),
+                m,
+            ));
         }
     }
     errs

@@ -4,7 +4,9 @@
 //! transitions).
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 
 use super::apps::validate_label_selector;
 use super::errors::{BadValue, ErrorList, FieldError};
@@ -22,7 +24,10 @@ fn meta_path() -> FieldPath {
 fn validate_policy_rule(rule: &PolicyRule, namespaced: bool, path: &FieldPath) -> ErrorList {
     let mut errs = ErrorList::new();
     if rule.verbs.is_empty() {
-        errs.push(FieldError::required(&path.child("verbs"), "verbs must contain at least one value"));
+        errs.push(FieldError::required(
+            &path.child("verbs"),
+            "verbs must contain at least one value",
+        ));
     }
     let urls = rule.non_resource_urls.clone().unwrap_or_default();
     let non_empty = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
@@ -35,7 +40,10 @@ fn validate_policy_rule(rule: &PolicyRule, namespaced: bool, path: &FieldPath) -
                 "namespaced rules cannot apply to non-resource URLs",
             ));
         }
-        if non_empty(&rule.api_groups) || non_empty(&rule.resources) || non_empty(&rule.resource_names) {
+        if non_empty(&rule.api_groups)
+            || non_empty(&rule.resources)
+            || non_empty(&rule.resource_names)
+        {
             errs.push(FieldError::invalid(
                 &path.child("nonResourceURLs"),
                 raw,
@@ -78,7 +86,11 @@ pub fn validate_role(role: &Role) -> ErrorList {
 /// An update of a Role.
 pub fn validate_role_update(new: &Role, old: &Role) -> ErrorList {
     let mut errs = validate_role(new);
-    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, &meta_path()));
+    errs.extend(validate_object_meta_update(
+        &new.metadata,
+        &old.metadata,
+        &meta_path(),
+    ));
     errs
 }
 
@@ -105,7 +117,11 @@ pub fn validate_cluster_role(role: &ClusterRole) -> ErrorList {
 /// An update of a ClusterRole.
 pub fn validate_cluster_role_update(new: &ClusterRole, old: &ClusterRole) -> ErrorList {
     let mut errs = validate_cluster_role(new);
-    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, &meta_path()));
+    errs.extend(validate_object_meta_update(
+        &new.metadata,
+        &old.metadata,
+        &meta_path(),
+    ));
     errs
 }
 
@@ -119,7 +135,11 @@ fn validate_role_ref(r: &RoleRef, kinds: &[&str]) -> ErrorList {
         ));
     }
     if !kinds.contains(&r.kind.as_str()) {
-        errs.push(FieldError::not_supported(&FieldPath::from_names(&["roleRef", "kind"]), r.kind.as_str(), kinds));
+        errs.push(FieldError::not_supported(
+            &FieldPath::from_names(&["roleRef", "kind"]),
+            r.kind.as_str(),
+            kinds,
+        ));
     }
     let name_path = FieldPath::from_names(&["roleRef", "name"]);
     if r.name.is_empty() {
@@ -146,7 +166,11 @@ fn validate_subject(s: &Subject, namespaced: bool, path: &FieldPath) -> ErrorLis
                 }
             }
             if !api_group.is_empty() {
-                errs.push(FieldError::not_supported(&path.child("apiGroup"), api_group, &[""]));
+                errs.push(FieldError::not_supported(
+                    &path.child("apiGroup"),
+                    api_group,
+                    &[""],
+                ));
             }
             if !namespaced && s.namespace.as_deref().unwrap_or("").is_empty() {
                 errs.push(FieldError::required(&path.child("namespace"), ""));
@@ -154,7 +178,11 @@ fn validate_subject(s: &Subject, namespaced: bool, path: &FieldPath) -> ErrorLis
         }
         "User" | "Group" => {
             if api_group != RBAC_GROUP {
-                errs.push(FieldError::not_supported(&path.child("apiGroup"), api_group, &[RBAC_GROUP]));
+                errs.push(FieldError::not_supported(
+                    &path.child("apiGroup"),
+                    api_group,
+                    &[RBAC_GROUP],
+                ));
             }
         }
         other => errs.push(FieldError::not_supported(
@@ -200,7 +228,11 @@ pub fn validate_role_binding(b: &RoleBinding) -> ErrorList {
 /// An update of a RoleBinding: roleRef may not change.
 pub fn validate_role_binding_update(new: &RoleBinding, old: &RoleBinding) -> ErrorList {
     let mut errs = validate_role_binding(new);
-    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, &meta_path()));
+    errs.extend(validate_object_meta_update(
+        &new.metadata,
+        &old.metadata,
+        &meta_path(),
+    ));
     errs.extend(role_ref_changed(&new.role_ref, &old.role_ref));
     errs
 }
@@ -215,9 +247,16 @@ pub fn validate_cluster_role_binding(b: &ClusterRoleBinding) -> ErrorList {
 }
 
 /// An update of a ClusterRoleBinding: roleRef may not change.
-pub fn validate_cluster_role_binding_update(new: &ClusterRoleBinding, old: &ClusterRoleBinding) -> ErrorList {
+pub fn validate_cluster_role_binding_update(
+    new: &ClusterRoleBinding,
+    old: &ClusterRoleBinding,
+) -> ErrorList {
     let mut errs = validate_cluster_role_binding(new);
-    errs.extend(validate_object_meta_update(&new.metadata, &old.metadata, &meta_path()));
+    errs.extend(validate_object_meta_update(
+        &new.metadata,
+        &old.metadata,
+        &meta_path(),
+    ));
     errs.extend(role_ref_changed(&new.role_ref, &old.role_ref));
     errs
 }
@@ -229,12 +268,23 @@ pub fn validate_lease(lease: &Lease) -> ErrorList {
     let spec = lease.spec.clone().unwrap_or_default();
     let path = FieldPath::new("spec");
     if let Some(d) = spec.lease_duration_seconds.filter(|&d| d <= 0) {
-        errs.push(FieldError::invalid(&path.child("leaseDurationSeconds"), d, "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            &path.child("leaseDurationSeconds"),
+            d,
+            "must be greater than 0",
+        ));
     }
     if let Some(t) = spec.lease_transitions.filter(|&t| t < 0) {
-        errs.push(FieldError::invalid(&path.child("leaseTransitions"), t, "must be greater than or equal to 0"));
+        errs.push(FieldError::invalid(
+            &path.child("leaseTransitions"),
+            t,
+            "must be greater than or equal to 0",
+        ));
     }
-    if spec.preferred_holder.as_deref().is_some_and(|h| !h.is_empty())
+    if spec
+        .preferred_holder
+        .as_deref()
+        .is_some_and(|h| !h.is_empty())
         && spec.strategy.as_deref().unwrap_or("").is_empty()
     {
         errs.push(FieldError::forbidden(

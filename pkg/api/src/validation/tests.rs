@@ -20,7 +20,9 @@ fn defaulted(i: &ResourceInfo, mut v: Value) -> Value {
 
 fn create_message(group: &str, plural: &str, obj: Value) -> Option<String> {
     let i = info(group, plural);
-    validate_create(i, &defaulted(i, obj)).err().map(|s| s.message)
+    validate_create(i, &defaulted(i, obj))
+        .err()
+        .map(|s| s.message)
 }
 
 fn pod(spec: Value) -> Value {
@@ -40,41 +42,101 @@ fn deployment(selector: Option<Value>, template_labels: Value) -> Value {
 #[test]
 fn field_paths_print_as_kubernetes_prints_them() {
     let spec = FieldPath::new("spec");
-    assert_eq!(spec.child("containers").index(0).child("image").to_string(), "spec.containers[0].image");
-    assert_eq!(FieldPath::new("metadata").child("labels").key("app").to_string(), "metadata.labels[app]");
+    assert_eq!(
+        spec.child("containers").index(0).child("image").to_string(),
+        "spec.containers[0].image"
+    );
+    assert_eq!(
+        FieldPath::new("metadata")
+            .child("labels")
+            .key("app")
+            .to_string(),
+        "metadata.labels[app]"
+    );
     assert_eq!(FieldPath::new("data").key("a b").to_string(), "data[a b]");
     assert_eq!(FieldPath::new("").to_string(), "[]");
-    assert_eq!(FieldPath::from_names(&["roleRef", "name"]).to_string(), "roleRef.name");
+    assert_eq!(
+        FieldPath::from_names(&["roleRef", "name"]).to_string(),
+        "roleRef.name"
+    );
 }
 
 #[test]
 fn field_errors_render_like_kubernetes_field_errors() {
     let p = FieldPath::from_names(&["spec", "replicas"]);
     let cases = [
-        (FieldError::required(&p, ""), "spec.replicas: Required value"),
-        (FieldError::required(&p, "must be set"), "spec.replicas: Required value: must be set"),
-        (FieldError::invalid(&p, -1, IS_NEGATIVE_ERROR), "spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
-        (FieldError::invalid(&p, "a\"b", "bad"), "spec.replicas: Invalid value: \"a\\\"b\": bad"),
-        (FieldError::invalid(&p, BadValue::Null, "gone"), "spec.replicas: Invalid value: \"null\": gone"),
-        (FieldError::invalid(&p, true, "no"), "spec.replicas: Invalid value: true: no"),
+        (
+            FieldError::required(&p, ""),
+            "spec.replicas: Required value",
+        ),
+        (
+            FieldError::required(&p, "must be set"),
+            "spec.replicas: Required value: must be set",
+        ),
+        (
+            FieldError::invalid(&p, -1, IS_NEGATIVE_ERROR),
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (
+            FieldError::invalid(&p, "a\"b", "bad"),
+            "spec.replicas: Invalid value: \"a\\\"b\": bad",
+        ),
+        (
+            FieldError::invalid(&p, BadValue::Null, "gone"),
+            "spec.replicas: Invalid value: \"null\": gone",
+        ),
+        (
+            FieldError::invalid(&p, true, "no"),
+            "spec.replicas: Invalid value: true: no",
+        ),
         (
             FieldError::not_supported(&p, "x", &["a", "b"]),
             "spec.replicas: Unsupported value: \"x\": supported values: \"a\", \"b\"",
         ),
-        (FieldError::duplicate(&p, "x"), "spec.replicas: Duplicate value: \"x\""),
-        (FieldError::forbidden(&p, "nope"), "spec.replicas: Forbidden: nope"),
-        (FieldError::too_long(&p, 10), "spec.replicas: Too long: may not be more than 10 bytes"),
-        (FieldError::too_long(&p, 1), "spec.replicas: Too long: may not be more than 1 byte"),
-        (FieldError::too_many(&p, Some(5), 3), "spec.replicas: Too many: 5: must have at most 3 items"),
-        (FieldError::too_many(&p, None, 1), "spec.replicas: Too many: must have at most 1 item"),
-        (FieldError::not_found(&p, "x"), "spec.replicas: Not found: \"x\""),
-        (FieldError::internal(&p, "oops"), "spec.replicas: Internal error: oops"),
-        (FieldError::type_invalid(&p, "x", "expected int"), "spec.replicas: Invalid value: \"x\": expected int"),
+        (
+            FieldError::duplicate(&p, "x"),
+            "spec.replicas: Duplicate value: \"x\"",
+        ),
+        (
+            FieldError::forbidden(&p, "nope"),
+            "spec.replicas: Forbidden: nope",
+        ),
+        (
+            FieldError::too_long(&p, 10),
+            "spec.replicas: Too long: may not be more than 10 bytes",
+        ),
+        (
+            FieldError::too_long(&p, 1),
+            "spec.replicas: Too long: may not be more than 1 byte",
+        ),
+        (
+            FieldError::too_many(&p, Some(5), 3),
+            "spec.replicas: Too many: 5: must have at most 3 items",
+        ),
+        (
+            FieldError::too_many(&p, None, 1),
+            "spec.replicas: Too many: must have at most 1 item",
+        ),
+        (
+            FieldError::not_found(&p, "x"),
+            "spec.replicas: Not found: \"x\"",
+        ),
+        (
+            FieldError::internal(&p, "oops"),
+            "spec.replicas: Internal error: oops",
+        ),
+        (
+            FieldError::type_invalid(&p, "x", "expected int"),
+            "spec.replicas: Invalid value: \"x\": expected int",
+        ),
     ];
     for (e, want) in cases {
         assert_eq!(e.to_string(), want);
     }
-    assert_eq!(FieldError::required(&p, "").error_type.reason(), "FieldValueRequired");
+    assert_eq!(
+        FieldError::required(&p, "").error_type.reason(),
+        "FieldValueRequired"
+    );
 }
 
 #[test]
@@ -91,7 +153,10 @@ fn name_formats_give_kubernetes_messages() {
     assert_eq!(is_dns1123_subdomain("Foo"), [SUBDOMAIN_MSG]);
     assert_eq!(is_dns1123_label("Foo"), [LABEL_MSG]);
     assert_eq!(is_dns1123_label("a.b"), ["must not contain dots"]);
-    assert_eq!(is_dns1123_label(&"a".repeat(64)), ["must be no more than 63 characters"]);
+    assert_eq!(
+        is_dns1123_label(&"a".repeat(64)),
+        ["must be no more than 63 characters"]
+    );
     assert_eq!(is_dns1035_label("1abc"), [DNS1035_MSG]);
     assert!(is_dns1035_label("web-1").is_empty());
     assert!(is_qualified_name("example.com/MyName").is_empty());
@@ -103,13 +168,22 @@ fn name_formats_give_kubernetes_messages() {
     assert!(is_config_map_key("key.name").is_empty());
     assert_eq!(is_config_map_key(".."), ["must not be '..'"]);
     assert_eq!(is_config_map_key("..a"), ["must not start with '..'"]);
-    assert_eq!(is_valid_port_num(0), ["must be between 1 and 65535, inclusive"]);
+    assert_eq!(
+        is_valid_port_num(0),
+        ["must be between 1 and 65535, inclusive"]
+    );
     assert!(is_valid_port_name("http").is_empty());
     assert_eq!(
         is_valid_port_name("-http--x-"),
-        ["must not contain consecutive hyphens", "must not begin or end with a hyphen"]
+        [
+            "must not contain consecutive hyphens",
+            "must not begin or end with a hyphen"
+        ]
     );
-    assert_eq!(is_valid_port_name("8080"), ["must contain at least one letter (a-z)"]);
+    assert_eq!(
+        is_valid_port_name("8080"),
+        ["must contain at least one letter (a-z)"]
+    );
     assert!(is_valid_percent("25%").is_empty());
     assert_eq!(
         is_valid_percent("25"),
@@ -120,7 +194,10 @@ fn name_formats_give_kubernetes_messages() {
     assert!(is_valid_cidr("10.244.0.0/16").is_empty());
     assert!(!is_valid_cidr("10.244.0.0/33").is_empty());
     assert_eq!(is_valid_path_segment_name(".."), ["may not be '..'"]);
-    assert_eq!(is_valid_path_segment_name("a/b%"), ["may not contain '/'", "may not contain '%'"]);
+    assert_eq!(
+        is_valid_path_segment_name("a/b%"),
+        ["may not contain '/'", "may not contain '%'"]
+    );
 }
 
 #[test]
@@ -229,28 +306,93 @@ fn invalid_pods_are_refused_with_kubernetes_messages() {
         ),
     ];
     for (obj, want) in cases {
-        assert_eq!(create_message("", "pods", obj.clone()).as_deref(), Some(want.as_str()), "{obj}");
+        assert_eq!(
+            create_message("", "pods", obj.clone()).as_deref(),
+            Some(want.as_str()),
+            "{obj}"
+        );
     }
 }
 
 #[test]
 fn valid_objects_of_every_kind_pass() {
     let cases = [
-        ("", "pods", pod(json!({"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80, "name": "http"}]}]}))),
-        ("apps", "deployments", deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web"}))),
+        (
+            "",
+            "pods",
+            pod(
+                json!({"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80, "name": "http"}]}]}),
+            ),
+        ),
+        (
+            "apps",
+            "deployments",
+            deployment(
+                Some(json!({"matchLabels": {"app": "web"}})),
+                json!({"app": "web"}),
+            ),
+        ),
         ("", "namespaces", json!({"metadata": {"name": "team-a"}})),
-        ("", "nodes", json!({"metadata": {"name": "node-1"}, "spec": {"podCIDRs": ["10.244.1.0/24"], "taints": [{"key": "k", "effect": "NoSchedule"}]}})),
-        ("", "configmaps", json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a.conf": "x"}})),
-        ("", "secrets", json!({"metadata": {"name": "s", "namespace": "d"}, "stringData": {"password": "x"}})),
-        ("", "serviceaccounts", json!({"metadata": {"name": "default", "namespace": "d"}})),
-        ("", "services", json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})),
-        ("", "services", json!({"metadata": {"name": "db", "namespace": "d"}, "spec": {"clusterIP": "None", "clusterIPs": ["None"]}})),
-        ("", "services", json!({"metadata": {"name": "ext", "namespace": "d"}, "spec": {"type": "ExternalName", "externalName": "example.com."}})),
-        ("", "events", json!({"metadata": {"name": "e.1", "namespace": "default"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}, "reason": "Started"})),
-        ("coordination.k8s.io", "leases", json!({"metadata": {"name": "kube-scheduler", "namespace": "kube-system"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})),
-        ("rbac.authorization.k8s.io", "clusterroles", json!({"metadata": {"name": "system:reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}, {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]})),
-        ("rbac.authorization.k8s.io", "clusterrolebindings", json!({"metadata": {"name": "admins"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}, "subjects": [{"kind": "Group", "name": "system:masters"}]})),
-        ("rbac.authorization.k8s.io", "rolebindings", json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default"}]})),
+        (
+            "",
+            "nodes",
+            json!({"metadata": {"name": "node-1"}, "spec": {"podCIDRs": ["10.244.1.0/24"], "taints": [{"key": "k", "effect": "NoSchedule"}]}}),
+        ),
+        (
+            "",
+            "configmaps",
+            json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a.conf": "x"}}),
+        ),
+        (
+            "",
+            "secrets",
+            json!({"metadata": {"name": "s", "namespace": "d"}, "stringData": {"password": "x"}}),
+        ),
+        (
+            "",
+            "serviceaccounts",
+            json!({"metadata": {"name": "default", "namespace": "d"}}),
+        ),
+        (
+            "",
+            "services",
+            json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        ),
+        (
+            "",
+            "services",
+            json!({"metadata": {"name": "db", "namespace": "d"}, "spec": {"clusterIP": "None", "clusterIPs": ["None"]}}),
+        ),
+        (
+            "",
+            "services",
+            json!({"metadata": {"name": "ext", "namespace": "d"}, "spec": {"type": "ExternalName", "externalName": "example.com."}}),
+        ),
+        (
+            "",
+            "events",
+            json!({"metadata": {"name": "e.1", "namespace": "default"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}, "reason": "Started"}),
+        ),
+        (
+            "coordination.k8s.io",
+            "leases",
+            json!({"metadata": {"name": "kube-scheduler", "namespace": "kube-system"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            json!({"metadata": {"name": "system:reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}, {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            json!({"metadata": {"name": "admins"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}, "subjects": [{"kind": "Group", "name": "system:masters"}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default"}]}),
+        ),
     ];
     for (g, p, obj) in cases {
         assert_eq!(create_message(g, p, obj.clone()), None, "{obj}");
@@ -265,7 +407,10 @@ fn deployments_need_a_selector_that_matches_their_template() {
             r#"Deployment.apps "web" is invalid: [spec.selector: Required value, spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`]"#,
         ),
         (
-            deployment(Some(json!({"matchLabels": {"app": "db"}})), json!({"app": "web"})),
+            deployment(
+                Some(json!({"matchLabels": {"app": "db"}})),
+                json!({"app": "web"}),
+            ),
             r#"Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`"#,
         ),
         (
@@ -274,13 +419,21 @@ fn deployments_need_a_selector_that_matches_their_template() {
         ),
     ];
     for (obj, want) in cases {
-        assert_eq!(create_message("apps", "deployments", obj).as_deref(), Some(want));
+        assert_eq!(
+            create_message("apps", "deployments", obj).as_deref(),
+            Some(want)
+        );
     }
 }
 
 #[test]
 fn deployment_specs_are_checked_field_by_field() {
-    let base = || deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web"}));
+    let base = || {
+        deployment(
+            Some(json!({"matchLabels": {"app": "web"}})),
+            json!({"app": "web"}),
+        )
+    };
     let with = |f: &dyn Fn(&mut Value)| {
         let mut d = base();
         f(&mut d);
@@ -328,7 +481,11 @@ fn deployment_specs_are_checked_field_by_field() {
         if want.is_empty() {
             assert_eq!(got, None, "{obj}");
         } else {
-            assert_eq!(got, Some(format!(r#"Deployment.apps "web" is invalid: {want}"#)), "{obj}");
+            assert_eq!(
+                got,
+                Some(format!(r#"Deployment.apps "web" is invalid: {want}"#)),
+                "{obj}"
+            );
         }
     }
 }
@@ -340,7 +497,9 @@ fn replica_sets_follow_the_same_selector_rules() {
         "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}}}});
     assert_eq!(
         create_message("apps", "replicasets", rs).as_deref(),
-        Some(r#"ReplicaSet.apps "web-1" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"other"}: `selector` does not match template `labels`"#)
+        Some(
+            r#"ReplicaSet.apps "web-1" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"other"}: `selector` does not match template `labels`"#
+        )
     );
 }
 
@@ -388,7 +547,11 @@ fn invalid_services_are_refused_with_kubernetes_messages() {
         ),
     ];
     for (obj, want) in cases {
-        assert_eq!(create_message("", "services", obj.clone()).as_deref(), Some(want.as_str()), "{obj}");
+        assert_eq!(
+            create_message("", "services", obj.clone()).as_deref(),
+            Some(want.as_str()),
+            "{obj}"
+        );
     }
 }
 
@@ -497,7 +660,11 @@ fn other_kinds_are_refused_with_kubernetes_messages() {
         ),
     ];
     for (g, p, obj, want) in cases {
-        assert_eq!(create_message(g, p, obj.clone()).as_deref(), Some(want), "{obj}");
+        assert_eq!(
+            create_message(g, p, obj.clone()).as_deref(),
+            Some(want),
+            "{obj}"
+        );
     }
 }
 
@@ -507,25 +674,37 @@ fn events_k8s_io_events_get_strict_validation() {
         "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}, "note": "hi"});
     assert_eq!(
         create_message("events.k8s.io", "events", ev).as_deref(),
-        Some(r#"Event.events.k8s.io "e" is invalid: [eventTime: Required value, type: Invalid value: "": has invalid value: ]"#)
+        Some(
+            r#"Event.events.k8s.io "e" is invalid: [eventTime: Required value, type: Invalid value: "": has invalid value: ]"#
+        )
     );
     let good = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"},
         "eventTime": "2025-01-01T00:00:00.000000Z", "reportingController": "kubelet", "reportingInstance": "n1",
         "action": "Started", "reason": "Started", "type": "Normal",
         "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}});
-    assert_eq!(create_message("events.k8s.io", "events", good.clone()), None);
+    assert_eq!(
+        create_message("events.k8s.io", "events", good.clone()),
+        None
+    );
     let mut missing = good;
-    missing.as_object_mut().unwrap().remove("reportingController");
+    missing
+        .as_object_mut()
+        .unwrap()
+        .remove("reportingController");
     assert_eq!(
         create_message("events.k8s.io", "events", missing).as_deref(),
         // An empty controller is also not a qualified name; Kubernetes reports all three.
-        Some(r#"Event.events.k8s.io "e" is invalid: [reportingController: Required value, reportingController: Invalid value: "": name part must be non-empty, reportingController: Invalid value: "": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]"#)
+        Some(
+            r#"Event.events.k8s.io "e" is invalid: [reportingController: Required value, reportingController: Invalid value: "": name part must be non-empty, reportingController: Invalid value: "": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]"#
+        )
     );
 }
 
 fn update_message(group: &str, plural: &str, new: Value, old: Value) -> Option<String> {
     let i = info(group, plural);
-    validate_update(i, &defaulted(i, new), &defaulted(i, old)).err().map(|s| s.message)
+    validate_update(i, &defaulted(i, new), &defaulted(i, old))
+        .err()
+        .map(|s| s.message)
 }
 
 #[test]
@@ -542,13 +721,28 @@ fn pod_updates_may_change_only_images_deadlines_and_tolerations() {
         with(&|p| p["spec"]["containers"][0]["image"] = json!("nginx:2")),
         with(&|p| p["spec"]["activeDeadlineSeconds"] = json!(30)),
         with(&|p| p["spec"]["tolerations"][0]["tolerationSeconds"] = json!(10)),
-        with(&|p| p["spec"]["tolerations"].as_array_mut().unwrap().push(json!({"key": "z", "operator": "Exists"}))),
+        with(&|p| {
+            p["spec"]["tolerations"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"key": "z", "operator": "Exists"}))
+        }),
         with(&|p| p["metadata"]["labels"] = json!({"a": "b"})),
     ];
     for new in ok {
-        assert_eq!(update_message("", "pods", new.clone(), base.clone()), None, "{new}");
+        assert_eq!(
+            update_message("", "pods", new.clone(), base.clone()),
+            None,
+            "{new}"
+        );
     }
-    let msg = update_message("", "pods", with(&|p| p["spec"]["nodeName"] = json!("n2")), base.clone()).unwrap();
+    let msg = update_message(
+        "",
+        "pods",
+        with(&|p| p["spec"]["nodeName"] = json!("n2")),
+        base.clone(),
+    )
+    .unwrap();
     assert!(
         msg.starts_with("Pod \"x\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n"),
         "{msg}"
@@ -558,38 +752,75 @@ fn pod_updates_may_change_only_images_deadlines_and_tolerations() {
         update_message(
             "",
             "pods",
-            with(&|p| p["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "b", "image": "x"}))),
+            with(&|p| p["spec"]["containers"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "b", "image": "x"}))),
             base.clone()
         )
         .as_deref(),
-        Some(r#"Pod "x" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers"#)
+        Some(
+            r#"Pod "x" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers"#
+        )
     );
     assert_eq!(
-        update_message("", "pods", with(&|p| p["spec"]["tolerations"] = json!([])), base.clone()).as_deref(),
-        Some(r#"Pod "x" is invalid: spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"#)
+        update_message(
+            "",
+            "pods",
+            with(&|p| p["spec"]["tolerations"] = json!([])),
+            base.clone()
+        )
+        .as_deref(),
+        Some(
+            r#"Pod "x" is invalid: spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"#
+        )
     );
     let with_deadline = with(&|p| p["spec"]["activeDeadlineSeconds"] = json!(30));
     assert_eq!(
-        update_message("", "pods", with(&|p| p["spec"]["activeDeadlineSeconds"] = json!(60)), with_deadline.clone()).as_deref(),
-        Some(r#"Pod "x" is invalid: spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value"#)
+        update_message(
+            "",
+            "pods",
+            with(&|p| p["spec"]["activeDeadlineSeconds"] = json!(60)),
+            with_deadline.clone()
+        )
+        .as_deref(),
+        Some(
+            r#"Pod "x" is invalid: spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value"#
+        )
     );
     assert_eq!(
         update_message("", "pods", base.clone(), with_deadline).as_deref(),
-        Some(r#"Pod "x" is invalid: spec.activeDeadlineSeconds: Invalid value: "null": must not update from a positive integer to nil value"#)
+        Some(
+            r#"Pod "x" is invalid: spec.activeDeadlineSeconds: Invalid value: "null": must not update from a positive integer to nil value"#
+        )
     );
     assert_eq!(
-        update_message("", "pods", with(&|p| p["metadata"]["uid"] = json!("u2")), base.clone()).as_deref(),
+        update_message(
+            "",
+            "pods",
+            with(&|p| p["metadata"]["uid"] = json!("u2")),
+            base.clone()
+        )
+        .as_deref(),
         Some(r#"Pod "x" is invalid: metadata.uid: Invalid value: "u2": field is immutable"#)
     );
 }
 
 #[test]
 fn deployment_selectors_are_immutable() {
-    let old = deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web", "v": "2"}));
-    let new = deployment(Some(json!({"matchLabels": {"app": "web", "v": "2"}})), json!({"app": "web", "v": "2"}));
+    let old = deployment(
+        Some(json!({"matchLabels": {"app": "web"}})),
+        json!({"app": "web", "v": "2"}),
+    );
+    let new = deployment(
+        Some(json!({"matchLabels": {"app": "web", "v": "2"}})),
+        json!({"app": "web", "v": "2"}),
+    );
     assert_eq!(
         update_message("apps", "deployments", new, old.clone()).as_deref(),
-        Some(r#"Deployment.apps "web" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"2"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#)
+        Some(
+            r#"Deployment.apps "web" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"2"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
+        )
     );
     let mut scaled = old.clone();
     scaled["spec"]["replicas"] = json!(5);
@@ -600,38 +831,71 @@ fn deployment_selectors_are_immutable() {
 fn identity_and_allocations_cannot_change_on_update() {
     let ns = |name: &str| json!({"metadata": {"name": name}});
     let msg = update_message("", "namespaces", ns("b"), ns("a")).unwrap();
-    assert_eq!(msg, r#"Namespace "b" is invalid: metadata.name: Invalid value: "b": field is immutable"#);
+    assert_eq!(
+        msg,
+        r#"Namespace "b" is invalid: metadata.name: Invalid value: "b": field is immutable"#
+    );
 
     let svc = |ip: &str| json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {"clusterIP": ip, "clusterIPs": [ip], "ports": [{"port": 80}]}});
     assert_eq!(
         update_message("", "services", svc("10.96.0.11"), svc("10.96.0.10")).as_deref(),
-        Some(r#"Service "web" is invalid: spec.clusterIPs[0]: Invalid value: []string{"10.96.0.11"}: may not change once set"#)
+        Some(
+            r#"Service "web" is invalid: spec.clusterIPs[0]: Invalid value: []string{"10.96.0.11"}: may not change once set"#
+        )
     );
 
     let rb = |role: &str| json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": role}});
     assert_eq!(
-        update_message("rbac.authorization.k8s.io", "rolebindings", rb("b"), rb("a")).as_deref(),
-        Some(r#"RoleBinding.rbac.authorization.k8s.io "rb" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"b"}: cannot change roleRef"#)
+        update_message(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            rb("b"),
+            rb("a")
+        )
+        .as_deref(),
+        Some(
+            r#"RoleBinding.rbac.authorization.k8s.io "rb" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"b"}: cannot change roleRef"#
+        )
     );
 
     let secret = |t: &str| json!({"metadata": {"name": "s", "namespace": "d"}, "type": t, "data": {"username": "eA=="}});
     assert_eq!(
-        update_message("", "secrets", secret("kubernetes.io/basic-auth"), secret("Opaque")).as_deref(),
-        Some(r#"Secret "s" is invalid: type: Invalid value: "kubernetes.io/basic-auth": field is immutable"#)
+        update_message(
+            "",
+            "secrets",
+            secret("kubernetes.io/basic-auth"),
+            secret("Opaque")
+        )
+        .as_deref(),
+        Some(
+            r#"Secret "s" is invalid: type: Invalid value: "kubernetes.io/basic-auth": field is immutable"#
+        )
     );
 
     let cm = |v: &str| json!({"metadata": {"name": "c", "namespace": "d"}, "immutable": true, "data": {"k": v}});
     assert_eq!(
         update_message("", "configmaps", cm("2"), cm("1")).as_deref(),
-        Some(r#"ConfigMap "c" is invalid: data: Forbidden: field is immutable when `immutable` is set"#)
+        Some(
+            r#"ConfigMap "c" is invalid: data: Forbidden: field is immutable when `immutable` is set"#
+        )
     );
 
     let node = |cidr: &str| json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": [cidr]}});
     assert_eq!(
         update_message("", "nodes", node("10.244.2.0/24"), node("10.244.1.0/24")).as_deref(),
-        Some(r#"Node "n" is invalid: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid"#)
+        Some(
+            r#"Node "n" is invalid: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid"#
+        )
     );
-    assert_eq!(update_message("", "nodes", node("10.244.1.0/24"), json!({"metadata": {"name": "n"}})), None);
+    assert_eq!(
+        update_message(
+            "",
+            "nodes",
+            node("10.244.1.0/24"),
+            json!({"metadata": {"name": "n"}})
+        ),
+        None
+    );
 }
 
 #[test]
@@ -641,29 +905,43 @@ fn objects_being_deleted_accept_no_new_finalizers() {
     new["metadata"]["finalizers"] = json!(["a.io/x", "b.io/y"]);
     assert_eq!(
         update_message("", "configmaps", new, old).as_deref(),
-        Some(r#"ConfigMap "c" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"b.io/y"}"#)
+        Some(
+            r#"ConfigMap "c" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"b.io/y"}"#
+        )
     );
 }
 
 #[test]
 fn status_writes_must_keep_counts_consistent() {
     let i = info("apps", "deployments");
-    let old = defaulted(i, deployment(Some(json!({"matchLabels": {"app": "web"}})), json!({"app": "web"})));
+    let old = defaulted(
+        i,
+        deployment(
+            Some(json!({"matchLabels": {"app": "web"}})),
+            json!({"app": "web"}),
+        ),
+    );
     let mut new = old.clone();
     new["status"] = json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": 1});
     assert_eq!(
         validate_status_update(i, &new, &old).unwrap_err().message,
         r#"Deployment.apps "web" is invalid: status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas"#
     );
-    new["status"] = json!({"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2});
+    new["status"] =
+        json!({"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2});
     assert!(validate_status_update(i, &new, &old).is_ok());
 }
 
 #[test]
 fn bindings_must_target_a_node_by_name() {
-    assert!(validate_binding(&json!({"metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}})).is_ok());
+    assert!(validate_binding(
+        &json!({"metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}})
+    )
+    .is_ok());
     assert_eq!(
-        validate_binding(&json!({"metadata": {"name": "p"}, "target": {"kind": "Pod"}})).unwrap_err().message,
+        validate_binding(&json!({"metadata": {"name": "p"}, "target": {"kind": "Pod"}}))
+            .unwrap_err()
+            .message,
         r#"Binding "p" is invalid: [target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>", target.name: Required value]"#
     );
 }
@@ -680,16 +958,174 @@ fn scales_may_not_go_negative() {
 #[test]
 fn undecodable_objects_are_bad_requests() {
     let i = info("", "pods");
-    let err = validate_create(i, &json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}})).unwrap_err();
+    let err = validate_create(
+        i,
+        &json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}}),
+    )
+    .unwrap_err();
     assert_eq!(err.code, 400);
-    assert!(err.message.starts_with("Pod in version \"v1\" cannot be handled as a Pod: spec.containers: invalid type"), "{}", err.message);
+    assert!(
+        err.message.starts_with(
+            "Pod in version \"v1\" cannot be handled as a Pod: spec.containers: invalid type"
+        ),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
 fn invalid_statuses_carry_one_cause_per_error() {
     let i = info("", "pods");
     let err = validate_create(i, &defaulted(i, json!({"metadata": {"name": "Foo", "namespace": "default"}, "spec": {"containers": [{"name": "a"}]}}))).unwrap_err();
-    let causes: Vec<(&str, &str)> = err.causes().iter().map(|c| (c.reason.as_str(), c.field.as_str())).collect();
-    assert_eq!(causes, [("FieldValueInvalid", "metadata.name"), ("FieldValueRequired", "spec.containers[0].image")]);
+    let causes: Vec<(&str, &str)> = err
+        .causes()
+        .iter()
+        .map(|c| (c.reason.as_str(), c.field.as_str()))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            ("FieldValueInvalid", "metadata.name"),
+            ("FieldValueRequired", "spec.containers[0].image")
+        ]
+    );
     assert_eq!(err.details.as_ref().unwrap().kind, "Pod");
+}
+
+#[test]
+fn scheduling_constraints_are_validated() {
+    let with = |extra: Value| {
+        let mut spec = json!({"containers": [{"name": "a", "image": "x"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        pod(spec)
+    };
+    let na = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution";
+    let cases = [
+        (
+            with(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}})),
+            format!("{na}.nodeSelectorTerms: Required value: must have at least one node selector term"),
+        ),
+        (
+            with(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": "In"}]}]}}}})),
+            format!("{na}.nodeSelectorTerms[0].matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+        ),
+        (
+            with(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchFields": [{"key": "metadata.uid", "operator": "In", "values": ["a"]}]}]}}}})),
+            format!("{na}.nodeSelectorTerms[0].matchFields[0].key: Invalid value: \"metadata.uid\": not a valid field selector key"),
+        ),
+        (
+            with(json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 0, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]}}})),
+            "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100".to_string(),
+        ),
+        (
+            with(json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname", "namespaces": ["Bad"]}]}}})),
+            format!("spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].namespace: Invalid value: \"Bad\": {LABEL_MSG}"),
+        ),
+        (
+            with(json!({"topologySpreadConstraints": [{"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]})),
+            "spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater than zero".to_string(),
+        ),
+        (
+            with(json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "Maybe"}]})),
+            "spec.topologySpreadConstraints[0].whenUnsatisfiable: Unsupported value: \"Maybe\": supported values: \"DoNotSchedule\", \"ScheduleAnyway\"".to_string(),
+        ),
+        (
+            with(json!({"topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"},
+                {"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]})),
+            "spec.topologySpreadConstraints[1]: Duplicate value: \"{zone, DoNotSchedule}\"".to_string(),
+        ),
+    ];
+    for (obj, want) in cases {
+        assert_eq!(
+            create_message("", "pods", obj.clone()),
+            Some(format!(r#"Pod "x" is invalid: {want}"#)),
+            "{obj}"
+        );
+    }
+    let good = with(json!({"affinity": {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-1"]}]}]}},
+        "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 50, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}}]}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}]}));
+    assert_eq!(create_message("", "pods", good), None);
+}
+
+#[test]
+fn services_may_name_their_cluster_ip_either_way() {
+    for spec in [
+        json!({"clusterIP": "None"}),
+        json!({"clusterIPs": ["None"]}),
+        json!({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}),
+    ] {
+        let obj = json!({"metadata": {"name": "db", "namespace": "d"}, "spec": spec});
+        assert_eq!(create_message("", "services", obj.clone()), None, "{obj}");
+    }
+    let mismatch = json!({"metadata": {"name": "db", "namespace": "d"}, "spec": {"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.11"], "ports": [{"port": 80}]}});
+    assert_eq!(
+        create_message("", "services", mismatch).as_deref(),
+        Some(
+            r#"Service "db" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.0.11"}: first value must match `clusterIP`"#
+        )
+    );
+}
+
+#[test]
+fn pod_status_writes_cannot_rebind_or_revive_finished_containers() {
+    let i = info("", "pods");
+    let base = |policy: &str, state: Value| {
+        defaulted(
+            i,
+            json!({"metadata": {"name": "x", "namespace": "default"},
+                   "spec": {"restartPolicy": policy, "nodeName": "n1", "containers": [{"name": "a", "image": "x"}]},
+                   "status": {"phase": "Running", "containerStatuses": [{"name": "a", "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": state}]}}),
+        )
+    };
+    let done = json!({"terminated": {"exitCode": 0}});
+    let running = json!({"running": {}});
+    let msg =
+        |new: &Value, old: &Value| validate_status_update(i, new, old).err().map(|s| s.message);
+    assert_eq!(
+        msg(
+            &base("Never", running.clone()),
+            &base("Never", done.clone())
+        )
+        .as_deref(),
+        Some(
+            r#"Pod "x" is invalid: status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state"#
+        )
+    );
+    assert_eq!(
+        msg(&base("Always", running.clone()), &base("Always", done)),
+        None
+    );
+    assert_eq!(
+        msg(
+            &base("OnFailure", running.clone()),
+            &base("OnFailure", json!({"terminated": {"exitCode": 1}}))
+        ),
+        None
+    );
+    let mut moved = base("Always", running.clone());
+    moved["spec"]["nodeName"] = json!("n2");
+    assert_eq!(
+        msg(&moved, &base("Always", running.clone())).as_deref(),
+        Some(r#"Pod "x" is invalid: status.nodeName: Forbidden: may not be changed directly"#)
+    );
+    let mut bad_ip = base("Always", running.clone());
+    bad_ip["status"]["podIPs"] = json!([{"ip": "10.0.0"}]);
+    assert_eq!(
+        msg(&bad_ip, &base("Always", running)).as_deref(),
+        Some(
+            r#"Pod "x" is invalid: status.podIPs[0]: Invalid value: "10.0.0": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"#
+        )
+    );
 }
