@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins
-cargo test --workspace "$@"
+# Cluster tests start several processes each; cap how many run at once on small machines.
+cargo test --workspace "$@" -- --test-threads="${RKUBE_TEST_THREADS:-4}"

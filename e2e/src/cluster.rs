@@ -63,6 +63,9 @@ pub struct Options {
     pub snapshot_every: u64,
     pub history_revisions: usize,
     pub extra_args: Vec<String>,
+    /// Let the apiservers create the system namespaces (the Kubernetes API
+    /// tests want them; store tests start from an empty store).
+    pub system_namespaces: bool,
 }
 
 impl Default for Options {
@@ -73,6 +76,7 @@ impl Default for Options {
             snapshot_every: 10_000,
             history_revisions: 20_000,
             extra_args: vec![],
+            system_namespaces: false,
         }
     }
 }
@@ -185,6 +189,10 @@ impl Cluster {
                     args.push(format!("{}={}", j + 1, p.addr()));
                 }
             }
+            args.push(format!(
+                "--create-system-namespaces={}",
+                opts.system_namespaces
+            ));
             args.extend(opts.extra_args.iter().cloned());
             reps.push(Replica {
                 id: (i + 1) as u64,

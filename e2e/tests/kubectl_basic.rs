@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rkube_e2e::cluster::Cluster;
+use rkube_e2e::cluster::{Cluster, Options};
 
 struct Kubectl {
     bin: String,
@@ -90,7 +90,11 @@ const CM: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cf
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_creates_reads_patches_and_deletes_through_the_rest_api() {
-    let mut cluster = Cluster::start(3).await;
+    let mut cluster = Cluster::start_with(Options {
+        system_namespaces: true,
+        ..Default::default()
+    })
+    .await;
     cluster.leader(Duration::from_secs(30)).await;
     let k = Kubectl::new(&cluster, None);
     tokio::task::spawn_blocking(move || {
@@ -196,7 +200,11 @@ async fn kubectl_creates_reads_patches_and_deletes_through_the_rest_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_sees_a_later_change() {
-    let mut cluster = Cluster::start(3).await;
+    let mut cluster = Cluster::start_with(Options {
+        system_namespaces: true,
+        ..Default::default()
+    })
+    .await;
     cluster.leader(Duration::from_secs(30)).await;
     let k = Kubectl::new(&cluster, Some("1.27"));
     tokio::task::spawn_blocking(move || {
@@ -251,6 +259,7 @@ async fn kubectl_get_watch_sees_a_later_change() {
             }
         }
         let _ = watch.kill();
+        let _ = watch.wait();
         assert!(seen, "the watch did not show the change");
     })
     .await

@@ -151,7 +151,7 @@ fn up_status_kill_up_and_down_follow_the_operator_contract() {
     for p in pids_after {
         let alive = std::path::Path::new(&format!("/proc/{p}/cmdline")).exists()
             && std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .map_or(false, |s| !s.contains(") Z "));
+                .is_ok_and(|s| !s.contains(") Z "));
         assert!(!alive, "process {p} survived rkube down");
     }
 }

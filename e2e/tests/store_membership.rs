@@ -48,6 +48,7 @@ impl ExtraReplica {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--api-listen", &api, "--peer-listen", &peer])
+            .arg("--create-system-namespaces=false")
             .env(
                 "RUST_LOG",
                 std::env::var("RKUBE_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),

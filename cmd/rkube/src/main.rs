@@ -42,7 +42,8 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Measure the replicated store's writes and leader failover side by side with etcd.
-    #[command(long_about = "Measure the replicated store side by side with a real etcd.\n\n\
+    #[command(
+        long_about = "Measure the replicated store side by side with a real etcd.\n\n\
         Starts three rkube-apiserver replicas on loopback in a temporary directory, then a \
         three-member etcd cluster (when `etcd` is found), one after the other, fsync on, \
         defaults everywhere. For each: --ops sequential writes from 1 client, \
@@ -50,7 +51,8 @@ enum BenchCommand {
         kills (kill -9) under a running writer, measuring the time until writes succeed \
         again. Prints writes/s, latency p50/p99 and failover times side by side with the \
         ratio rkube/etcd. Progress goes to stderr, the report to stdout. All processes and \
-        the temporary directory are removed at the end, also on error or Ctrl-C.")]
+        the temporary directory are removed at the end, also on error or Ctrl-C."
+    )]
     Store(BenchStoreArgs),
 }
 
@@ -98,6 +100,9 @@ struct BenchStoreArgs {
     /// Extra argument for every etcd, for experiments (repeatable)
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     etcd_arg: Vec<String>,
+    /// Keep the temporary directory (member data and logs) for inspection
+    #[arg(long)]
+    keep_data: bool,
     /// Output format of the report
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
@@ -260,6 +265,7 @@ async fn bench_store(args: BenchStoreArgs) -> ExitCode {
         failover_request_timeout: args.failover_request_timeout,
         rkube_args: args.rkube_arg,
         etcd_args: args.etcd_arg,
+        keep_data: args.keep_data,
         ..Default::default()
     };
     let progress: rkube_ops::bench::Progress = std::sync::Arc::new(|line| eprintln!("{line}"));

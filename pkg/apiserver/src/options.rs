@@ -50,6 +50,11 @@ pub struct Options {
     /// Raft election timeout, milliseconds: a random value in [this, 2 × this).
     #[arg(long, default_value_t = 300)]
     pub election_timeout_ms: u64,
+    /// Create the namespaces every cluster has (default, kube-system,
+    /// kube-public, kube-node-lease) on start. Store-level tests and benchmarks
+    /// turn it off to start from an empty store.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub create_system_namespaces: bool,
     /// Serve the API port over TLS with this certificate (PEM; with --tls-private-key-file).
     #[arg(long, requires = "tls_private_key_file")]
     pub tls_cert_file: Option<PathBuf>,

@@ -82,7 +82,7 @@ pub async fn run(
     ready(api_addr, peer_addr);
 
     let registry = crate::registry::Registry::new(store.clone());
-    {
+    if opts.create_system_namespaces {
         let registry = registry.clone();
         tokio::spawn(async move { registry.ensure_system_namespaces().await });
     }

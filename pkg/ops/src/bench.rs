@@ -99,6 +99,9 @@ pub struct StoreBenchOptions {
     pub rkube_args: Vec<String>,
     /// Extra arguments for every `etcd`.
     pub etcd_args: Vec<String>,
+    /// Keep the temporary directory (data and member logs) for inspection; the processes
+    /// are stopped all the same.
+    pub keep_data: bool,
 }
 
 impl Default for StoreBenchOptions {
@@ -118,6 +121,7 @@ impl Default for StoreBenchOptions {
             ready_timeout: Duration::from_secs(30),
             rkube_args: Vec::new(),
             etcd_args: Vec::new(),
+            keep_data: false,
         }
     }
 }
@@ -249,7 +253,8 @@ pub async fn run_store_here(
     progress: &Progress,
 ) -> Result<StoreBenchReport, BenchError> {
     opts.validate()?;
-    let rkube_bin = crate::process::find_binary(crate::process::APISERVER_BIN, opts.bin_dir.as_deref())?;
+    let rkube_bin =
+        crate::process::find_binary(crate::process::APISERVER_BIN, opts.bin_dir.as_deref())?;
     let etcd_bin = if opts.skip_etcd {
         Err("skipped (--skip-etcd)".to_string())
     } else {
@@ -265,10 +270,17 @@ pub async fn run_store_here(
     }
 
     let parent = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new()
+    let mut tmp = tempfile::Builder::new()
         .prefix("rkube-bench-")
         .tempdir_in(&parent)
         .map_err(|e| BenchError::io("create a temporary directory in", &parent, e))?;
+    if opts.keep_data {
+        tmp.disable_cleanup(true);
+        progress(&format!(
+            "keeping {} after the benchmark (--keep-data)",
+            tmp.path().display()
+        ));
+    }
     progress(&format!("working in {}", tmp.path().display()));
 
     let machine = machine_info(tmp.path())?;
@@ -297,8 +309,10 @@ pub async fn run_store_here(
         rkube_args: opts.rkube_args.clone(),
         etcd_args: opts.etcd_args.clone(),
     };
-    tmp.close()
-        .map_err(|e| BenchError::io("remove the temporary directory", &parent, e))?;
+    if !opts.keep_data {
+        tmp.close()
+            .map_err(|e| BenchError::io("remove the temporary directory", &parent, e))?;
+    }
     Ok(StoreBenchReport::new(machine, parameters, rkube, etcd))
 }
 

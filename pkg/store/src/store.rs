@@ -725,12 +725,16 @@ impl Store {
                 tokio::select! {
                     changed = notify.changed() => if changed.is_err() { return },
                     _ = tokio::time::sleep_until(quiet_since + progress) => {
-                        // Everything up to here was delivered; never announce a
-                        // revision this replica has not reached (a watch that
-                        // starts in the future).
-                        let seen = (next - 1).min(store.revision());
-                        if tx.send(Ok(WatchBatch { events: vec![], revision: seen })).await.is_err() {
-                            return;
+                        // Everything up to next - 1 was delivered. A replica that
+                        // has not reached that revision yet (a watch resumed here
+                        // from a revision seen on a replica further ahead, or one
+                        // that starts in the future) stays quiet: announcing its
+                        // own lower revision would move the watcher backwards.
+                        if store.revision() >= next - 1 {
+                            let seen = next - 1;
+                            if tx.send(Ok(WatchBatch { events: vec![], revision: seen })).await.is_err() {
+                                return;
+                            }
                         }
                         quiet_since = tokio::time::Instant::now();
                     }

@@ -368,9 +368,8 @@ impl Cluster {
         let call = async {
             match self.system {
                 System::Rkube => {
-                    let mut c = rkube_proto::store::maintenance_client::MaintenanceClient::new(
-                        channel,
-                    );
+                    let mut c =
+                        rkube_proto::store::maintenance_client::MaintenanceClient::new(channel);
                     let r = c
                         .status(rkube_proto::store::StatusRequest {})
                         .await
@@ -408,8 +407,7 @@ impl Cluster {
     /// Every member's status, asked concurrently.
     pub async fn statuses(&self) -> Vec<Option<MemberStatus>> {
         let timeout = Duration::from_millis(500);
-        futures::future::join_all((0..self.members.len()).map(|i| self.status(i, timeout)))
-            .await
+        futures::future::join_all((0..self.members.len()).map(|i| self.status(i, timeout))).await
     }
 
     /// Polls the members other than `dead` until one of them says it leads; returns the

@@ -109,7 +109,11 @@ impl FailoverResult {
         let give_up_ms = give_up_after.as_secs_f64() * 1e3;
         let mut us: Vec<u64> = samples
             .iter()
-            .map(|s| micros(Duration::from_secs_f64(s.unavailable_ms.unwrap_or(give_up_ms) / 1e3)))
+            .map(|s| {
+                micros(Duration::from_secs_f64(
+                    s.unavailable_ms.unwrap_or(give_up_ms) / 1e3,
+                ))
+            })
             .collect();
         let mut elected: Vec<u64> = samples
             .iter()
@@ -118,7 +122,10 @@ impl FailoverResult {
             .collect();
         Self {
             kills: samples.len(),
-            not_resumed: samples.iter().filter(|s| s.unavailable_ms.is_none()).count(),
+            not_resumed: samples
+                .iter()
+                .filter(|s| s.unavailable_ms.is_none())
+                .count(),
             unavailability: Summary::of_micros(&mut us),
             election: Summary::of_micros(&mut elected),
             samples,
@@ -249,12 +256,7 @@ impl StoreBenchReport {
                 format!(" (extra arguments: {})", args.join(" "))
             }
         };
-        let _ = writeln!(
-            out,
-            "rkube: {}{}",
-            self.rkube.version,
-            extra(&p.rkube_args)
-        );
+        let _ = writeln!(out, "rkube: {}{}", self.rkube.version, extra(&p.rkube_args));
         match (&self.etcd, &self.etcd_skipped) {
             (Some(e), _) => {
                 let _ = writeln!(out, "etcd:  {}{}", e.version, extra(&p.etcd_args));
@@ -265,10 +267,7 @@ impl StoreBenchReport {
             (None, None) => {}
         }
         out.push('\n');
-        out.push_str(&render_rows(&table_rows(
-            &self.rkube,
-            self.etcd.as_ref(),
-        )));
+        out.push_str(&render_rows(&table_rows(&self.rkube, self.etcd.as_ref())));
         out.push('\n');
         for g in &self.goals {
             let verdict = match g.met {
@@ -356,28 +355,43 @@ pub fn table_rows(rkube: &SystemResult, etcd: Option<&SystemResult>) -> Vec<Row>
     push(format!("{n} clients: latency p99"), Unit::Millis, &|s| {
         ms(s.concurrent.latency.p99_us)
     });
-    push(format!("{n} clients: server CPU/write"), Unit::Millis, &|s| {
-        Some(s.concurrent.server_cpu_ms_per_write())
-    });
+    push(
+        format!("{n} clients: server CPU/write"),
+        Unit::Millis,
+        &|s| Some(s.concurrent.server_cpu_ms_per_write()),
+    );
     let kills = |s: &SystemResult| s.failover.as_ref().map(|f| f.kills);
     let k = kills(rkube).or(etcd.and_then(kills)).unwrap_or(0);
+    let kills_word = if k == 1 { "kill" } else { "kills" };
     push(
-        format!("failover ({k} kills): unavailable p50"),
+        format!("failover ({k} {kills_word}): unavailable p50"),
         Unit::Millis,
-        &|s| s.failover.as_ref().map(|f| f.unavailability.p50_us as f64 / 1e3),
+        &|s| {
+            s.failover
+                .as_ref()
+                .map(|f| f.unavailability.p50_us as f64 / 1e3)
+        },
     );
     push(
-        format!("failover ({k} kills): unavailable p99"),
+        format!("failover ({k} {kills_word}): unavailable p99"),
         Unit::Millis,
-        &|s| s.failover.as_ref().map(|f| f.unavailability.p99_us as f64 / 1e3),
+        &|s| {
+            s.failover
+                .as_ref()
+                .map(|f| f.unavailability.p99_us as f64 / 1e3)
+        },
     );
     push(
-        format!("failover ({k} kills): unavailable max"),
+        format!("failover ({k} {kills_word}): unavailable max"),
         Unit::Millis,
-        &|s| s.failover.as_ref().map(|f| f.unavailability.max_us as f64 / 1e3),
+        &|s| {
+            s.failover
+                .as_ref()
+                .map(|f| f.unavailability.max_us as f64 / 1e3)
+        },
     );
     push(
-        format!("failover ({k} kills): new leader p50"),
+        format!("failover ({k} {kills_word}): new leader p50"),
         Unit::Millis,
         &|s| {
             s.failover
@@ -397,7 +411,12 @@ pub fn table_rows(rkube: &SystemResult, etcd: Option<&SystemResult>) -> Vec<Row>
 pub fn render_rows(rows: &[Row]) -> String {
     let with_etcd = rows.iter().any(|r| r.etcd.is_some());
     let mut cells: Vec<Vec<String>> = vec![if with_etcd {
-        vec!["metric".into(), "rkube".into(), "etcd".into(), "rkube/etcd".into()]
+        vec![
+            "metric".into(),
+            "rkube".into(),
+            "etcd".into(),
+            "rkube/etcd".into(),
+        ]
     } else {
         vec!["metric".into(), "rkube".into()]
     }];
@@ -410,7 +429,13 @@ pub fn render_rows(rows: &[Row]) -> String {
         cells.push(line);
     }
     let widths: Vec<usize> = (0..cells[0].len())
-        .map(|c| cells.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for line in &cells {
@@ -498,9 +523,10 @@ pub fn evaluate_goals(rkube: &SystemResult, etcd: Option<&SystemResult>) -> Vec<
                 goal: "writes resume < 1 s after kill -9 of the leader (p99)".into(),
                 met: Some(p99_ms < 1000.0 && f.not_resumed == 0),
                 detail: format!(
-                    "rkube p99 {} over {} kills{}",
+                    "rkube p99 {} over {} kill{}{}",
                     fmt_ms(p99_ms),
                     f.kills,
+                    if f.kills == 1 { "" } else { "s" },
                     if f.kills < 20 {
                         " (the goal is stated over 20 kills)"
                     } else {

@@ -12,7 +12,9 @@ use super::workload::{bench_key, make_value, parse_busy_ticks, parse_cpu_ticks};
 use super::*;
 
 fn strings(args: &[OsString]) -> Vec<String> {
-    args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
@@ -52,7 +54,12 @@ fn summary_sorts_and_summarizes() {
 }
 
 fn three(system: System) -> Vec<super::cluster::MemberSpec> {
-    plan_members(system, Path::new("/tmp/b"), &[7001, 7002, 7003], &[8001, 8002, 8003])
+    plan_members(
+        system,
+        Path::new("/tmp/b"),
+        &[7001, 7002, 7003],
+        &[8001, 8002, 8003],
+    )
 }
 
 #[test]
@@ -123,9 +130,17 @@ fn etcd_command_line_is_a_new_three_member_cluster() {
     assert_eq!(args, expected);
     // fsync is etcd's default: no flag may turn it off.
     assert!(!args.iter().any(|a| a.contains("unsafe")));
-    let tuned = strings(&etcd_args(&members, 2, "tok", &["--election-timeout=500".into()]));
+    let tuned = strings(&etcd_args(
+        &members,
+        2,
+        "tok",
+        &["--election-timeout=500".into()],
+    ));
     assert_eq!(tuned.len(), args.len() + 1);
-    assert_eq!(tuned.last().map(String::as_str), Some("--election-timeout=500"));
+    assert_eq!(
+        tuned.last().map(String::as_str),
+        Some("--election-timeout=500")
+    );
 }
 
 fn st(id: u64, leader: u64) -> Option<MemberStatus> {
@@ -233,7 +248,12 @@ fn kills(ms: &[Option<f64>]) -> FailoverResult {
     )
 }
 
-fn system(name: &str, single: PhaseResult, concurrent: PhaseResult, f: FailoverResult) -> SystemResult {
+fn system(
+    name: &str,
+    single: PhaseResult,
+    concurrent: PhaseResult,
+    f: FailoverResult,
+) -> SystemResult {
     SystemResult {
         system: name.into(),
         version: format!("{name} 1.0"),
@@ -341,9 +361,18 @@ fn table_is_side_by_side_with_ratios() {
     );
     assert!(row("1 client: latency p50").contains("1.20 ms"), "{table}");
     assert!(row("64 clients: writes/s").ends_with("0.80x"), "{table}");
-    assert!(row("failover (20 kills): unavailable p99").contains("500 ms"), "{table}");
-    assert!(row("failover (20 kills): unavailable p99").ends_with("0.50x"), "{table}");
-    assert!(row("failover (20 kills): new leader p50").contains("250 ms"), "{table}");
+    assert!(
+        row("failover (20 kills): unavailable p99").contains("500 ms"),
+        "{table}"
+    );
+    assert!(
+        row("failover (20 kills): unavailable p99").ends_with("0.50x"),
+        "{table}"
+    );
+    assert!(
+        row("failover (20 kills): new leader p50").contains("250 ms"),
+        "{table}"
+    );
     // Columns line up: every line has the same width as the header (right-aligned cells).
     let width = lines[0].len();
     assert!(lines.iter().all(|l| l.len() == width), "{table}");
@@ -387,7 +416,10 @@ fn report_renders_and_serializes() {
     );
     let text = report.render_table();
     assert!(!text.contains("warning"), "{text}");
-    assert!(text.contains("etcd:  not measured: `etcd` not found on PATH"), "{text}");
+    assert!(
+        text.contains("etcd:  not measured: `etcd` not found on PATH"),
+        "{text}"
+    );
     assert!(text.contains("goal n/a"), "{text}");
     assert!(text.contains("all members round-robin"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();

@@ -125,8 +125,12 @@ pub async fn throughput(
             .iter()
             .map(|a| KvConn::new(system, a))
             .collect::<Result<Vec<_>, _>>()?;
-        let (next, start_line, value, plan) =
-            (next.clone(), start_line.clone(), value.clone(), plan.clone());
+        let (next, start_line, value, plan) = (
+            next.clone(),
+            start_line.clone(),
+            value.clone(),
+            plan.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             // Warm-up: connect to every endpoint (not measured).
             let mut warm_error = None;
@@ -319,7 +323,10 @@ async fn kill_loop(
                 "{label}: kill {k}/{}: {name} (leader) killed; new leader after {}, writes \
                  resumed after {:.0} ms; restarted and caught up in {:.1} s",
                 plan.kills,
-                elected.map_or("-".to_string(), |e| format!("{:.0} ms", e.as_secs_f64() * 1e3)),
+                elected.map_or("-".to_string(), |e| format!(
+                    "{:.0} ms",
+                    e.as_secs_f64() * 1e3
+                )),
                 d.as_secs_f64() * 1e3,
                 rejoined.as_secs_f64()
             ),
