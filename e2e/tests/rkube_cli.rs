@@ -63,6 +63,26 @@ fn up_status_kill_up_and_down_follow_the_operator_contract() {
     let (ok, out, err) = rkube(&dir, &["up", "--nodes", "0"]);
     assert!(ok, "rkube up failed:\n{out}\n{err}");
     assert!(dir.join("cluster.json").exists());
+    // kubectl works with the kubeconfig `up` wrote.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("kubectl")
+            .args(["--kubeconfig"])
+            .arg(dir.join("kubeconfig"))
+            .args(["get", "namespaces", "-o", "name"])
+            .env("HOME", tmp.path())
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("namespace/default") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl get namespaces failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let s = status(&dir);
     let reps = s["apiservers"].as_array().unwrap();
     assert_eq!(reps.len(), 3);

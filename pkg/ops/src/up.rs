@@ -141,9 +141,14 @@ impl Cluster {
         }
         let _ = writeln!(
             out,
-            "the controller-manager, scheduler and kubelets are not available yet: this cluster is the replicated store only"
+            "the controller-manager, scheduler and kubelets are not available yet: the Kubernetes API stores objects only"
         );
         let _ = writeln!(out, "next:");
+        let _ = writeln!(
+            out,
+            "  kubectl --kubeconfig {}/kubeconfig get namespaces",
+            dir_arg
+        );
         let _ = writeln!(
             out,
             "  rkube status --dir {dir_arg}            roles, terms and indexes of every replica"
@@ -254,8 +259,31 @@ pub async fn up_with_progress(
         term,
         layout,
     };
+    write_kubeconfig(
+        &cluster.dir.join("kubeconfig"),
+        &cluster.layout.apiservers[0].api_url(),
+    )?;
     progress(cluster.summary(&opts.dir).trim_end());
     Ok(cluster)
+}
+
+/// A kubeconfig for kubectl. It names the first replica for now (plain HTTP);
+/// TLS, credentials and a load-balanced address that survives the loss of any
+/// replica are the next steps (docs/api.md).
+pub fn kubeconfig_text(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: rkube\n  cluster:\n    server: {server}\n\
+         contexts:\n- name: rkube\n  context:\n    cluster: rkube\n    user: admin\n\
+         current-context: rkube\nusers:\n- name: admin\n  user: {{}}\n"
+    )
+}
+
+fn write_kubeconfig(path: &Path, server: &str) -> Result<()> {
+    std::fs::write(path, kubeconfig_text(server)).map_err(|source| Error::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Refuses kubelets until they exist; the default gets a note for the user instead.
