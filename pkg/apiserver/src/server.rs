@@ -107,6 +107,18 @@ pub async fn run(
             crate::rest::router(registry.clone())
                 .layer(rkube_telemetry::propagation::TraceLayer::http()),
         );
+    // Stop Raft as soon as shutdown starts, before the API port drains: a
+    // replica whose peer server is already closed must not keep a Raft node
+    // running (it would stop hearing the leader, campaign, and disrupt the
+    // others while it exits).
+    {
+        let store = store.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            store.shutdown().await;
+        });
+    }
     let served = crate::tls::serve(
         api,
         tls,
