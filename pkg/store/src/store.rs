@@ -199,7 +199,10 @@ impl Store {
             let mut req = tonic::Request::new(HelloRequest {});
             req.set_timeout(Duration::from_millis(500));
             if let Ok(reply) = client.hello(req).await {
-                if reply.get_ref().initialized {
+                // Only a cluster that already elected a leader without this replica
+                // proves it exists: at a first, concurrent bootstrap a peer may
+                // have initialized but cannot lead until this replica votes.
+                if reply.get_ref().initialized && reply.get_ref().leader != 0 {
                     tracing::warn!(peer = %m, "this replica has no data but its cluster exists: rejoining as a new member");
                     return Ok(Bootstrap::Rejoin);
                 }
