@@ -118,22 +118,8 @@ impl LogStore {
             .map_err(|_| sto_err(ErrorSubject::Logs, ErrorVerb::Write, "log writer stopped"))
     }
 
-    pub fn last_index(&self) -> u64 {
-        let mem = self.mem.read().unwrap();
-        mem.entries
-            .keys()
-            .next_back()
-            .copied()
-            .or(mem.last_purged.map(|l| l.index))
-            .unwrap_or(0)
-    }
-
     pub fn committed_index(&self) -> u64 {
         self.mem.read().unwrap().committed.map_or(0, |l| l.index)
-    }
-
-    pub fn purged_index(&self) -> u64 {
-        self.mem.read().unwrap().last_purged.map_or(0, |l| l.index)
     }
 }
 

@@ -104,7 +104,11 @@ impl RaftPeer for PeerService {
         req: Request<ProposeRequest>,
     ) -> Result<Response<ProposeReply>, Status> {
         let cmd: Command = decode(&req.get_ref().command)?;
-        match self.store.propose_local(cmd).await {
+        match self
+            .store
+            .propose_local(cmd, self.store.config().request_timeout)
+            .await
+        {
             Ok(Some(result)) => Ok(Response::new(ProposeReply {
                 result: postcard::to_stdvec(&result).expect("results encode").into(),
                 ..Default::default()

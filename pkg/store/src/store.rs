@@ -432,23 +432,10 @@ impl Store {
             let leader = self.leader(deadline).await?;
             if leader == self.config.id {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, self.raft.client_write(cmd.clone())).await {
-                    Err(_) => {
-                        return Err(Error::Timeout(
-                            "the proposal was not committed in time".into(),
-                        ))
-                    }
-                    Ok(Ok(resp)) => return Ok(resp.data),
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                        // Not (or no longer) in the log: safe to retry.
-                        last_err = format!("leadership moved to {:?}", f.leader_id);
-                    }
-                    Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                        return Err(Error::Membership(e.to_string()))
-                    }
-                    Ok(Err(RaftError::Fatal(e))) => {
-                        return Err(Error::Timeout(format!("raft stopped: {e}")))
-                    }
+                match self.propose_local(cmd.clone(), left).await? {
+                    Some(result) => return Ok(result),
+                    // Not (or no longer) in the log: safe to retry.
+                    None => last_err = "leadership moved".to_string(),
                 }
             } else {
                 let Some(member) = self.member(leader) else {
@@ -497,8 +484,11 @@ impl Store {
     }
 
     /// The leader's side of a forwarded proposal: `Ok(None)` means "not leader".
-    pub(crate) async fn propose_local(&self, cmd: Command) -> Result<Option<CommandResult>> {
-        let left = self.config.request_timeout;
+    pub(crate) async fn propose_local(
+        &self,
+        cmd: Command,
+        left: Duration,
+    ) -> Result<Option<CommandResult>> {
         match tokio::time::timeout(left, self.raft.client_write(cmd)).await {
             Err(_) => Err(Error::Timeout(
                 "the proposal was not committed in time".into(),
