@@ -18,11 +18,13 @@
 //! - [`convert`]: conversion between served versions and the stored form (events).
 //! - [`quantity`]: resource quantities (`500m`, `1Gi`) parsed for comparison and sums.
 //! - `patch`: JSON patch, merge patch and strategic merge patch.
+//! - [`protobuf`]: Kubernetes' protobuf request bodies decoded into their JSON form.
 
 pub mod convert;
 pub mod defaults;
 pub mod discovery;
 pub mod patch;
+pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod selectors;

@@ -1,0 +1,39 @@
+//! Compiles Kubernetes' protobuf wire schema (`proto/k8s`) into a descriptor set that
+//! `src/protobuf.rs` decodes request bodies with. Needs `protoc` (`$PROTOC` or PATH).
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let mut files = Vec::new();
+    collect(&root.join("k8s"), &mut files);
+    files.sort();
+    println!("cargo:rerun-if-changed={}", root.join("k8s").display());
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("k8s.bin");
+    let protoc = std::env::var("PROTOC").unwrap_or_else(|_| "protoc".into());
+    let status = Command::new(&protoc)
+        .arg("-I")
+        .arg(&root)
+        .arg("--include_imports")
+        .arg(format!("--descriptor_set_out={}", out.display()))
+        .args(&files)
+        .status()
+        .unwrap_or_else(|e| panic!("running {protoc} (apt-get install protobuf-compiler): {e}"));
+    assert!(status.success(), "{protoc} failed on proto/k8s");
+}
+
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("proto/k8s is readable") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+}
