@@ -281,21 +281,57 @@ async fn serve(
     }
 }
 
-/// Request bodies are JSON (discovery advertises no other encoding). kubectl
-/// 1.32+ sends protobuf for its typed `create` subcommands; those get a clear
-/// 415 until protobuf decoding lands.
-fn check_body_type(method: &Method, headers: &HeaderMap) -> Result<(), Status> {
-    if !matches!(*method, Method::POST | Method::PUT) {
-        return Ok(());
+/// The JSON form of a request body, and warnings about it. Bodies are JSON, or
+/// Kubernetes' protobuf (kubectl 1.32+ sends its typed `create` subcommands so, and
+/// client-go's typed clients send DeleteOptions so), decoded here into the same JSON;
+/// the rest of the request never sees protobuf, and responses are always JSON. Fields the
+/// protobuf schema does not know are handled like unknown JSON fields, per
+/// `fieldValidation`. Patches keep their own media types (checked by the PATCH arm).
+fn request_body(
+    method: &Method,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    body: Bytes,
+) -> Result<(Bytes, Vec<String>), Status> {
+    if !matches!(*method, Method::POST | Method::PUT | Method::DELETE) {
+        return Ok((body, Vec::new()));
     }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if rkube_api::protobuf::is_protobuf(ct) && !body.is_empty() {
+        let decoded = rkube_api::protobuf::decode(&body)?;
+        let is_delete_options = decoded.object["kind"] == "DeleteOptions";
+        if is_delete_options != (*method == Method::DELETE) {
+            return Err(Status::bad_request(format!(
+                "the body of the request was in an unknown format: unexpected kind {} for {method}",
+                decoded.object["kind"]
+            )));
+        }
+        let mut warnings = Vec::new();
+        if !decoded.unknown_fields.is_empty() && *method != Method::DELETE {
+            match write_options(q)?.field_validation {
+                rkube_api::strict::FieldValidation::Strict => {
+                    return Err(rkube_api::strict::strict_decoding_status(
+                        &decoded.unknown_fields,
+                    ))
+                }
+                rkube_api::strict::FieldValidation::Warn => warnings = decoded.unknown_fields,
+                rkube_api::strict::FieldValidation::Ignore => {}
+            }
+        }
+        let json = serde_json::to_vec(&decoded.object).expect("JSON values encode");
+        return Ok((Bytes::from(json), warnings));
+    }
     let media = ct.split(';').next().unwrap_or("").trim();
     match media {
-        "" | "application/json" | "*/*" => Ok(()),
-        _ => Err(Status::unsupported_media_type(&["application/json"])),
+        "" | "application/json" | "*/*" => Ok((body, Vec::new())),
+        _ if *method == Method::DELETE => Ok((body, Vec::new())),
+        _ => Err(Status::unsupported_media_type(&[
+            "application/json",
+            rkube_api::protobuf::MEDIA_TYPE,
+        ])),
     }
 }
 
@@ -307,7 +343,6 @@ async fn handle(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, Status> {
-    check_body_type(&method, headers)?;
     let info = t.info;
     let reg = &ctx.registry;
     let ns = t.namespace.clone().unwrap_or_default();
@@ -320,6 +355,8 @@ async fn handle(
             return Err(Status::not_found_path());
         }
     }
+    // After the path is known to exist: a wrong path is 404 whatever its body.
+    let (body, body_warnings) = request_body(&method, headers, q, body)?;
     let verb_denied = |verb: &str| Status::method_not_supported(info.group, info.plural, verb);
     match (&method, t.name.as_deref()) {
         (&Method::GET, Some(name)) => {
@@ -375,7 +412,7 @@ async fn handle(
             let w = reg.create(info, &ns, &body, &write_options(q)?).await?;
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, &w.object),
-                &w.warnings,
+                &[body_warnings, w.warnings].concat(),
             ))
         }
         (&Method::PUT, Some(name)) => {
@@ -384,7 +421,7 @@ async fn handle(
                 .await?;
             Ok(with_warnings(
                 json_response(StatusCode::OK, &w.object),
-                &w.warnings,
+                &[body_warnings, w.warnings].concat(),
             ))
         }
         (&Method::PATCH, Some(name)) => {

@@ -1,0 +1,490 @@
+//! kubectl's typed `create` subcommands, which kubectl 1.32+ sends as Kubernetes
+//! protobuf (`application/vnd.kubernetes.protobuf`), against a real cluster: the
+//! objects must be stored as the same Kubernetes JSON a JSON client would get, and
+//! protobuf bodies the server cannot read must be refused without storing anything.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use rkube_e2e::cluster::{Cluster, Options};
+use serde_json::{json, Value};
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    /// kubectl `1.NN` from the folder the `kubectl` on PATH links into.
+    fn new(cluster: &Cluster, version: &str) -> Self {
+        let on_path = std::env::var_os("PATH")
+            .and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("kubectl"))
+                    .find(|p| p.exists())
+            })
+            .expect("kubectl on PATH");
+        let bin = std::fs::canonicalize(on_path)
+            .unwrap()
+            .with_file_name(format!("kubectl.{version}"));
+        assert!(bin.exists(), "{} is missing", bin.display());
+        let kubeconfig = cluster.dir.path().join(format!("kubeconfig-{version}"));
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: \"{}\"}}\n  name: rkube\ncontexts:\n- context: {{cluster: rkube, user: admin}}\n  name: rkube\ncurrent-context: rkube\nusers:\n- name: admin\n  user: {{}}\n",
+                cluster.endpoint(0)
+            ),
+        )
+        .unwrap();
+        Self { bin, kubeconfig }
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.kubeconfig.parent().unwrap())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "{} {args:?} failed:\n{out}\n{err}", self.bin.display());
+        out
+    }
+
+    fn get_json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+}
+
+fn b64(s: &str) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Every typed create subcommand kubectl has for the kinds rkube serves, then the
+/// stored objects as `kubectl get -o json` shows them.
+fn create_and_check(k: &Kubectl, version: &str) {
+    let ns = format!("team-{}", version.replace('.', "-"));
+    let ns = ns.as_str();
+
+    // kubectl really sends protobuf (otherwise this test would prove nothing).
+    let (ok, _, log) = k.run(&["create", "namespace", ns, "-v=8"]);
+    assert!(ok, "{log}");
+    assert!(
+        log.contains(&format!("Content-Type: {PROTOBUF}")),
+        "kubectl {version} did not send protobuf:\n{log}"
+    );
+    let got = k.get_json(&["namespace", ns]);
+    assert_eq!(got["metadata"]["name"], ns);
+    assert_eq!(got["status"]["phase"], "Active", "{got}");
+
+    k.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        ns,
+        "--from-literal=mode=fast",
+        "--from-literal=retries=3",
+    ]);
+    let cm = k.get_json(&["configmap", "settings", "-n", ns]);
+    assert_eq!(cm["data"], json!({"mode": "fast", "retries": "3"}));
+    assert!(cm.get("binaryData").is_none(), "{cm}");
+
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "-n",
+        ns,
+        "--from-literal=password=s3cr#t é",
+        "--from-literal=user=admin",
+    ]);
+    let secret = k.get_json(&["secret", "db", "-n", ns]);
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(
+        secret["data"],
+        json!({"password": b64("s3cr#t é"), "user": b64("admin")})
+    );
+    // The value decodes back through kubectl too.
+    let pw = k.ok(&[
+        "get",
+        "secret",
+        "db",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
+    assert_eq!(pw, b64("s3cr#t é"));
+
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        ns,
+        "--image=rkube.local/busybox:1.35",
+        "--replicas=3",
+        "--port=8080",
+    ]);
+    let d = k.get_json(&["deployment", "web", "-n", ns]);
+    assert_eq!(d["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(
+        d["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"],
+        json!({"app": "web"})
+    );
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{d}");
+    assert_eq!(containers[0]["name"], "busybox");
+    assert_eq!(containers[0]["image"], "rkube.local/busybox:1.35");
+    assert_eq!(
+        containers[0]["ports"],
+        json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
+    // Defaults were applied to the decoded object as to a JSON one.
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+
+    // --replicas=0 is a pointer set to zero: it must not turn into the default 1.
+    k.ok(&[
+        "create",
+        "deployment",
+        "idle",
+        "-n",
+        ns,
+        "--image=rkube.local/busybox:1.35",
+        "--replicas=0",
+    ]);
+    let idle = k.get_json(&["deployment", "idle", "-n", ns]);
+    assert_eq!(idle["spec"]["replicas"], 0, "{idle}");
+
+    k.ok(&["create", "serviceaccount", "robot", "-n", ns]);
+    let sa = k.get_json(&["serviceaccount", "robot", "-n", ns]);
+    assert_eq!(sa["metadata"]["namespace"], ns);
+
+    k.ok(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        ns,
+        "--verb=get,list",
+        "--resource=pods,configmaps",
+    ]);
+    let role = k.get_json(&["role", "reader", "-n", ns]);
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list"]}])
+    );
+
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "robot-reads",
+        "-n",
+        ns,
+        "--role=reader",
+        &format!("--serviceaccount={ns}:robot"),
+    ]);
+    let rb = k.get_json(&["rolebinding", "robot-reads", "-n", ns]);
+    assert_eq!(
+        rb["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"})
+    );
+    assert_eq!(
+        rb["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "robot", "namespace": ns}])
+    );
+
+    let cr = format!("node-viewer-{ns}");
+    k.ok(&[
+        "create",
+        "clusterrole",
+        &cr,
+        "--verb=get,watch",
+        "--resource=nodes",
+    ]);
+    let got = k.get_json(&["clusterrole", &cr]);
+    assert_eq!(
+        got["rules"],
+        json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "watch"]}])
+    );
+
+    let crb = format!("ops-{ns}");
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        &crb,
+        &format!("--clusterrole={cr}"),
+        "--user=alice",
+        "--group=ops",
+    ]);
+    let got = k.get_json(&["clusterrolebinding", &crb]);
+    assert_eq!(got["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(got["roleRef"]["name"], cr.as_str());
+    assert_eq!(
+        got["subjects"],
+        json!([
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"},
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "ops"}
+        ])
+    );
+
+    k.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        ns,
+        "--tcp=80:8080",
+    ]);
+    let svc = k.get_json(&["service", "web", "-n", ns]);
+    assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}])
+    );
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+
+    // A second create of the same name is the usual conflict, reported through protobuf too.
+    let (ok, _, err) = k.run(&["create", "serviceaccount", "robot", "-n", ns]);
+    assert!(
+        !ok && err.contains(r#"serviceaccounts "robot" already exists"#),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_33_and_1_32_typed_create_subcommands_store_the_right_objects() {
+    let mut cluster = Cluster::start_with(Options {
+        replicas: 1,
+        system_namespaces: true,
+        ..Default::default()
+    })
+    .await;
+    cluster.leader(Duration::from_secs(30)).await;
+    let kubectls = [
+        Kubectl::new(&cluster, "1.33"),
+        Kubectl::new(&cluster, "1.32"),
+    ];
+    let run = tokio::task::spawn_blocking(move || {
+        for (k, v) in kubectls.iter().zip(["1.33", "1.32"]) {
+            create_and_check(k, v);
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("kubectl runs finish in time")
+        .unwrap();
+}
+
+/// A protobuf message written field by field (just what these tests send).
+struct Wire(Vec<u8>);
+
+impl Wire {
+    fn new() -> Self {
+        Wire(Vec::new())
+    }
+
+    fn bytes(mut self, field: u8, b: &[u8]) -> Self {
+        assert!(field < 16 && b.len() < 128, "short fields only");
+        self.0.push(field << 3 | 2);
+        self.0.push(b.len() as u8);
+        self.0.extend_from_slice(b);
+        self
+    }
+
+    fn str(self, field: u8, s: &str) -> Self {
+        self.bytes(field, s.as_bytes())
+    }
+
+    fn msg(self, field: u8, m: Wire) -> Self {
+        self.bytes(field, &m.0)
+    }
+}
+
+fn envelope(api_version: &str, kind: &str, raw: Wire) -> Vec<u8> {
+    let mut body = b"k8s\0".to_vec();
+    body.extend(
+        Wire::new()
+            .msg(1, Wire::new().str(1, api_version).str(2, kind))
+            .bytes(2, &raw.0)
+            .0,
+    );
+    body
+}
+
+fn post(endpoint: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Value) {
+    request(endpoint, "POST", path, content_type, body)
+}
+
+/// One HTTP/1.1 request; returns the status code, the raw head and the body.
+fn request(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, Value) {
+    let addr = endpoint.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: {PROTOBUF}, application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8(resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "responses stay JSON: {head}"
+    );
+    (code, head.to_string(), serde_json::from_str(body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_stored() {
+    let mut cluster = Cluster::start_with(Options {
+        replicas: 1,
+        system_namespaces: true,
+        ..Default::default()
+    })
+    .await;
+    cluster.leader(Duration::from_secs(30)).await;
+    let endpoint = cluster.endpoint(0);
+    let k = Kubectl::new(&cluster, "1.33");
+    let run = tokio::task::spawn_blocking(move || {
+        let path = "/api/v1/namespaces/default/configmaps";
+        let meta = |name: &str| Wire::new().str(1, name);
+
+        // Not a Kubernetes protobuf envelope at all.
+        let (code, _, status) = post(&endpoint, path, PROTOBUF, br#"{"kind":"ConfigMap"}"#);
+        assert_eq!(code, 400, "{status}");
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["reason"], "BadRequest");
+
+        // The right envelope around a truncated ConfigMap.
+        let mut body = envelope("v1", "ConfigMap", Wire::new().msg(1, meta("broken")));
+        body.truncate(body.len() - 2);
+        let (code, _, status) = post(&endpoint, path, PROTOBUF, &body);
+        assert_eq!(code, 400, "{status}");
+
+        // A kind this server has no protobuf schema for.
+        let body = envelope("v1", "ResourceQuota", Wire::new().msg(1, meta("quota")));
+        let (code, _, status) = post(&endpoint, path, PROTOBUF, &body);
+        assert_eq!(code, 415, "{status}");
+        assert_eq!(status["reason"], "UnsupportedMediaType");
+
+        // A served kind posted to another kind's path.
+        let body = envelope("v1", "Secret", Wire::new().msg(1, meta("misplaced")));
+        let (code, _, status) = post(&endpoint, path, PROTOBUF, &body);
+        assert_eq!(code, 400, "{status}");
+
+        // A field Kubernetes 1.33 does not have (ConfigMap field 9): refused under
+        // fieldValidation=Strict (kubectl's default), a warning otherwise.
+        let with_unknown = || {
+            envelope(
+                "v1",
+                "ConfigMap",
+                Wire::new().msg(1, meta("extra")).str(9, "?"),
+            )
+        };
+        let strict = format!("{path}?fieldValidation=Strict");
+        let (code, _, status) = post(&endpoint, &strict, PROTOBUF, &with_unknown());
+        assert_eq!(code, 400, "{status}");
+        assert!(
+            status["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field number 9"),
+            "{status}"
+        );
+        let (code, head, obj) = post(&endpoint, path, PROTOBUF, &with_unknown());
+        assert_eq!(code, 201, "{obj}");
+        assert!(head.contains("unknown field number 9"), "{head}");
+        assert_eq!(obj["metadata"]["name"], "extra");
+
+        // DeleteOptions arrive as protobuf too (client-go's typed clients): a uid
+        // precondition that does not match is a conflict, and nothing is deleted.
+        let wrong_uid = envelope(
+            "v1",
+            "DeleteOptions",
+            Wire::new().msg(2, Wire::new().str(1, "not-the-uid")),
+        );
+        let (code, _, status) = request(
+            &endpoint,
+            "DELETE",
+            &format!("{path}/extra"),
+            PROTOBUF,
+            &wrong_uid,
+        );
+        assert_eq!(code, 409, "{status}");
+        // A ConfigMap is no DeleteOptions.
+        let (code, _, status) = request(
+            &endpoint,
+            "DELETE",
+            &format!("{path}/extra"),
+            PROTOBUF,
+            &with_unknown(),
+        );
+        assert_eq!(code, 400, "{status}");
+
+        // Only the accepted one was stored.
+        let names = k.ok(&["get", "configmaps", "-n", "default", "-o", "name"]);
+        assert_eq!(names.trim(), "configmap/extra");
+        let secrets = k.ok(&["get", "secrets", "-n", "default", "-o", "name"]);
+        assert_eq!(secrets.trim(), "");
+    });
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("requests finish in time")
+        .unwrap();
+}
