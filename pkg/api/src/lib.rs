@@ -15,6 +15,8 @@
 //! - [`table`]: `meta.k8s.io/v1` Table output with kubectl's columns per kind.
 //! - [`strict`]: decoding into k8s-openapi types; unknown and duplicate field detection for
 //!   `fieldValidation`.
+//! - [`openapi`]: the OpenAPI v2 and v3 documents (kubectl `apply`, `explain`, validation),
+//!   generated from the types and the registry, and how they are served.
 //! - [`convert`]: conversion between served versions and the stored form (events).
 //! - [`quantity`]: resource quantities (`500m`, `1Gi`) parsed for comparison and sums.
 //! - `patch`: JSON patch, merge patch and strategic merge patch.
@@ -23,6 +25,7 @@
 pub mod convert;
 pub mod defaults;
 pub mod discovery;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;

@@ -35,6 +35,7 @@ pub fn router(registry: Registry) -> Router {
         .route("/apis", get(api_groups))
         .route("/api/{*rest}", any(core_resources))
         .route("/apis/{*rest}", any(group_resources))
+        .route("/openapi/{*rest}", get(openapi))
         .with_state(ctx)
 }
 
@@ -112,6 +113,48 @@ fn aggregated(core: bool) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(rkube_api::discovery::AGGREGATED_DISCOVERY_V2_MEDIA_TYPE),
     );
+    r
+}
+
+/// `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<group-version>`: the
+/// documents and their HTTP semantics come from `rkube_api::openapi`. The
+/// first request builds them (CPU work, kept off the async workers).
+async fn openapi(
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let header = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (accept, if_none_match) = (header(header::ACCEPT), header(header::IF_NONE_MATCH));
+    let reply = tokio::task::spawn_blocking(move || {
+        rkube_api::openapi::serve(
+            &rkube_api::openapi::Request {
+                path: uri.path(),
+                hash: q.get("hash").map(String::as_str),
+                accept: accept.as_deref(),
+                if_none_match: if_none_match.as_deref(),
+            },
+            std::time::SystemTime::now(),
+        )
+    })
+    .await;
+    let reply = match reply {
+        Ok(Some(reply)) => reply,
+        Ok(None) => return status_response(&Status::not_found_path()),
+        Err(e) => return status_response(&Status::internal_error(&e.to_string())),
+    };
+    let mut r = Response::new(Body::from(reply.body));
+    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert(name, v);
+        }
+    }
     r
 }
 

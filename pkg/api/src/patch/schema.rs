@@ -13,7 +13,9 @@
 //! the same way, so an incomplete table errs on the side of replacing.
 //!
 //! This module never decides anything about values; it only answers "how is
-//! the field at this path patched".
+//! the field at this path patched". The OpenAPI documents publish the same
+//! tree ([`Schema::fields`]), so kubectl computes its patches with the merge
+//! keys this server applies them with.
 
 /// How a strategic merge patch combines a live list with the patch's list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,13 +41,43 @@ pub struct Schema {
 struct Field {
     name: &'static str,
     strategy: ListStrategy,
+    /// Kubernetes' `+listMapKey`s when they are more than the merge key
+    /// (a container's ports are keyed by port and protocol); empty otherwise.
+    map_keys: &'static [&'static str],
     /// The field's type, or for a list the type of its elements.
     schema: &'static Schema,
+}
+
+/// One field of a type's patch metadata, as [`Schema::fields`] lists it.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldInfo {
+    pub name: &'static str,
+    pub strategy: ListStrategy,
+    /// The keys that identify an element of a [`ListStrategy::MergeByKey`]
+    /// list (`x-kubernetes-list-map-keys`): the merge key first.
+    pub map_keys: &'static [&'static str],
+    /// The field's type, or for a list the type of its elements.
+    pub schema: &'static Schema,
 }
 
 impl Schema {
     /// A type with no merge lists anywhere below it: every list is replaced.
     pub const ATOMIC: Schema = Schema { fields: &[] };
+
+    /// The fields of this type that hold merge lists, or objects that lead
+    /// to them.
+    pub fn fields(&self) -> impl Iterator<Item = FieldInfo> {
+        let fields: &'static [Field] = self.fields;
+        fields.iter().map(|f| FieldInfo {
+            name: f.name,
+            strategy: f.strategy,
+            map_keys: match &f.strategy {
+                ListStrategy::MergeByKey(key) if f.map_keys.is_empty() => std::slice::from_ref(key),
+                _ => f.map_keys,
+            },
+            schema: f.schema,
+        })
+    }
 
     fn field(&self, name: &str) -> Option<&'static Field> {
         self.fields.iter().find(|f| f.name == name)
@@ -111,14 +143,27 @@ const fn object(name: &'static str, schema: &'static Schema) -> Field {
     Field {
         name,
         strategy: ListStrategy::Replace,
+        map_keys: &[],
         schema,
     }
 }
 
 const fn keyed(name: &'static str, key: &'static str, element: &'static Schema) -> Field {
+    keyed_by(name, key, &[], element)
+}
+
+/// A merge list whose elements Kubernetes identifies by more keys than the
+/// merge key (`map_keys`, the merge key first).
+const fn keyed_by(
+    name: &'static str,
+    key: &'static str,
+    map_keys: &'static [&'static str],
+    element: &'static Schema,
+) -> Field {
     Field {
         name,
         strategy: ListStrategy::MergeByKey(key),
+        map_keys,
         schema: element,
     }
 }
@@ -127,6 +172,7 @@ const fn set(name: &'static str) -> Field {
     Field {
         name,
         strategy: ListStrategy::MergeSet,
+        map_keys: &[],
         schema: &LEAF,
     }
 }
@@ -141,7 +187,12 @@ static OBJECT_META: Schema = Schema {
 /// the same tags.
 static CONTAINER: Schema = Schema {
     fields: &[
-        keyed("ports", "containerPort", &LEAF),
+        keyed_by(
+            "ports",
+            "containerPort",
+            &["containerPort", "protocol"],
+            &LEAF,
+        ),
         keyed("env", "name", &LEAF),
         keyed("volumeMounts", "mountPath", &LEAF),
         keyed("volumeDevices", "devicePath", &LEAF),
@@ -158,7 +209,12 @@ static POD_SPEC: Schema = Schema {
         keyed("hostAliases", "ip", &LEAF),
         // Kubernetes lists topologyKey and whenUnsatisfiable as the map keys,
         // but the strategic merge key is topologyKey alone.
-        keyed("topologySpreadConstraints", "topologyKey", &LEAF),
+        keyed_by(
+            "topologySpreadConstraints",
+            "topologyKey",
+            &["topologyKey", "whenUnsatisfiable"],
+            &LEAF,
+        ),
         keyed("resourceClaims", "name", &LEAF),
         keyed("schedulingGates", "name", &LEAF),
     ],
@@ -248,7 +304,7 @@ static NODE: Schema = Schema {
 };
 
 static SERVICE_SPEC: Schema = Schema {
-    fields: &[keyed("ports", "port", &LEAF)],
+    fields: &[keyed_by("ports", "port", &["port", "protocol"], &LEAF)],
 };
 
 static SERVICE: Schema = Schema {
