@@ -112,6 +112,18 @@ pub enum Error {
         pid_file: PathBuf,
     },
 
+    /// Certificates, keys or TLS settings could not be made or read.
+    #[error("cluster certificates: {0}")]
+    Pki(String),
+
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Sending a signal failed for a reason other than "no such process".
     #[error("failed to send {signal} to pid {pid}")]
     Signal {
