@@ -5,10 +5,17 @@
 //! With `proxied`, every Raft link i→j runs through its own [`Proxy`] so a test
 //! can cut a replica off from the others while clients still reach it.
 //!
+//! Replicas serve plain HTTP and let requests without credentials through
+//! (`--anonymous-auth=true`): the store tests speak gRPC without identities, on
+//! loopback ports that live only as long as the test. TLS and credentials are
+//! tested through `rkube up` (tests/kubectl_tls.rs). Command lines come from
+//! rkube-ops' builder, the one `rkube up` uses.
+//!
 //! Binaries are found next to the test executable's target folder
 //! (`target/<profile>/`), or in `RKUBE_BIN_DIR`.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,7 +96,7 @@ pub struct Replica {
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
-    args: Vec<String>,
+    args: Vec<OsString>,
 }
 
 impl Replica {
@@ -150,12 +157,11 @@ impl Cluster {
         }
         let members: Vec<String> = (0..n)
             .map(|i| {
-                format!(
-                    "id={},name=a{},peer={},api={}",
-                    i + 1,
-                    i + 1,
-                    addrs[i].1,
-                    addrs[i].0
+                rkube_ops::apiserver_cmd::initial_member(
+                    (i + 1) as u64,
+                    &format!("a{}", i + 1),
+                    &addrs[i].1.to_string(),
+                    &addrs[i].0.to_string(),
                 )
             })
             .collect();
@@ -163,37 +169,27 @@ impl Cluster {
         for (i, (api, peer)) in addrs.iter().copied().enumerate() {
             let name = format!("a{}", i + 1);
             let data_dir = dir.path().join("data").join(&name);
-            let mut args = vec![
-                "--name".into(),
+            let mut a = rkube_ops::apiserver_cmd::ApiserverArgs::new(
                 name.clone(),
-                "--id".into(),
-                (i + 1).to_string(),
-                "--data-dir".into(),
-                data_dir.display().to_string(),
-                "--api-listen".into(),
+                (i + 1) as u64,
+                data_dir.clone(),
                 api.to_string(),
-                "--peer-listen".into(),
                 peer.to_string(),
-                "--snapshot-every".into(),
-                opts.snapshot_every.to_string(),
-                "--history-revisions".into(),
-                opts.history_revisions.to_string(),
-            ];
-            for m in &members {
-                args.push("--initial-member".into());
-                args.push(m.clone());
-            }
-            for j in 0..n {
-                if let Some(p) = links.get(&(i, j)) {
-                    args.push("--peer-override".into());
-                    args.push(format!("{}={}", j + 1, p.addr()));
-                }
-            }
-            args.push(format!(
-                "--create-system-namespaces={}",
-                opts.system_namespaces
-            ));
-            args.extend(opts.extra_args.iter().cloned());
+            );
+            a.initial_members = members.clone();
+            a.peer_overrides = (0..n)
+                .filter_map(|j| {
+                    links
+                        .get(&(i, j))
+                        .map(|p| ((j + 1) as u64, p.addr().to_string()))
+                })
+                .collect();
+            a.snapshot_every = Some(opts.snapshot_every);
+            a.history_revisions = Some(opts.history_revisions);
+            a.create_system_namespaces = Some(opts.system_namespaces);
+            a.anonymous_auth = true;
+            a.extra = opts.extra_args.iter().map(OsString::from).collect();
+            let args = a.to_args();
             reps.push(Replica {
                 id: (i + 1) as u64,
                 log: dir.path().join(format!("{name}.log")),

@@ -1,5 +1,6 @@
-//! Real kubectl against the REST front door of a three-replica cluster (plain
-//! HTTP for now; TLS and the load-balanced kubeconfig come with `rkube up`).
+//! Real kubectl against the REST front door of a three-replica cluster of the
+//! e2e harness (plain HTTP, anonymous requests allowed). TLS, credentials and
+//! the load-balanced kubeconfig of `rkube up` are tested in kubectl_tls.rs.
 
 use std::process::Command;
 use std::time::{Duration, Instant};

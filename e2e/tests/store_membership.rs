@@ -43,12 +43,17 @@ impl ExtraReplica {
         let peer = format!("127.0.0.1:{}", cluster::free_port());
         let log = dir.path().join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
+        let mut args = rkube_ops::apiserver_cmd::ApiserverArgs::new(
+            name,
+            id,
+            dir.path().join("data"),
+            api.clone(),
+            peer.clone(),
+        );
+        args.create_system_namespaces = Some(false);
+        args.anonymous_auth = true;
         let child = Command::new(cluster::bin("rkube-apiserver"))
-            .args(["--name", name, "--id", &id.to_string()])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--api-listen", &api, "--peer-listen", &peer])
-            .arg("--create-system-namespaces=false")
+            .args(args.to_args())
             .env(
                 "RUST_LOG",
                 std::env::var("RKUBE_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),

@@ -34,6 +34,9 @@ enum Command {
     Status(StatusArgs),
     /// Stop every process of the cluster.
     Down(DownArgs),
+    /// Run the TCP load balancer in front of the apiservers (`rkube up` starts it as a
+    /// background process; kubectl reaches the cluster through it).
+    Lb(rkube_ops::lb::LbOptions),
     /// Benchmarks (they start and stop their own processes; no cluster needed).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -138,7 +141,11 @@ struct UpArgs {
     /// Replica i serves Raft peers on port N+i (default: free ports, chosen once at creation)
     #[arg(long, value_name = "N")]
     peer_port_base: Option<u16>,
-    /// Directory holding rkube-apiserver (default: next to rkube, then $PATH)
+    /// The load balancer, kubectl's address, listens on this port (default: a free port,
+    /// chosen once at creation)
+    #[arg(long, value_name = "PORT")]
+    lb_port: Option<u16>,
+    /// Directory holding rkube-apiserver and rkube (default: next to rkube, then $PATH)
     #[arg(long, value_name = "DIR", env = "RKUBE_BIN_DIR")]
     bin_dir: Option<PathBuf>,
     /// How long to wait for the cluster to become ready (e.g. 60s, 2m, 500ms)
@@ -185,17 +192,24 @@ struct DownArgs {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The load balancer is a long-running process whose log is its record; the
+    // commands print their own results and log only warnings.
+    let default_filter = match cli.command {
+        Command::Lb(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let result = match cli.command {
         Command::Up(args) => up(args).await,
         Command::Status(args) => status(args).await,
         Command::Down(args) => down(args).await,
+        Command::Lb(opts) => rkube_ops::lb::serve_until_signalled(opts).await,
         Command::Bench(BenchCommand::Store(args)) => return bench_store(args).await,
     };
     match result {
@@ -214,6 +228,7 @@ async fn up(args: UpArgs) -> rkube_ops::Result<()> {
         nodes: args.nodes,
         api_port_base: args.api_port_base,
         peer_port_base: args.peer_port_base,
+        lb_port: args.lb_port,
         bin_dir: args.bin_dir,
         timeout: args.timeout,
         log_format: args.log_format.map(|f| match f {

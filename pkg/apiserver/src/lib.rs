@@ -1,14 +1,18 @@
 //! rkube-apiserver's library: one replica of the replicated store plus the
 //! servers in front of it.
 //!
-//! - the API address serves the store's gRPC API (`rkube.store.v1`) and plain
-//!   HTTP `GET /healthz`, `/readyz` and `/metrics` on the same port (the
-//!   Kubernetes REST API joins them there later);
+//! - the API address (TLS with `--tls-cert-file`, plain HTTP otherwise) serves
+//!   the Kubernetes REST API, the store's gRPC API (`rkube.store.v1`),
+//!   `/healthz`, `/livez`, `/readyz` and `/metrics` on one port;
 //! - the peer address serves Raft traffic between replicas only.
+//!
+//! Every request on the API port passes [`auth`] first (authentication, then
+//! authorization), whichever front door it is for.
 //!
 //! [`run`] takes its options and a shutdown token, so a test can run a replica
 //! in-process on `127.0.0.1:0`.
 
+pub mod auth;
 mod options;
 pub mod registry;
 pub mod rest;

@@ -65,6 +65,16 @@ pub struct Options {
     /// CN is the user and its O values the groups.
     #[arg(long, requires = "tls_cert_file")]
     pub client_ca_file: Option<PathBuf>,
+    /// Accept bearer tokens listed in this file, one per line in Kubernetes'
+    /// format: `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Let requests without credentials through as `system:anonymous` (group
+    /// `system:unauthenticated`). Off: they get 401. Authorization allows every
+    /// authenticated request until RBAC exists, so only turn this on where the
+    /// API port is not reachable by anyone else (store tests on loopback).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
     /// How long one client request may take (retries included), seconds.
     #[arg(long, default_value_t = 5.0)]
     pub request_timeout_secs: f64,

@@ -42,6 +42,7 @@ pub async fn run(
         ),
         _ => None,
     };
+    let pipeline = std::sync::Arc::new(pipeline(&opts)?);
     let api = TcpListener::bind(&opts.api_listen)
         .await
         .map_err(|source| Error::Listen {
@@ -95,6 +96,7 @@ pub async fn run(
     let health_store = store.clone();
     let app = grpc
         .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
         .route(
             "/readyz",
             get(move || {
@@ -103,10 +105,15 @@ pub async fn run(
             }),
         )
         .merge(rkube_telemetry::metrics::router())
+        .merge(crate::auth::whoami_router())
         .merge(
             crate::rest::router(registry.clone())
                 .layer(rkube_telemetry::propagation::TraceLayer::http()),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            pipeline,
+            crate::auth::layer,
+        ));
     // Stop Raft as soon as shutdown starts, before the API port drains: a
     // replica whose peer server is already closed must not keep a Raft node
     // running (it would stop hearing the leader, campaign, and disrupt the
@@ -137,6 +144,33 @@ pub async fn run(
         Ok(Err(e)) => Err(Error::Serve(format!("peer server: {e}"))),
         Err(e) => Err(Error::Serve(format!("peer server task: {e}"))),
     }
+}
+
+/// Authentication from the flags: client certificates when a client CA is
+/// set, tokens when a token file is; authorization allows everything (RBAC
+/// replaces it later).
+fn pipeline(opts: &Options) -> Result<crate::auth::Pipeline, Error> {
+    use crate::auth::authn::{Authenticator, TokenFile, Union, X509};
+    let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
+    if opts.client_ca_file.is_some() {
+        authenticators.push(Box::new(X509));
+    }
+    if let Some(path) = &opts.token_auth_file {
+        let tokens = TokenFile::load(path).map_err(|e| Error::Config(e.to_string()))?;
+        tracing::info!(path = %path.display(), tokens = tokens.len(), "bearer tokens loaded");
+        authenticators.push(Box::new(tokens));
+    }
+    if authenticators.is_empty() && !opts.anonymous_auth {
+        tracing::warn!(
+            "no authenticator configured (--client-ca-file, --token-auth-file) and \
+             --anonymous-auth=false: every request except /healthz, /livez, /readyz and /version gets 401"
+        );
+    }
+    Ok(crate::auth::Pipeline::new(
+        Box::new(Union::new(authenticators)),
+        opts.anonymous_auth,
+        Box::new(crate::auth::AlwaysAllow),
+    ))
 }
 
 /// Ready when a leader is known and this replica has applied what it knows to be committed.

@@ -3,6 +3,9 @@
 //! contract (an unknown flag is an error, so the tests also check what `up` passes) and
 //! serves `Maintenance/Status` as a settled cluster would: the lowest initial member leads.
 //!
+//! With `--tls-cert-file` and `--tls-private-key-file` it serves TLS, as the real one does
+//! when `rkube up` starts it (client certificates are accepted but not required).
+//!
 //! Its behaviour comes from the file `fake-mode` in its working directory (the cluster
 //! directory): `ok` (default), `exit` (fail at start), `no-leader` (never elect),
 //! `ignore-term` (ignore SIGTERM, so only SIGKILL stops it).
@@ -103,6 +106,7 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let (mut name, mut id, mut data_dir, mut api, mut peer) = (None, None, None, None, None);
     let mut members = Vec::new();
+    let (mut tls_cert, mut tls_key) = (None, None);
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -128,6 +132,13 @@ async fn main() {
             "--initial-member" => members.push(parse_member(&value)),
             "--log-format" if value == "text" || value == "json" => {}
             "--otlp-endpoint" => {}
+            "--tls-cert-file" => tls_cert = Some(value),
+            "--tls-private-key-file" => tls_key = Some(value),
+            "--client-ca-file" | "--token-auth-file" => {
+                if !std::path::Path::new(&value).is_file() {
+                    fail(&format!("{flag} {value}: no such file"));
+                }
+            }
             _ => fail(&format!("unknown flag {flag} {value}")),
         }
     }
@@ -168,9 +179,94 @@ async fn main() {
         leader,
         members,
     };
-    tonic::transport::Server::builder()
-        .add_service(MaintenanceServer::new(fake))
-        .serve(api)
-        .await
-        .unwrap_or_else(|e| fail(&e.to_string()));
+    let server = tonic::transport::Server::builder().add_service(MaintenanceServer::new(fake));
+    match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => {
+            let listener = tokio::net::TcpListener::bind(api)
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            server
+                .serve_with_incoming(tls_incoming(listener, &cert, &key))
+                .await
+        }
+        (None, None) => server.serve(api).await,
+        _ => fail("--tls-cert-file and --tls-private-key-file go together"),
+    }
+    .unwrap_or_else(|e| fail(&e.to_string()));
+}
+
+/// Accepted connections after their TLS handshake, as tonic's incoming stream.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    cert: &str,
+    key: &str,
+) -> impl futures::Stream<Item = std::io::Result<TlsConn>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| fail(&format!("{cert}: {e}")));
+    let key = PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| fail(&format!("{key}: {e}")));
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap_or_else(|e| fail(&e.to_string()));
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = tx.send(Ok(TlsConn(tls))).await;
+                }
+            });
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
+/// A server-side TLS stream tonic can serve on.
+struct TlsConn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+
+impl tokio::io::AsyncRead for TlsConn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsConn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }

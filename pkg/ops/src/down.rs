@@ -1,8 +1,8 @@
 //! `rkube down`: stop every process of a local cluster; with `purge`, delete its directory.
 //!
-//! Every pid file under `DIR/pids` names a process to stop, provided the process still is
-//! ours (see [`crate::process`]): a stale pid file whose pid now belongs to someone else is
-//! removed without signalling anyone. Processes get SIGTERM, then [`DOWN_GRACE`] to exit,
+//! Every pid file under `DIR/pids` (the apiservers', the load balancer's) names a process
+//! to stop, provided the process still is ours (see [`crate::process`]): a stale pid file
+//! whose pid now belongs to someone else is removed without signalling anyone. Processes get SIGTERM, then [`DOWN_GRACE`] to exit,
 //! then SIGKILL. `down` is idempotent: a stopped cluster, or a directory that does not
 //! exist, is already down.
 
@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
 use crate::layout::{ClusterDir, ClusterLayout};
-use crate::process::{self, APISERVER_BIN};
+use crate::process::{self, APISERVER_BIN, LB_NAME, RKUBE_BIN};
 use crate::{Error, Result};
 
 /// How long processes get to exit after SIGTERM before they are killed.
@@ -39,7 +39,8 @@ pub struct DownReport {
 /// One stopped process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoppedProcess {
-    /// `apiserver` for the layout's replicas, `process` for any other pid file.
+    /// `apiserver` for the layout's replicas, `load balancer`, or `process` for any other
+    /// pid file.
     pub kind: String,
     pub name: String,
     pub pid: u32,
@@ -145,7 +146,15 @@ fn check_purgeable(dir: &ClusterDir) -> Result<()> {
     if dir.has_layout() {
         return Ok(());
     }
-    let known = ["data", "logs", "pids", "rkube.lock", "cluster.json.tmp"];
+    let known = [
+        "data",
+        "logs",
+        "pids",
+        "pki",
+        "kubeconfig",
+        "rkube.lock",
+        "cluster.json.tmp",
+    ];
     let entries =
         std::fs::read_dir(dir.root()).map_err(|e| Error::io("read directory", dir.root(), e))?;
     for entry in entries {
@@ -214,6 +223,10 @@ fn find_targets(dir: &ClusterDir, layout: Option<&ClusterLayout>) -> Result<Vec<
             Some(_) => (
                 "apiserver",
                 process::running_pid(&pid_file, APISERVER_BIN, &dir.data_dir(&name))?,
+            ),
+            None if name == LB_NAME => (
+                "load balancer",
+                process::running_pid(&pid_file, RKUBE_BIN, &crate::status::lb_marker(dir))?,
             ),
             None => (
                 "process",

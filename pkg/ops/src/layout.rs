@@ -6,7 +6,9 @@
 //! DIR/cluster.json        the layout: replica names, Raft ids, API and peer addresses
 //! DIR/data/<name>/        each process's data (the apiserver's Raft log and state machine)
 //! DIR/logs/<name>.log     each process's stdout and stderr
-//! DIR/pids/<name>.pid     each running process's pid
+//! DIR/pids/<name>.pid     each running process's pid (`lb.pid` for the load balancer)
+//! DIR/pki/                the cluster CA, serving and client certificates, tokens (see pki)
+//! DIR/kubeconfig          kubectl's credentials and the load balancer's address
 //! DIR/rkube.lock          held by `up` and `down` while they work
 //! ```
 //!
@@ -93,6 +95,14 @@ impl ClusterDir {
 
     pub fn pid_file(&self, name: &str) -> PathBuf {
         self.pids_dir().join(format!("{name}.pid"))
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.root.join("pki")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.root.join("kubeconfig")
     }
 
     pub fn has_layout(&self) -> bool {
@@ -184,6 +194,10 @@ impl std::fmt::Debug for DirLock {
 pub struct ClusterLayout {
     pub version: u32,
     pub apiservers: Vec<ApiserverSpec>,
+    /// Where `rkube lb` listens: the address in DIR/kubeconfig. Absent in layouts written
+    /// before the load balancer existed; `up` adds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<SocketAddr>,
 }
 
 /// One apiserver replica: its name (`a1`, `a2`, ...), Raft id and addresses.
@@ -191,7 +205,8 @@ pub struct ClusterLayout {
 pub struct ApiserverSpec {
     pub name: String,
     pub id: u64,
-    /// gRPC and HTTP (`/healthz`, `/readyz`, `/metrics`) for clients.
+    /// The API port (TLS): Kubernetes REST, the store's gRPC API, `/healthz`, `/readyz`,
+    /// `/metrics`.
     pub api_address: SocketAddr,
     /// Raft traffic between replicas.
     pub peer_address: SocketAddr,
@@ -206,9 +221,9 @@ impl ApiserverSpec {
         )
     }
 
-    /// The URL a gRPC client dials.
+    /// The URL a client dials (TLS, as `up` starts every replica).
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_address)
+        format!("https://{}", self.api_address)
     }
 }
 
@@ -238,6 +253,7 @@ impl ClusterLayout {
                     peer_address: SocketAddr::from((LOOPBACK, peer_ports[i])),
                 })
                 .collect(),
+            load_balancer: None,
         };
         layout.validate().map_err(Error::InvalidOptions)?;
         Ok(layout)
@@ -319,6 +335,42 @@ impl ClusterLayout {
         Ok(())
     }
 
+    /// Gives the layout a load balancer address if it has none: `port` when given, else a
+    /// free port. Returns whether the layout changed (and must be saved). A `port` that
+    /// contradicts an existing address is refused, like the other fixed ports.
+    pub fn ensure_load_balancer(&mut self, dir: &Path, port: Option<u16>) -> Result<bool> {
+        if let Some(addr) = self.load_balancer {
+            return match port {
+                Some(p) if p != addr.port() => Err(Error::InvalidOptions(format!(
+                    "--lb-port {p} was given, but the cluster in {} already has its load \
+                     balancer on {addr}; omit the flag, or start over with `rkube down --purge --dir {}`",
+                    dir.display(),
+                    dir.display()
+                ))),
+                _ => Ok(false),
+            };
+        }
+        let taken: BTreeSet<u16> = self
+            .apiservers
+            .iter()
+            .flat_map(|s| [s.api_address.port(), s.peer_address.port()])
+            .collect();
+        let port = match port {
+            Some(0) => {
+                return Err(Error::InvalidOptions(
+                    "--lb-port must be a port number above 0".to_string(),
+                ))
+            }
+            Some(p) => p,
+            None => reserve_free_ports(1, &taken)?[0],
+        };
+        let mut next = self.clone();
+        next.load_balancer = Some(SocketAddr::from((LOOPBACK, port)));
+        next.validate().map_err(Error::InvalidOptions)?;
+        *self = next;
+        Ok(true)
+    }
+
     /// A one-line description: `3 apiservers: a1 127.0.0.1:6443, ...`.
     pub fn describe(&self) -> String {
         let replicas: Vec<String> = self
@@ -373,6 +425,14 @@ impl ClusterLayout {
                 if !addrs.insert(addr) {
                     return Err(format!("address {addr} is used twice"));
                 }
+            }
+        }
+        if let Some(lb) = self.load_balancer {
+            if lb.port() == 0 {
+                return Err(format!("the load balancer has port 0 in {lb}"));
+            }
+            if addrs.contains(&lb) {
+                return Err(format!("address {lb} is used twice"));
             }
         }
         Ok(())

@@ -27,6 +27,10 @@ use crate::{Error, Result};
 
 /// The apiserver binary's file name.
 pub const APISERVER_BIN: &str = "rkube-apiserver";
+/// The operator tool's file name; `rkube lb` runs the load balancer.
+pub const RKUBE_BIN: &str = "rkube";
+/// The load balancer's name in `DIR/pids` and `DIR/logs`.
+pub const LB_NAME: &str = "lb";
 
 /// Finds the binary `name`: only in `bin_dir` when given; otherwise next to the running
 /// executable (and, for test binaries in `target/<profile>/deps`, one level up, where cargo

@@ -1,11 +1,16 @@
 //! `rkube status`: what every process of the cluster is doing right now.
 //!
-//! Each replica is asked for `rkube.store.v1.Maintenance/Status` over gRPC; a replica that
-//! does not answer is reported with role `down` (its pid is still shown when its process
-//! is alive, e.g. while it starts). The report's JSON form is DESIGN.md's stable contract
-//! for scripts: keys are never renamed, unknown values are `null`. Rendering is pure.
+//! Each replica is asked for `rkube.store.v1.Maintenance/Status` over gRPC (TLS, as the
+//! admin of `DIR/pki`, when the cluster has certificates); a replica that does not answer
+//! is reported with role `down` (its pid is still shown when its process is alive, e.g.
+//! while it starts). The load balancer is a component of kind `load-balancer`, healthy when
+//! a Status call through it is answered. The report's JSON form is DESIGN.md's stable
+//! contract for scripts: keys are never renamed, unknown values are `null`. Rendering is
+//! pure.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rkube_proto::store::maintenance_client::MaintenanceClient;
@@ -13,8 +18,12 @@ use rkube_proto::store::{StatusRequest, StatusResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{ApiserverSpec, ClusterDir};
-use crate::process::{self, APISERVER_BIN};
+use crate::pki::ClusterPki;
+use crate::process::{self, APISERVER_BIN, LB_NAME, RKUBE_BIN};
 use crate::Result;
+
+/// The `kind` of the load balancer in [`StatusReport::components`].
+pub const LB_KIND: &str = "load-balancer";
 
 /// The role reported for a replica that cannot be reached.
 pub const ROLE_DOWN: &str = "down";
@@ -56,7 +65,8 @@ pub struct ComponentStatus {
     pub kind: String,
     pub pid: Option<u32>,
     pub healthy: bool,
-    /// Whether it holds its Lease (always true for kubelets, which do not elect).
+    /// Whether it holds its Lease (always true for components that do not elect: kubelets,
+    /// the load balancer).
     pub leader: bool,
 }
 
@@ -87,8 +97,14 @@ pub async fn status(dir: &Path) -> Result<StatusReport> {
             &dir.data_dir(&spec.name),
         )?);
     }
-    let probes =
-        futures::future::join_all(layout.apiservers.iter().map(|s| probe(s, STATUS_TIMEOUT))).await;
+    let client = api_client(&dir)?;
+    let probes = futures::future::join_all(
+        layout
+            .apiservers
+            .iter()
+            .map(|s| probe(s.api_address, client.as_ref(), STATUS_TIMEOUT)),
+    )
+    .await;
     let apiservers = layout
         .apiservers
         .iter()
@@ -96,16 +112,60 @@ pub async fn status(dir: &Path) -> Result<StatusReport> {
         .zip(&probes)
         .map(|((spec, pid), probe)| ApiserverStatus::from_probe(spec, pid, probe))
         .collect();
+    let mut components = Vec::new();
+    if let Some(lb) = layout.load_balancer {
+        let pid = process::running_pid(&dir.pid_file(LB_NAME), RKUBE_BIN, &lb_marker(&dir))?;
+        let healthy = match pid {
+            Some(_) => matches!(
+                probe(lb, client.as_ref(), STATUS_TIMEOUT).await,
+                Probe::Answered(_)
+            ),
+            None => false,
+        };
+        components.push(ComponentStatus {
+            name: LB_NAME.to_string(),
+            kind: LB_KIND.to_string(),
+            pid,
+            healthy,
+            leader: true,
+        });
+    }
     Ok(StatusReport {
         apiservers,
-        components: Vec::new(),
+        components,
         nodes: Vec::new(),
     })
 }
 
-/// Asks one replica for its status, giving up after `timeout`.
-pub(crate) async fn probe(spec: &ApiserverSpec, timeout: Duration) -> Probe {
-    match tokio::time::timeout(timeout, query(spec, timeout)).await {
+/// The argument that identifies this cluster's load balancer among `rkube` processes: its
+/// `--backend-ca` (the cluster's CA file, unique per cluster directory).
+pub(crate) fn lb_marker(dir: &ClusterDir) -> std::path::PathBuf {
+    ClusterPki::new(dir.pki_dir()).ca_cert()
+}
+
+/// How to reach the cluster's API port: TLS as the admin when the cluster has certificates
+/// (`None`: plain HTTP, for clusters created before TLS).
+pub(crate) fn api_client(dir: &ClusterDir) -> Result<Option<Arc<rustls::ClientConfig>>> {
+    let pki = ClusterPki::new(dir.pki_dir());
+    if !pki.exists() {
+        return Ok(None);
+    }
+    crate::tls::client_config(
+        &pki.ca_cert(),
+        Some((&pki.admin_cert(), &pki.admin_key())),
+        &[b"h2"],
+    )
+    .map(Some)
+}
+
+/// Asks the apiserver at `addr` (a replica, or the load balancer) for its status, giving up
+/// after `timeout`.
+pub(crate) async fn probe(
+    addr: SocketAddr,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+) -> Probe {
+    match tokio::time::timeout(timeout, query(addr, tls, timeout)).await {
         Ok(Ok(status)) => Probe::Answered(status),
         Ok(Err(reason)) => Probe::Unreachable(reason),
         Err(_) => Probe::Unreachable(format!("no answer within {}s", timeout.as_secs_f64())),
@@ -113,31 +173,27 @@ pub(crate) async fn probe(spec: &ApiserverSpec, timeout: Duration) -> Probe {
 }
 
 async fn query(
-    spec: &ApiserverSpec,
+    addr: SocketAddr,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     timeout: Duration,
 ) -> std::result::Result<StatusResponse, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(spec.api_url())
-        .map_err(|e| e.to_string())?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint.connect().await.map_err(|e| {
-        format!(
-            "cannot connect to {}: {}",
-            spec.api_address,
-            error_chain(&e)
-        )
-    })?;
+    let channel = match tls {
+        Some(config) => crate::tls::grpc_channel(addr, config.clone(), timeout).await,
+        None => {
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| e.to_string())?
+                .connect_timeout(timeout)
+                .timeout(timeout)
+                .connect()
+                .await
+        }
+    }
+    .map_err(|e| format!("cannot connect to {addr}: {}", error_chain(&e)))?;
     MaintenanceClient::new(channel)
         .status(StatusRequest {})
         .await
         .map(tonic::Response::into_inner)
-        .map_err(|s| {
-            format!(
-                "Status call to {} failed: {}",
-                spec.api_address,
-                s.message()
-            )
-        })
+        .map_err(|s| format!("Status call to {addr} failed: {}", s.message()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

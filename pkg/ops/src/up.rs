@@ -1,11 +1,16 @@
 //! `rkube up`: make every process of the local cluster run, then wait until it is ready.
 //!
 //! Expected flow: create or reuse the cluster directory and its layout, take its lock,
-//! start each replica whose process is not running (a running one is left alone, so `up`
-//! is idempotent and a restart keeps the replica's data and addresses), then poll every
-//! replica's Status until all answer, all know the same leader, that leader says it leads,
-//! and each has applied what it knows is committed. On timeout the processes keep running
-//! so their logs and status can be inspected; `down` stops them.
+//! create whatever certificates are missing (`DIR/pki`, see [`crate::pki`]), start each
+//! replica whose process is not running (a running one is left alone, so `up` is
+//! idempotent and a restart keeps the replica's data and addresses) with TLS and client
+//! authentication on its API port, start the load balancer (`rkube lb`) if it is not
+//! running, then poll every replica's Status (over TLS, as the admin) until all answer, all
+//! know the same leader, that leader says it leads, and each has applied what it knows is
+//! committed, and finally until a Status call through the load balancer is answered. Then
+//! `DIR/kubeconfig` is written: the load balancer's `https://` address, the CA, and the
+//! admin's client certificate. On timeout the processes keep running so their logs and
+//! status can be inspected; `down` stops them.
 //!
 //! Kubelets, the controller-manager and the scheduler do not exist yet: `--nodes` other
 //! than 0 is refused, and its default only produces a note.
@@ -18,8 +23,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::apiserver_cmd::{ApiserverArgs, TlsFiles};
 use crate::layout::{ApiserverSpec, ClusterDir, ClusterLayout};
-use crate::process::{self, Launch, APISERVER_BIN};
+use crate::pki::{ClusterPki, ServingCert};
+use crate::process::{self, Launch, APISERVER_BIN, LB_NAME, RKUBE_BIN};
 use crate::status::{probe, Probe};
 use crate::{Error, Result};
 
@@ -47,6 +57,8 @@ pub struct UpOptions {
     pub api_port_base: Option<u16>,
     /// Replica `i` listens for Raft peers on `base + i`; free ports when `None`.
     pub peer_port_base: Option<u16>,
+    /// The load balancer (kubectl's address) listens on this port; a free port when `None`.
+    pub lb_port: Option<u16>,
     /// Where the binaries are; see [`process::find_binary`] for the default search.
     pub bin_dir: Option<PathBuf>,
     /// How long to wait for the cluster to become ready.
@@ -66,6 +78,7 @@ impl UpOptions {
             nodes: None,
             api_port_base: None,
             peer_port_base: None,
+            lb_port: None,
             bin_dir: None,
             timeout: DEFAULT_TIMEOUT,
             log_format: None,
@@ -88,6 +101,8 @@ pub struct Cluster {
     pub layout: ClusterLayout,
     /// One entry per replica, in layout order.
     pub apiservers: Vec<ReplicaStart>,
+    /// The load balancer process.
+    pub load_balancer: ReplicaStart,
     /// Name of the replica every replica agrees leads.
     pub leader: String,
     /// The leader's term.
@@ -104,7 +119,7 @@ pub struct ReplicaStart {
 }
 
 impl Cluster {
-    /// gRPC endpoints of every replica (`http://127.0.0.1:PORT`), in layout order.
+    /// gRPC endpoints of every replica (`https://127.0.0.1:PORT`), in layout order.
     pub fn api_endpoints(&self) -> Vec<String> {
         self.layout
             .apiservers
@@ -133,6 +148,19 @@ impl Cluster {
                 spec.api_address,
                 spec.peer_address,
                 if start.started {
+                    "started"
+                } else {
+                    "already running"
+                }
+            );
+        }
+        if let Some(lb) = self.layout.load_balancer {
+            let _ = writeln!(
+                out,
+                "  {:<4} pid {:<8} kubectl's address https://{lb}   {}",
+                self.load_balancer.name,
+                self.load_balancer.pid,
+                if self.load_balancer.started {
                     "started"
                 } else {
                     "already running"
@@ -189,10 +217,11 @@ pub async fn up_with_progress(
         ));
     }
     let program = process::find_binary(APISERVER_BIN, opts.bin_dir.as_deref())?;
+    let lb_program = process::find_binary(RKUBE_BIN, opts.bin_dir.as_deref())?;
 
     let dir = ClusterDir::create(&opts.dir)?;
     let _lock = dir.lock()?;
-    let layout = if dir.has_layout() {
+    let mut layout = if dir.has_layout() {
         let layout = dir.load_layout()?;
         layout.check_request(
             dir.root(),
@@ -220,17 +249,37 @@ pub async fn up_with_progress(
         ));
         layout
     };
+    if layout.ensure_load_balancer(dir.root(), opts.lb_port)? {
+        dir.save_layout(&layout)?;
+    }
+    let lb_address = layout.load_balancer.expect("ensured above");
     dir.create_subdirs()?;
     if let Some(note) = note {
         progress(note);
     }
 
+    let pki = ClusterPki::new(dir.pki_dir());
+    let written = pki.ensure(&serving_certs(&layout))?;
+    if !written.is_empty() {
+        progress(&format!(
+            "wrote {} in {}",
+            written.join(", "),
+            pki.dir().display()
+        ));
+    }
+    let client = crate::tls::client_config(
+        &pki.ca_cert(),
+        Some((&pki.admin_cert(), &pki.admin_key())),
+        &[b"h2"],
+    )?;
+
     let mut replicas = Vec::with_capacity(layout.apiservers.len());
     for spec in &layout.apiservers {
         replicas.push(ensure_running(
-            &dir, &layout, spec, &program, opts, progress,
+            &dir, &layout, spec, &program, &pki, opts, progress,
         )?);
     }
+    let mut lb = ensure_lb_running(&dir, &layout, &lb_program, &pki, progress)?;
 
     progress(&format!(
         "waiting for {} apiserver{} to elect a leader (timeout {}s) ...",
@@ -239,7 +288,27 @@ pub async fn up_with_progress(
         opts.timeout.as_secs_f64()
     ));
     let dir_arg = shell_quote(&opts.dir.display().to_string());
-    let (leader, term) = wait_ready(&dir, &layout, &mut replicas, opts.timeout, &dir_arg).await?;
+    let deadline = Instant::now() + opts.timeout;
+    let (leader, term) = wait_ready(
+        &dir,
+        &layout,
+        &mut replicas,
+        &client,
+        deadline,
+        opts.timeout,
+        &dir_arg,
+    )
+    .await?;
+    wait_lb(
+        &dir,
+        &mut lb,
+        lb_address,
+        &client,
+        deadline,
+        opts.timeout,
+        &dir_arg,
+    )
+    .await?;
 
     let cluster = Cluster {
         dir: dir.root().to_path_buf(),
@@ -251,6 +320,11 @@ pub async fn up_with_progress(
                 started: r.child.is_some(),
             })
             .collect(),
+        load_balancer: ReplicaStart {
+            name: lb.name.clone(),
+            pid: lb.pid,
+            started: lb.child.is_some(),
+        },
         leader: layout
             .apiservers
             .iter()
@@ -259,31 +333,96 @@ pub async fn up_with_progress(
         term,
         layout,
     };
-    write_kubeconfig(
-        &cluster.dir.join("kubeconfig"),
-        &cluster.layout.apiservers[0].api_url(),
-    )?;
+    write_kubeconfig(&dir.kubeconfig(), &format!("https://{lb_address}"), &pki)?;
     progress(cluster.summary(&opts.dir).trim_end());
     Ok(cluster)
 }
 
-/// A kubeconfig for kubectl. It names the first replica for now (plain HTTP);
-/// TLS, credentials and a load-balanced address that survives the loss of any
-/// replica are the next steps (docs/api.md).
-pub fn kubeconfig_text(server: &str) -> String {
+/// What each replica's serving certificate must name: its own address and the load
+/// balancer's (clients reach it through either).
+pub fn serving_certs(layout: &ClusterLayout) -> Vec<ServingCert> {
+    layout
+        .apiservers
+        .iter()
+        .map(|s| {
+            let mut ips = vec![s.api_address.ip()];
+            ips.extend(layout.load_balancer.map(|lb| lb.ip()));
+            ServingCert {
+                name: s.name.clone(),
+                ips,
+            }
+        })
+        .collect()
+}
+
+/// The PEM texts a kubeconfig embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeconfigCredentials {
+    pub ca_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+/// A kubeconfig for kubectl: one cluster (`server`, trusting the CA), one user (the client
+/// certificate), one context. Pure.
+pub fn kubeconfig_text(server: &str, creds: &KubeconfigCredentials) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: rkube\n  cluster:\n    server: {server}\n\
-         contexts:\n- name: rkube\n  context:\n    cluster: rkube\n    user: admin\n\
-         current-context: rkube\nusers:\n- name: admin\n  user: {{}}\n"
+         \x20   certificate-authority-data: {ca}\n\
+         contexts:\n- name: rkube\n  context:\n    cluster: rkube\n    user: {user}\n\
+         current-context: rkube\nusers:\n- name: {user}\n  user:\n\
+         \x20   client-certificate-data: {cert}\n\
+         \x20   client-key-data: {key}\n",
+        ca = base64(creds.ca_pem.as_bytes()),
+        cert = base64(creds.client_cert_pem.as_bytes()),
+        key = base64(creds.client_key_pem.as_bytes()),
+        user = crate::pki::ADMIN_USER,
     )
 }
 
-fn write_kubeconfig(path: &Path, server: &str) -> Result<()> {
-    std::fs::write(path, kubeconfig_text(server)).map_err(|source| Error::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    })
+/// Standard base64 with padding (RFC 4648), as kubeconfig's `*-data` fields hold. Pure.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Writes DIR/kubeconfig (mode 0600: it holds the admin's private key).
+fn write_kubeconfig(path: &Path, server: &str, pki: &ClusterPki) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| Error::io("read", p, e));
+    let creds = KubeconfigCredentials {
+        ca_pem: read(pki.ca_cert())?,
+        client_cert_pem: read(pki.admin_cert())?,
+        client_key_pem: read(pki.admin_key())?,
+    };
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    file.write_all(kubeconfig_text(server, &creds).as_bytes())
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
 }
 
 /// Refuses kubelets until they exist; the default gets a note for the user instead.
@@ -298,8 +437,10 @@ fn check_nodes(nodes: Option<usize>) -> Result<Option<&'static str>> {
     }
 }
 
-/// A replica `up` is waiting for.
+/// A process `up` is waiting for: a replica or the load balancer.
 struct Replica {
+    /// `apiserver` or `load balancer`, for messages.
+    kind: &'static str,
     name: String,
     pid: u32,
     /// Set when this `up` started the process: lets it notice an early exit at once.
@@ -312,6 +453,7 @@ fn ensure_running(
     layout: &ClusterLayout,
     spec: &ApiserverSpec,
     program: &Path,
+    pki: &ClusterPki,
     opts: &UpOptions,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Replica> {
@@ -324,6 +466,7 @@ fn ensure_running(
             spec.name
         ));
         return Ok(Replica {
+            kind: "apiserver",
             name: spec.name.clone(),
             pid,
             child: None,
@@ -332,7 +475,7 @@ fn ensure_running(
     }
     process::remove_pid_file(&pid_file)?;
     std::fs::create_dir_all(&data_dir).map_err(|e| Error::io("create directory", &data_dir, e))?;
-    let args = apiserver_args(layout, spec, &data_dir, opts);
+    let args = apiserver_args(layout, spec, &data_dir, pki, opts);
     let child = process::spawn_detached(&Launch {
         name: &spec.name,
         program,
@@ -349,6 +492,7 @@ fn ensure_running(
         log.display()
     ));
     Ok(Replica {
+        kind: "apiserver",
         name: spec.name.clone(),
         pid,
         child: Some(child),
@@ -356,38 +500,130 @@ fn ensure_running(
     })
 }
 
-/// The command line of one `rkube-apiserver` replica. Pure.
+/// The command line of one `rkube-apiserver` replica: TLS with the replica's serving
+/// certificate, client certificates from the cluster CA and the token file authenticate,
+/// anonymous requests are refused. Pure.
 pub fn apiserver_args(
     layout: &ClusterLayout,
     spec: &ApiserverSpec,
     data_dir: &Path,
+    pki: &ClusterPki,
     opts: &UpOptions,
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec![
-        "--name".into(),
-        spec.name.clone().into(),
-        "--id".into(),
-        spec.id.to_string().into(),
-        "--data-dir".into(),
-        data_dir.into(),
-        "--api-listen".into(),
-        spec.api_address.to_string().into(),
-        "--peer-listen".into(),
-        spec.peer_address.to_string().into(),
-    ];
-    for member in &layout.apiservers {
-        args.push("--initial-member".into());
-        args.push(member.initial_member().into());
+    let mut a = ApiserverArgs::new(
+        spec.name.clone(),
+        spec.id,
+        data_dir,
+        spec.api_address.to_string(),
+        spec.peer_address.to_string(),
+    );
+    a.initial_members = layout
+        .apiservers
+        .iter()
+        .map(ApiserverSpec::initial_member)
+        .collect();
+    a.tls = Some(TlsFiles {
+        cert: pki.serving_cert(&spec.name),
+        key: pki.serving_key(&spec.name),
+        client_ca: Some(pki.ca_cert()),
+    });
+    a.token_auth_file = Some(pki.token_file());
+    a.log_format = opts.log_format.clone();
+    a.otlp_endpoint = opts.otlp_endpoint.clone();
+    a.to_args()
+}
+
+/// The load balancer's command line: `rkube lb` in front of every replica, health-checking
+/// their `/readyz` over TLS. The `--backend-ca` path also identifies the process as this
+/// cluster's (see [`crate::process::running_pid`]). Pure.
+pub fn lb_args(layout: &ClusterLayout, pki: &ClusterPki) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["lb".into(), "--listen".into()];
+    args.push(
+        layout
+            .load_balancer
+            .map_or_else(String::new, |a| a.to_string())
+            .into(),
+    );
+    for s in &layout.apiservers {
+        args.push("--backend".into());
+        args.push(s.api_address.to_string().into());
     }
-    if let Some(format) = &opts.log_format {
-        args.push("--log-format".into());
-        args.push(format.into());
-    }
-    if let Some(endpoint) = &opts.otlp_endpoint {
-        args.push("--otlp-endpoint".into());
-        args.push(endpoint.into());
-    }
+    args.push("--backend-ca".into());
+    args.push(pki.ca_cert().into());
     args
+}
+
+fn ensure_lb_running(
+    dir: &ClusterDir,
+    layout: &ClusterLayout,
+    program: &Path,
+    pki: &ClusterPki,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Replica> {
+    let pid_file = dir.pid_file(LB_NAME);
+    let log = dir.log_file(LB_NAME);
+    let replica = |pid, child| Replica {
+        kind: "load balancer",
+        name: LB_NAME.to_string(),
+        pid,
+        child,
+        log: log.clone(),
+    };
+    if let Some(pid) = process::running_pid(&pid_file, RKUBE_BIN, &pki.ca_cert())? {
+        progress(&format!("load balancer already running (pid {pid})"));
+        return Ok(replica(pid, None));
+    }
+    process::remove_pid_file(&pid_file)?;
+    let args = lb_args(layout, pki);
+    let child = process::spawn_detached(&Launch {
+        name: LB_NAME,
+        program,
+        args: &args,
+        cwd: dir.root(),
+        log_file: &log,
+        pid_file: &pid_file,
+    })?;
+    let pid = child.id();
+    progress(&format!(
+        "starting load balancer (pid {pid}) on {}, log {}",
+        layout
+            .load_balancer
+            .map_or_else(String::new, |a| a.to_string()),
+        log.display()
+    ));
+    Ok(replica(pid, Some(child)))
+}
+
+/// Polls until a Status call through the load balancer is answered.
+async fn wait_lb(
+    dir: &ClusterDir,
+    lb: &mut Replica,
+    address: SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+    deadline: Instant,
+    timeout: Duration,
+    dir_arg: &str,
+) -> Result<()> {
+    loop {
+        check_processes(std::slice::from_mut(lb), dir_arg)?;
+        let reason = match probe(address, Some(client), PROBE_TIMEOUT).await {
+            Probe::Answered(_) => return Ok(()),
+            Probe::Unreachable(reason) => reason,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            let log = dir.log_file(LB_NAME);
+            return Err(Error::NotReady {
+                tail: process::log_tail(&log, LOG_TAIL_LINES),
+                name: format!("load balancer on {address}"),
+                reason,
+                log,
+                timeout,
+                dir: dir_arg.to_string(),
+            });
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+    }
 }
 
 /// Polls until [`assess`] says ready; returns the leader's id and term.
@@ -395,15 +631,20 @@ async fn wait_ready(
     dir: &ClusterDir,
     layout: &ClusterLayout,
     replicas: &mut [Replica],
+    client: &Arc<rustls::ClientConfig>,
+    deadline: Instant,
     timeout: Duration,
     dir_arg: &str,
 ) -> Result<(u64, u64)> {
-    let deadline = Instant::now() + timeout;
     loop {
         check_processes(replicas, dir_arg)?;
-        let probes =
-            futures::future::join_all(layout.apiservers.iter().map(|s| probe(s, PROBE_TIMEOUT)))
-                .await;
+        let probes = futures::future::join_all(
+            layout
+                .apiservers
+                .iter()
+                .map(|s| probe(s.api_address, Some(client), PROBE_TIMEOUT)),
+        )
+        .await;
         let waiting = match assess(&layout.apiservers, &probes) {
             Readiness::Ready { leader, term } => return Ok((leader, term)),
             Readiness::Waiting { name, reason } => (name, reason),
@@ -438,7 +679,7 @@ fn check_processes(replicas: &mut [Replica], dir_arg: &str) -> Result<()> {
         };
         if let Some(status) = exited {
             return Err(Error::ProcessExited {
-                name: format!("apiserver {} (pid {})", r.name, r.pid),
+                name: format!("{} {} (pid {})", r.kind, r.name, r.pid),
                 status,
                 tail: process::log_tail(&r.log, LOG_TAIL_LINES),
                 log: r.log.clone(),

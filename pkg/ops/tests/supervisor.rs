@@ -10,25 +10,26 @@ use rkube_ops::{down, status, up_with_progress, Error, UpOptions};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The example `cargo test` builds next to this test binary (`target/<profile>/examples`).
-fn fake_apiserver() -> PathBuf {
+/// An example `cargo test` builds next to this test binary (`target/<profile>/examples`).
+fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target profile dir");
-    let fake = profile_dir.join("examples").join("fake-apiserver");
+    let path = profile_dir.join("examples").join(name);
     assert!(
-        fake.is_file(),
+        path.is_file(),
         "{} is missing: run `cargo test -p rkube-ops` (which builds examples) or \
-         `cargo build -p rkube-ops --example fake-apiserver` first",
-        fake.display()
+         `cargo build -p rkube-ops --examples` first",
+        path.display()
     );
-    fake
+    path
 }
 
-/// A scratch directory with `bin/rkube-apiserver` (a link to the fake) and a cluster dir `cluster/`
-/// whose `fake-mode` file is `mode`.
+/// A scratch directory with `bin/rkube-apiserver` (a link to the fake), `bin/rkube` (a link
+/// to the real load balancer's stand-in) and a cluster dir `cluster/` whose `fake-mode` file
+/// is `mode`.
 struct Sandbox {
     _tmp: tempfile::TempDir,
     bin: PathBuf,
@@ -44,7 +45,8 @@ impl Sandbox {
         std::fs::create_dir_all(&dir).unwrap();
         // A symlink, not a copy: writing an executable while another test thread forks
         // makes exec fail with ETXTBSY (the child briefly inherits the write descriptor).
-        std::os::unix::fs::symlink(fake_apiserver(), bin.join("rkube-apiserver")).unwrap();
+        std::os::unix::fs::symlink(example("fake-apiserver"), bin.join("rkube-apiserver")).unwrap();
+        std::os::unix::fs::symlink(example("lb-only"), bin.join("rkube")).unwrap();
         std::fs::write(dir.join("fake-mode"), mode).unwrap();
         Sandbox {
             _tmp: tmp,
@@ -115,7 +117,35 @@ async fn up_status_up_again_down_and_purge_round_trip() {
             assert_eq!(a.pid, Some(r.pid));
             assert_eq!(a.commit_index, Some(7));
         }
-        assert!(report.components.is_empty() && report.nodes.is_empty());
+        // The load balancer runs, and a Status call through it (TLS, as the admin) works.
+        assert_eq!(report.components.len(), 1, "{report:?}");
+        let lb = &report.components[0];
+        assert_eq!(
+            (lb.name.as_str(), lb.kind.as_str()),
+            ("lb", "load-balancer")
+        );
+        assert_eq!(lb.pid, Some(cluster.load_balancer.pid));
+        assert!(lb.healthy, "{report:?}");
+        assert!(report.nodes.is_empty());
+        for file in [
+            "ca.crt",
+            "ca.key",
+            "apiserver-a1.crt",
+            "admin.crt",
+            "tokens.csv",
+        ] {
+            assert!(sb.dir.join("pki").join(file).is_file(), "{file}");
+        }
+        let kubeconfig = std::fs::read_to_string(sb.dir.join("kubeconfig")).unwrap();
+        let lb_address = cluster
+            .layout
+            .load_balancer
+            .expect("a load balancer address");
+        assert!(
+            kubeconfig.contains(&format!("server: https://{lb_address}")),
+            "{kubeconfig}"
+        );
+        assert!(kubeconfig.contains("client-key-data: "), "{kubeconfig}");
 
         // A second `up` finds everything running and starts nothing; the layout is reused.
         let (again, _) = quiet_up(&UpOptions {
@@ -125,6 +155,8 @@ async fn up_status_up_again_down_and_purge_round_trip() {
         .await
         .expect("second up");
         assert!(again.apiservers.iter().all(|r| !r.started));
+        assert!(!again.load_balancer.started);
+        assert_eq!(again.load_balancer.pid, cluster.load_balancer.pid);
         assert_eq!(
             again.apiservers,
             cluster
@@ -139,18 +171,34 @@ async fn up_status_up_again_down_and_purge_round_trip() {
         assert_eq!(again.layout, cluster.layout);
 
         let stopped = down(&sb.dir, false).await.expect("down");
-        assert_eq!(stopped.stopped.len(), 3);
-        assert!(stopped
+        let kinds: Vec<(&str, &str)> = stopped
             .stopped
             .iter()
-            .all(|p| !p.killed && p.kind == "apiserver"));
+            .map(|p| (p.kind.as_str(), p.name.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("apiserver", "a1"),
+                ("apiserver", "a2"),
+                ("apiserver", "a3"),
+                ("load balancer", "lb")
+            ]
+        );
+        assert!(stopped.stopped.iter().all(|p| !p.killed));
         assert!(!sb.dir.join("pids").join("a1.pid").exists());
+        assert!(!sb.dir.join("pids").join("lb.pid").exists());
+        assert!(!rkube_ops::process::is_alive(cluster.load_balancer.pid));
 
         let report = status(&sb.dir).await.expect("status after down");
         assert!(report
             .apiservers
             .iter()
             .all(|a| a.role == "down" && a.pid.is_none() && a.term.is_none()));
+        assert!(report
+            .components
+            .iter()
+            .all(|c| c.pid.is_none() && !c.healthy));
 
         let again = down(&sb.dir, false).await.expect("down is idempotent");
         assert!(again.stopped.is_empty());
@@ -254,7 +302,8 @@ async fn up_times_out_naming_the_replica_without_a_leader_and_its_log() {
             .apiservers
             .iter()
             .all(|a| a.pid.is_some() && a.role == "candidate"));
-        assert_eq!(down(&sb.dir, false).await.unwrap().stopped.len(), 2);
+        // Two replicas and the load balancer.
+        assert_eq!(down(&sb.dir, false).await.unwrap().stopped.len(), 3);
     })
     .await
     .expect("test timed out");
@@ -268,8 +317,9 @@ async fn down_kills_replicas_that_ignore_sigterm_after_the_grace_period() {
         let report = rkube_ops::down::down_with_grace(&sb.dir, false, Duration::from_millis(500))
             .await
             .expect("down");
-        assert_eq!(report.stopped.len(), 1);
-        assert!(report.stopped[0].killed);
+        assert_eq!(report.stopped.len(), 2, "{report:?}");
+        assert!(report.stopped[0].killed && report.stopped[0].name == "a1");
+        assert!(!report.stopped[1].killed && report.stopped[1].name == "lb");
         assert!(report.render().contains("killed apiserver a1"));
     })
     .await

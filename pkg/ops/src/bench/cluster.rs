@@ -80,33 +80,25 @@ pub fn plan_members(
         .collect()
 }
 
-/// `rkube-apiserver`'s arguments for member `index` of `members`, then `extra`. Pure.
+/// `rkube-apiserver`'s arguments for member `index` of `members`, then `extra`: plain
+/// HTTP with anonymous requests allowed (the benchmark's clients carry no credentials; the
+/// ports are on loopback and live only as long as the benchmark). Pure.
 pub fn rkube_args(members: &[MemberSpec], index: usize, extra: &[String]) -> Vec<OsString> {
     let me = &members[index];
-    let mut args: Vec<OsString> = vec![
-        "--name".into(),
-        me.name.clone().into(),
-        "--id".into(),
-        me.id.to_string().into(),
-        "--data-dir".into(),
-        me.data_dir.clone().into_os_string(),
-        "--api-listen".into(),
-        me.client_addr.clone().into(),
-        "--peer-listen".into(),
-        me.peer_addr.clone().into(),
-    ];
-    for m in members {
-        args.push("--initial-member".into());
-        args.push(
-            format!(
-                "id={},name={},peer={},api={}",
-                m.id, m.name, m.peer_addr, m.client_addr
-            )
-            .into(),
-        );
-    }
-    args.extend(extra.iter().map(OsString::from));
-    args
+    let mut a = crate::apiserver_cmd::ApiserverArgs::new(
+        me.name.clone(),
+        me.id,
+        me.data_dir.clone(),
+        me.client_addr.clone(),
+        me.peer_addr.clone(),
+    );
+    a.initial_members = members
+        .iter()
+        .map(|m| crate::apiserver_cmd::initial_member(m.id, &m.name, &m.peer_addr, &m.client_addr))
+        .collect();
+    a.anonymous_auth = true;
+    a.extra = extra.iter().map(OsString::from).collect();
+    a.to_args()
 }
 
 /// `etcd`'s arguments for member `index` of `members`: a new cluster named by `token`,

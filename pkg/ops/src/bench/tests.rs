@@ -90,6 +90,8 @@ fn rkube_command_line_names_every_member() {
         expected.push("--initial-member".into());
         expected.push(m.into());
     }
+    // The benchmark's clients carry no credentials.
+    expected.push("--anonymous-auth=true".into());
     assert_eq!(args, expected);
     // The same member list on every replica.
     let first = strings(&rkube_args(&members, 0, &[]));

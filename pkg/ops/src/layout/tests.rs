@@ -91,7 +91,7 @@ fn initial_member_is_in_the_apiserver_flag_format() {
         three().apiservers[0].initial_member(),
         "id=1,name=a1,peer=127.0.0.1:2380,api=127.0.0.1:6443"
     );
-    assert_eq!(three().apiservers[0].api_url(), "http://127.0.0.1:6443");
+    assert_eq!(three().apiservers[0].api_url(), "https://127.0.0.1:6443");
 }
 
 #[test]
@@ -120,6 +120,7 @@ fn validate_rejects_broken_layouts() {
     let empty = ClusterLayout {
         version: LAYOUT_VERSION,
         apiservers: vec![],
+        load_balancer: None,
     };
     assert!(empty.validate().is_err());
 }
@@ -193,4 +194,46 @@ fn the_directory_lock_is_exclusive_while_held() {
     assert!(matches!(dir.lock(), Err(Error::Locked { .. })));
     drop(held);
     dir.lock().unwrap();
+}
+
+#[test]
+fn a_layout_gets_one_load_balancer_address_and_keeps_it() {
+    let dir = Path::new("/tmp/c");
+    let mut layout = three();
+    assert!(layout.ensure_load_balancer(dir, Some(7443)).unwrap());
+    assert_eq!(
+        layout.load_balancer,
+        Some("127.0.0.1:7443".parse().unwrap())
+    );
+    assert!(!layout.ensure_load_balancer(dir, None).unwrap());
+    assert!(!layout.ensure_load_balancer(dir, Some(7443)).unwrap());
+    let err = layout.ensure_load_balancer(dir, Some(7444)).unwrap_err();
+    assert!(err.to_string().contains("--lb-port 7444"), "{err}");
+
+    let mut clash = three();
+    let api_port = clash.apiservers[0].api_address.port();
+    assert!(clash.ensure_load_balancer(dir, Some(api_port)).is_err());
+
+    let mut free = three();
+    assert!(free.ensure_load_balancer(dir, None).unwrap());
+    let lb = free.load_balancer.unwrap();
+    assert!(free
+        .apiservers
+        .iter()
+        .all(|s| s.api_address != lb && s.peer_address != lb));
+    // The address survives a round trip through cluster.json.
+    let json = serde_json::to_string(&free).unwrap();
+    assert_eq!(serde_json::from_str::<ClusterLayout>(&json).unwrap(), free);
+}
+
+#[test]
+fn a_layout_written_before_the_load_balancer_still_loads() {
+    let mut layout = three();
+    layout.load_balancer = None;
+    let json = serde_json::to_string(&layout).unwrap();
+    assert!(!json.contains("load_balancer"));
+    assert_eq!(
+        serde_json::from_str::<ClusterLayout>(&json).unwrap(),
+        layout
+    );
 }

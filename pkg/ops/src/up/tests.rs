@@ -1,4 +1,5 @@
 use super::*;
+use crate::pki::ClusterPki;
 
 fn specs() -> Vec<ApiserverSpec> {
     ClusterLayout::plan(3, &[6443, 6444, 6445], &[2380, 2381, 2382])
@@ -118,10 +119,12 @@ fn apiserver_args_follow_the_apiserver_cli_contract() {
         otlp_endpoint: Some("http://127.0.0.1:4317".into()),
         ..UpOptions::new("/c")
     };
+    let pki = ClusterPki::new("/c/pki");
     let args = apiserver_args(
         &layout,
         &layout.apiservers[1],
         Path::new("/c/data/a2"),
+        &pki,
         &opts,
     );
     let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
@@ -142,6 +145,14 @@ fn apiserver_args_follow_the_apiserver_cli_contract() {
             "id=1,name=a1,peer=127.0.0.1:2380,api=127.0.0.1:6443",
             "--initial-member",
             "id=2,name=a2,peer=127.0.0.1:2381,api=127.0.0.1:6444",
+            "--tls-cert-file",
+            "/c/pki/apiserver-a2.crt",
+            "--tls-private-key-file",
+            "/c/pki/apiserver-a2.key",
+            "--client-ca-file",
+            "/c/pki/ca.crt",
+            "--token-auth-file",
+            "/c/pki/tokens.csv",
             "--log-format",
             "json",
             "--otlp-endpoint",
@@ -152,9 +163,75 @@ fn apiserver_args_follow_the_apiserver_cli_contract() {
         &layout,
         &layout.apiservers[0],
         Path::new("/c/data/a1"),
+        &pki,
         &UpOptions::new("/c"),
     );
-    assert_eq!(plain.len(), 14);
+    assert_eq!(plain.len(), 22);
+    assert!(!plain.iter().any(|a| a == "--anonymous-auth=true"));
+}
+
+#[test]
+fn the_load_balancer_fronts_every_replica_and_checks_them_with_the_cluster_ca() {
+    let mut layout = ClusterLayout::plan(2, &[6443, 6444], &[2380, 2381]).unwrap();
+    layout.load_balancer = Some("127.0.0.1:7443".parse().unwrap());
+    let args = lb_args(&layout, &ClusterPki::new("/c/pki"));
+    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+    assert_eq!(
+        args,
+        [
+            "lb",
+            "--listen",
+            "127.0.0.1:7443",
+            "--backend",
+            "127.0.0.1:6443",
+            "--backend",
+            "127.0.0.1:6444",
+            "--backend-ca",
+            "/c/pki/ca.crt",
+        ]
+    );
+    let certs = serving_certs(&layout);
+    assert_eq!(certs.len(), 2);
+    assert_eq!(certs[1].name, "a2");
+    assert!(certs[1].ips.contains(&"127.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn base64_matches_rfc_4648_vectors() {
+    for (plain, encoded) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+    }
+    assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+}
+
+#[test]
+fn the_kubeconfig_embeds_the_ca_and_the_admin_credentials_for_the_server() {
+    let text = kubeconfig_text(
+        "https://127.0.0.1:7443",
+        &KubeconfigCredentials {
+            ca_pem: "CA".into(),
+            client_cert_pem: "CERT".into(),
+            client_key_pem: "KEY".into(),
+        },
+    );
+    assert_eq!(
+        text,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: rkube\n  cluster:\n\
+         \x20   server: https://127.0.0.1:7443\n\
+         \x20   certificate-authority-data: Q0E=\n\
+         contexts:\n- name: rkube\n  context:\n    cluster: rkube\n    user: rkube-admin\n\
+         current-context: rkube\nusers:\n- name: rkube-admin\n  user:\n\
+         \x20   client-certificate-data: Q0VSVA==\n\
+         \x20   client-key-data: S0VZ\n"
+    );
 }
 
 #[test]
@@ -184,7 +261,8 @@ fn shell_quote_leaves_plain_paths_alone() {
 
 #[test]
 fn summary_names_the_leader_every_replica_and_what_to_do_next() {
-    let layout = ClusterLayout::plan(2, &[6443, 6444], &[2380, 2381]).unwrap();
+    let mut layout = ClusterLayout::plan(2, &[6443, 6444], &[2380, 2381]).unwrap();
+    layout.load_balancer = Some("127.0.0.1:7443".parse().unwrap());
     let cluster = Cluster {
         dir: PathBuf::from("/home/me/.rkube"),
         apiservers: vec![
@@ -199,6 +277,11 @@ fn summary_names_the_leader_every_replica_and_what_to_do_next() {
                 started: false,
             },
         ],
+        load_balancer: ReplicaStart {
+            name: "lb".into(),
+            pid: 13,
+            started: true,
+        },
         leader: "a2".into(),
         term: 3,
         layout,
@@ -216,9 +299,13 @@ fn summary_names_the_leader_every_replica_and_what_to_do_next() {
     assert!(text.contains("rkube status --dir .rkube"));
     assert!(text.contains("rkube down --dir .rkube"));
     assert!(text.contains("/home/me/.rkube/logs/<name>.log"));
+    assert!(
+        text.contains("lb   pid 13       kubectl's address https://127.0.0.1:7443"),
+        "{text}"
+    );
     assert_eq!(
         cluster.api_endpoints(),
-        ["http://127.0.0.1:6443", "http://127.0.0.1:6444"]
+        ["https://127.0.0.1:6443", "https://127.0.0.1:6444"]
     );
 }
 
