@@ -13,6 +13,7 @@
 //! in-process on `127.0.0.1:0`.
 
 pub mod auth;
+pub mod grpc;
 mod options;
 pub mod registry;
 pub mod rest;

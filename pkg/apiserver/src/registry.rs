@@ -55,6 +55,46 @@ pub struct DeleteOptions {
     pub precondition_resource_version: Option<String>,
 }
 
+/// Options of a watch: which objects, from where, and how the stream behaves.
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    /// Selectors and `resource_version` ("" or "0": the current objects first,
+    /// as ADDED events; anything else: every change after that revision).
+    /// `limit` and `continue_token` are ignored.
+    pub list: ListOptions,
+    /// Send progress bookmarks while nothing changes.
+    pub bookmarks: bool,
+    /// End the stream after this long (Kubernetes' default: 30 minutes).
+    pub timeout: Option<Duration>,
+}
+
+/// One event of a watch, before either front door renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    Added(Value),
+    Modified(Value),
+    Deleted(Value),
+    /// Every change up to `revision` has been sent. `initial_events_end` marks
+    /// the end of the initial ADDED events (always sent after them; the REST
+    /// door drops it, as Kubernetes sends it only with `sendInitialEvents`).
+    Bookmark {
+        revision: i64,
+        initial_events_end: bool,
+    },
+}
+
+impl WatchEvent {
+    /// Kubernetes' event type: `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            WatchEvent::Bookmark { .. } => "BOOKMARK",
+        }
+    }
+}
+
 /// A created/updated object and the warnings to send back (`Warning` headers).
 pub struct Written {
     pub object: Value,
@@ -804,6 +844,184 @@ impl Registry {
         Ok(out)
     }
 
+    /// Watches `info`'s objects (in `ns`, or everywhere): the initial state
+    /// when asked for, then every change in revision order, filtered by the
+    /// selectors (an object entering the selection is ADDED, one leaving it is
+    /// DELETED). A start revision that is compacted is an error here; falling
+    /// out of the history window later ends the stream with a 410 item. The
+    /// stream stops when the receiver is dropped or the timeout passes.
+    pub async fn watch(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &WatchOptions,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<WatchEvent>>> {
+        let list = &opts.list;
+        let labels = rkube_api::selectors::LabelSelector::parse(
+            list.label_selector.as_deref().unwrap_or(""),
+        )
+        .map_err(|e| Status::bad_request(e.to_string()))?;
+        let fields = rkube_api::selectors::FieldSelector::parse(
+            list.field_selector.as_deref().unwrap_or(""),
+        )
+        .and_then(|f| f.for_resource(info))
+        .map_err(|e| Status::bad_request(e.to_string()))?;
+        let (initial, start) = match list.resource_version.as_deref() {
+            Some(rv) if !rv.is_empty() && rv != "0" => (None, parse_rv(rv)? + 1),
+            _ => {
+                let all = ListOptions {
+                    limit: 0,
+                    continue_token: None,
+                    ..list.clone()
+                };
+                let (items, rv, _) = self.list(info, ns, &all).await?;
+                (Some(items), rv + 1)
+            }
+        };
+        let rx = self
+            .store
+            .watch(rkube_store::WatchRequest {
+                range: KeyRange::prefix(Bytes::from(info.key_prefix(ns))),
+                start_revision: start,
+                prev_kv: true,
+                progress_interval: Duration::from_secs(if opts.bookmarks { 10 } else { 60 }),
+            })
+            .map_err(|e| match e {
+                rkube_store::Error::Compacted { .. } => {
+                    Status::expired(format!("too old resource version: {} ", start - 1))
+                }
+                other => store_err(other),
+            })?;
+        let (tx, out) = tokio::sync::mpsc::channel(64);
+        let timeout = opts.timeout.unwrap_or(Duration::from_secs(1800));
+        tokio::spawn(forward_watch(
+            *info,
+            initial.map(|items| (items, start - 1)),
+            rx,
+            labels,
+            fields,
+            opts.bookmarks,
+            timeout,
+            tx,
+        ));
+        Ok(out)
+    }
+
+    /// pods/binding: assigns a pod to the node `binding` names, once. 404 when
+    /// the pod is missing, 409 when it is already assigned or being deleted,
+    /// 400 when the binding names another pod. Sets `spec.nodeName`, the
+    /// `PodScheduled` condition and the binding's annotations, as Kubernetes'
+    /// binding REST does. Returns the bound pod.
+    pub async fn bind(
+        &self,
+        ns: &str,
+        name: &str,
+        raw: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Value> {
+        let pods = rkube_api::registry::lookup("", "v1", "pods").expect("pods are registered");
+        if raw.len() > MAX_BODY_BYTES {
+            return Err(Status::request_entity_too_large("limit is 3145728"));
+        }
+        let binding: Value = serde_json::from_slice(raw).map_err(|e| {
+            Status::bad_request(format!(
+                "the body of the request was in an unknown format: {e}"
+            ))
+        })?;
+        if let Some(kind) = binding.get("kind").and_then(Value::as_str) {
+            if kind != "Binding" {
+                return Err(Status::bad_request(format!(
+                    "the kind in the data ({kind}) does not match the expected kind (Binding)"
+                )));
+            }
+        }
+        if let Some(n) = meta_str(&binding, "name").filter(|n| !n.is_empty()) {
+            if n != name {
+                return Err(Status::bad_request(
+                    "name in URL does not match name in Binding object",
+                ));
+            }
+        }
+        rkube_api::validation::validate_binding(&binding)?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let key = pods.key(ns, name);
+        let conflict = |why: String| Status::conflict("", "pods/binding", name, &why);
+        for _ in 0..8 {
+            let Some((mut pod, rev)) = self.read(&key, false).await? else {
+                return Err(Status::not_found("", "pods", name));
+            };
+            if let Some(uid) = meta_str(&binding, "uid").filter(|u| !u.is_empty()) {
+                if meta_str(&pod, "uid") != Some(uid) {
+                    return Err(conflict(format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&pod, "uid").unwrap_or("")
+                    )));
+                }
+            }
+            if meta(&pod).get("deletionTimestamp").is_some() {
+                return Err(conflict(format!(
+                    "pod {name} is being deleted, cannot be assigned to a host"
+                )));
+            }
+            if let Some(current) = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
+                return Err(conflict(format!(
+                    "pod {name} is already assigned to node \"{current}\""
+                )));
+            }
+            pod["spec"]["nodeName"] = Value::String(node.to_string());
+            if let Some(ann) = meta(&binding).get("annotations").and_then(Value::as_object) {
+                let m = meta_mut(&mut pod);
+                if !m.get("annotations").is_some_and(Value::is_object) {
+                    m.insert("annotations".into(), json!({}));
+                }
+                let target = m["annotations"].as_object_mut().expect("an object");
+                for (k, v) in ann {
+                    target.insert(k.clone(), v.clone());
+                }
+            }
+            set_pod_scheduled(&mut pod);
+            if opts.dry_run {
+                return Ok(pod);
+            }
+            let k = Bytes::from(key.clone());
+            let res = self
+                .store
+                .txn(Txn {
+                    compare: vec![Compare {
+                        key: k.clone(),
+                        result: CompareResult::Equal,
+                        target: CompareTarget::Mod(rev),
+                    }],
+                    success: vec![Op::Put {
+                        key: k,
+                        value: to_stored(&pod),
+                        prev_kv: false,
+                    }],
+                    failure: vec![],
+                })
+                .await
+                .map_err(store_err)?;
+            if !res.succeeded {
+                // Someone else wrote the pod in between: look again (it may
+                // now be bound, or gone).
+                continue;
+            }
+            meta_mut(&mut pod).insert(
+                "resourceVersion".into(),
+                Value::String(res.revision.to_string()),
+            );
+            return Ok(pod);
+        }
+        Err(Status::optimistic_lock("", "pods", name))
+    }
+
     /// Creates the namespaces every cluster has, if missing.
     pub async fn ensure_system_namespaces(&self) {
         let info =
@@ -829,6 +1047,129 @@ impl Registry {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Sets (or adds) the pod's `PodScheduled` condition to True.
+fn set_pod_scheduled(pod: &mut Value) {
+    let now = now_rfc3339();
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    let status = pod["status"].as_object_mut().expect("an object");
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    let list = conditions.as_array_mut().expect("an array");
+    let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+    match list.iter_mut().find(|c| c["type"] == "PodScheduled") {
+        Some(c) => *c = cond,
+        None => list.push(cond),
+    }
+}
+
+/// The task behind [`Registry::watch`]: initial state, then store batches
+/// turned into Kubernetes events.
+#[allow(clippy::too_many_arguments)]
+async fn forward_watch(
+    info: ResourceInfo,
+    initial: Option<(Vec<Value>, i64)>,
+    mut rx: tokio::sync::mpsc::Receiver<rkube_store::Result<rkube_store::WatchBatch>>,
+    labels: rkube_api::selectors::LabelSelector,
+    fields: rkube_api::selectors::FieldSelector,
+    bookmarks: bool,
+    timeout: Duration,
+    tx: tokio::sync::mpsc::Sender<Result<WatchEvent>>,
+) {
+    let matches = |o: &Value| {
+        labels.matches_object(o) && fields.matches(&rkube_api::selectors::field_set(&info, o))
+    };
+    if let Some((items, revision)) = initial {
+        for o in items {
+            if tx.send(Ok(WatchEvent::Added(o))).await.is_err() {
+                return;
+            }
+        }
+        let end = WatchEvent::Bookmark {
+            revision,
+            initial_events_end: true,
+        };
+        if tx.send(Ok(end)).await.is_err() {
+            return;
+        }
+    }
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        let batch = tokio::select! {
+            b = rx.recv() => b,
+            _ = &mut deadline => return,
+            _ = tx.closed() => return,
+        };
+        let Some(batch) = batch else { return };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                let s = match e {
+                    rkube_store::Error::Compacted { .. } => {
+                        Status::expired(format!("too old resource version: {e}"))
+                    }
+                    other => store_err(other),
+                };
+                let _ = tx.send(Err(s)).await;
+                return;
+            }
+        };
+        if batch.events.is_empty() {
+            if bookmarks {
+                let bm = WatchEvent::Bookmark {
+                    revision: batch.revision,
+                    initial_events_end: false,
+                };
+                if tx.send(Ok(bm)).await.is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
+        for ev in batch.events {
+            let decode = |bytes: &[u8], rev: i64| from_stored(bytes, rev).ok();
+            let (obj, prev) = match ev.kind {
+                rkube_store::EventKind::Put => (
+                    decode(&ev.kv.value, ev.kv.mod_revision),
+                    ev.prev_kv
+                        .as_ref()
+                        .map(|p| decode(&p.value, p.mod_revision)),
+                ),
+                rkube_store::EventKind::Delete => (
+                    ev.prev_kv
+                        .as_ref()
+                        .and_then(|p| decode(&p.value, ev.kv.mod_revision)),
+                    None,
+                ),
+            };
+            let Some(obj) = obj else { continue };
+            let now = matches(&obj);
+            let event = match (ev.kind, prev) {
+                (rkube_store::EventKind::Delete, _) if now => WatchEvent::Deleted(obj),
+                (rkube_store::EventKind::Put, None) if now => WatchEvent::Added(obj),
+                // Selector transitions: entering is ADDED, leaving is DELETED.
+                (rkube_store::EventKind::Put, Some(prev)) => {
+                    let before = prev.as_ref().is_some_and(&matches);
+                    match (before, now) {
+                        (true, true) => WatchEvent::Modified(obj),
+                        (false, true) => WatchEvent::Added(obj),
+                        (true, false) => WatchEvent::Deleted(obj),
+                        (false, false) => continue,
+                    }
+                }
+                _ => continue,
+            };
+            if tx.send(Ok(event)).await.is_err() {
+                return;
             }
         }
     }

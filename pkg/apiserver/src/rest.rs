@@ -15,10 +15,12 @@ use axum::routing::{any, get};
 use axum::Router;
 use rkube_api::registry::ResourceInfo;
 use rkube_api::status::Status;
-use rkube_store::{EventKind, KeyRange, WatchRequest};
 use serde_json::{json, Value};
+use tokio_stream::StreamExt as _;
 
-use crate::registry::{DeleteOptions, ListOptions, Registry, WriteOptions};
+use crate::registry::{
+    DeleteOptions, ListOptions, Registry, WatchEvent, WatchOptions, WriteOptions,
+};
 
 const JSON: &str = "application/json";
 
@@ -393,6 +395,20 @@ async fn handle(
         return Err(Status::not_found_path());
     }
     let sub = t.subresource.as_deref();
+    if let (Some("binding"), Some(name)) = (sub, t.name.as_deref()) {
+        if method == Method::POST && info.subresource("binding").is_some() {
+            let (body, _) = request_body(&method, headers, q, body)?;
+            let pod = reg.bind(&ns, name, &body, &write_options(q)?).await?;
+            let mut done = rkube_api::status::success(
+                "",
+                "pods",
+                name,
+                pod["metadata"]["uid"].as_str().unwrap_or(""),
+            );
+            done["code"] = json!(201);
+            return Ok(json_response(StatusCode::CREATED, &done));
+        }
+    }
     if let Some(s) = sub {
         if s != "status" || info.subresource("status").is_none() {
             return Err(Status::not_found_path());
@@ -551,7 +567,8 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpti
     })
 }
 
-/// A watch: a chunked stream of JSON watch events, one per line.
+/// A watch: a chunked stream of JSON watch events, one per line, rendered
+/// from [`Registry::watch`].
 async fn watch_response(
     ctx: &Ctx,
     t: &Target,
@@ -559,75 +576,32 @@ async fn watch_response(
     headers: &HeaderMap,
 ) -> Result<Response, Status> {
     let info = t.info;
-    let opts = list_options(q)?;
-    let labels =
-        rkube_api::selectors::LabelSelector::parse(opts.label_selector.as_deref().unwrap_or(""))
-            .map_err(|e| Status::bad_request(e.to_string()))?;
-    let fields =
-        rkube_api::selectors::FieldSelector::parse(opts.field_selector.as_deref().unwrap_or(""))
-            .and_then(|f| f.for_resource(info))
-            .map_err(|e| Status::bad_request(e.to_string()))?;
-    let bookmarks = matches!(
-        q.get("allowWatchBookmarks").map(String::as_str),
-        Some("true") | Some("1")
-    );
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
-    let as_table = table_requested(headers);
-    let store = ctx.registry.store().clone();
-    let prefix = match &t.name {
-        Some(_) => {
-            return Err(Status::bad_request(
-                "watch of a single object: use fieldSelector=metadata.name=<name>",
-            ))
-        }
-        None => info.key_prefix(t.namespace.as_deref()),
-    };
-    // resourceVersion: unset/"0" → send the current state as ADDED events first.
-    let (initial, start) = match opts.resource_version.as_deref() {
-        Some(rv) if !rv.is_empty() && rv != "0" => (
-            Vec::new(),
-            rv.parse::<i64>()
-                .map_err(|_| Status::bad_request(format!("invalid resource version: {rv:?}")))?
-                + 1,
+    if t.name.is_some() {
+        return Err(Status::bad_request(
+            "watch of a single object: use fieldSelector=metadata.name=<name>",
+        ));
+    }
+    let opts = WatchOptions {
+        list: list_options(q)?,
+        bookmarks: matches!(
+            q.get("allowWatchBookmarks").map(String::as_str),
+            Some("true") | Some("1")
         ),
-        _ => {
-            let (items, rv, _) = ctx
-                .registry
-                .list(
-                    info,
-                    t.namespace.as_deref(),
-                    &ListOptions {
-                        limit: 0,
-                        continue_token: None,
-                        ..opts.clone()
-                    },
-                )
-                .await?;
-            (items, rv + 1)
-        }
+        timeout: q
+            .get("timeoutSeconds")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Duration::from_secs),
     };
-    let rx = store
-        .watch(WatchRequest {
-            range: KeyRange::prefix(bytes::Bytes::from(prefix)),
-            start_revision: start,
-            prev_kv: true,
-            progress_interval: Duration::from_secs(if bookmarks { 10 } else { 60 }),
-        })
-        .map_err(|e| match e {
-            rkube_store::Error::Compacted { .. } => {
-                Status::expired(format!("too old resource version: {} ", start - 1))
-            }
-            other => Status::internal_error(&other.to_string()),
-        })?;
-    let info_c = *info;
+    let as_table = table_requested(headers);
+    let rx = ctx
+        .registry
+        .watch(info, t.namespace.as_deref(), &opts)
+        .await?;
+    let info = *info;
     let line = move |typ: &str, obj: Value| -> Bytes {
         let obj = if as_table && typ != "ERROR" && typ != "BOOKMARK" {
             rkube_api::table::to_table(
-                &info_c,
+                &info,
                 &[obj],
                 json!({}),
                 rkube_api::table::TableOptions {
@@ -643,115 +617,30 @@ async fn watch_response(
         v.push(b'\n');
         Bytes::from(v)
     };
-    let stream = async_stream(
-        initial, rx, labels, fields, info_c, bookmarks, timeout, line,
-    );
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).filter_map(move |ev| {
+        let chunk = match ev {
+            Ok(WatchEvent::Bookmark {
+                initial_events_end: true,
+                ..
+            }) => return None,
+            Ok(WatchEvent::Bookmark { revision, .. }) => {
+                let bm = json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": {"resourceVersion": revision.to_string()}});
+                line("BOOKMARK", bm)
+            }
+            Ok(ev) => {
+                let typ = ev.type_name();
+                let (WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o)) = ev
+                else {
+                    unreachable!("bookmarks are handled above")
+                };
+                line(typ, o)
+            }
+            Err(s) => line("ERROR", s.to_json()),
+        };
+        Some(Ok::<_, Infallible>(chunk))
+    });
     let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     Ok(r)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn async_stream(
-    initial: Vec<Value>,
-    mut rx: tokio::sync::mpsc::Receiver<rkube_store::Result<rkube_store::WatchBatch>>,
-    labels: rkube_api::selectors::LabelSelector,
-    fields: rkube_api::selectors::FieldSelector,
-    info: ResourceInfo,
-    bookmarks: bool,
-    timeout: Duration,
-    line: impl Fn(&str, Value) -> Bytes + Send + 'static,
-) -> impl futures_core::Stream<Item = Result<Bytes, Infallible>> + Send {
-    let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
-    tokio::spawn(async move {
-        let matches = |o: &Value| {
-            labels.matches_object(o) && fields.matches(&rkube_api::selectors::field_set(&info, o))
-        };
-        for o in initial {
-            if tx.send(Ok(line("ADDED", o))).await.is_err() {
-                return;
-            }
-        }
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        loop {
-            let batch = tokio::select! {
-                b = rx.recv() => b,
-                _ = &mut deadline => return,
-                _ = tx.closed() => return,
-            };
-            let Some(batch) = batch else { return };
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    let s = match e {
-                        rkube_store::Error::Compacted { .. } => {
-                            Status::expired(format!("too old resource version: {e}"))
-                        }
-                        other => Status::internal_error(&other.to_string()),
-                    };
-                    let _ = tx.send(Ok(line("ERROR", s.to_json()))).await;
-                    return;
-                }
-            };
-            if batch.events.is_empty() {
-                if bookmarks {
-                    let bm = json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": {"resourceVersion": batch.revision.to_string()}});
-                    if tx.send(Ok(line("BOOKMARK", bm))).await.is_err() {
-                        return;
-                    }
-                }
-                continue;
-            }
-            for ev in batch.events {
-                let decode = |bytes: &[u8], rev: i64| -> Option<Value> {
-                    let mut v: Value = serde_json::from_slice(bytes).ok()?;
-                    v["metadata"]["resourceVersion"] = Value::String(rev.to_string());
-                    Some(v)
-                };
-                let (typ, obj, prev) = match ev.kind {
-                    EventKind::Put => {
-                        let obj = decode(&ev.kv.value, ev.kv.mod_revision);
-                        let prev = ev
-                            .prev_kv
-                            .as_ref()
-                            .and_then(|p| decode(&p.value, p.mod_revision));
-                        (
-                            if ev.prev_kv.is_none() {
-                                "ADDED"
-                            } else {
-                                "MODIFIED"
-                            },
-                            obj,
-                            prev,
-                        )
-                    }
-                    EventKind::Delete => {
-                        let obj = ev
-                            .prev_kv
-                            .as_ref()
-                            .and_then(|p| decode(&p.value, ev.kv.mod_revision));
-                        ("DELETED", obj, None)
-                    }
-                };
-                let Some(obj) = obj else { continue };
-                // Selector transitions: entering is ADDED, leaving is DELETED.
-                let now = matches(&obj);
-                let before = prev.as_ref().is_some_and(&matches);
-                let typ = match (typ, before, now) {
-                    ("MODIFIED", false, true) => "ADDED",
-                    ("MODIFIED", true, false) => "DELETED",
-                    ("MODIFIED", false, false) | ("ADDED", _, false) | ("DELETED", _, false) => {
-                        continue
-                    }
-                    (t, _, _) => t,
-                };
-                if tx.send(Ok(line(typ, obj))).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(out)
 }

@@ -91,6 +91,7 @@ pub async fn run(
     let grpc = tonic::service::Routes::new(svc.kv())
         .add_service(svc.watch())
         .add_service(svc.maintenance())
+        .add_service(crate::grpc::ResourcesService::new(registry.clone()).into_server())
         .into_axum_router()
         .layer(rkube_telemetry::propagation::TraceLayer::grpc());
     let health_store = store.clone();
