@@ -21,6 +21,7 @@
 //! - [`quantity`]: resource quantities (`500m`, `1Gi`) parsed for comparison and sums.
 //! - `patch`: JSON patch, merge patch and strategic merge patch.
 //! - [`protobuf`]: Kubernetes' protobuf request bodies decoded into their JSON form.
+//! - [`yaml`]: YAML request bodies decoded into their JSON form.
 
 pub mod convert;
 pub mod defaults;
@@ -35,6 +36,7 @@ pub mod status;
 pub mod strict;
 pub mod table;
 pub mod validation;
+pub mod yaml;
 
 pub use registry::ResourceInfo;
 pub use status::Status;

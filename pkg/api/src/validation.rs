@@ -275,6 +275,91 @@ pub fn validate_scale(scale: &Value) -> Result<(), Status> {
     Err(Status::invalid("autoscaling", "Scale", name, &errs))
 }
 
+/// The options of a `pods/log` read, from its query (Kubernetes' `PodLogOptions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodLogOptions {
+    pub container: Option<String>,
+    pub follow: bool,
+    pub previous: bool,
+    pub timestamps: bool,
+    pub tail_lines: Option<i64>,
+    pub limit_bytes: Option<i64>,
+    pub since_seconds: Option<i64>,
+    pub since_time: Option<String>,
+}
+
+impl PodLogOptions {
+    /// Reads the query parameters Kubernetes reads; a number or boolean that does not
+    /// parse is a 400, as Kubernetes' query conversion answers.
+    pub fn from_query(q: &std::collections::HashMap<String, String>) -> Result<Self, Status> {
+        let int = |k: &str| -> Result<Option<i64>, Status> {
+            match q.get(k).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| {
+                    Status::bad_request(format!(
+                        "couldn't parse {k} {v:?}: strconv.ParseInt: parsing {v:?}: invalid syntax"
+                    ))
+                }),
+            }
+        };
+        let flag = |k: &str| -> Result<bool, Status> {
+            match q.get(k).map(String::as_str) {
+                None | Some("") | Some("false") | Some("0") => Ok(false),
+                Some("true") | Some("1") => Ok(true),
+                Some(v) => Err(Status::bad_request(format!(
+                    "couldn't parse {k} {v:?}: strconv.ParseBool: parsing {v:?}: invalid syntax"
+                ))),
+            }
+        };
+        Ok(PodLogOptions {
+            container: q.get("container").filter(|c| !c.is_empty()).cloned(),
+            follow: flag("follow")?,
+            previous: flag("previous")?,
+            timestamps: flag("timestamps")?,
+            tail_lines: int("tailLines")?,
+            limit_bytes: int("limitBytes")?,
+            since_seconds: int("sinceSeconds")?,
+            since_time: q.get("sinceTime").filter(|t| !t.is_empty()).cloned(),
+        })
+    }
+}
+
+/// Validates a `pods/log` read's options as Kubernetes' `ValidatePodLogOptions` does;
+/// errors name `PodLogOptions` and the pod.
+pub fn validate_pod_log_options(pod: &str, opts: &PodLogOptions) -> Result<(), Status> {
+    let mut errs = ErrorList::new();
+    if let Some(n) = opts.tail_lines.filter(|n| *n < 0) {
+        errs.push(FieldError::invalid(
+            &FieldPath::new("tailLines"),
+            n,
+            IS_NEGATIVE_ERROR,
+        ));
+    }
+    if let Some(n) = opts.limit_bytes.filter(|n| *n < 1) {
+        errs.push(FieldError::invalid(
+            &FieldPath::new("limitBytes"),
+            n,
+            "must be greater than 0",
+        ));
+    }
+    match (opts.since_seconds, &opts.since_time) {
+        (Some(_), Some(_)) => errs.push(FieldError::forbidden(
+            &FieldPath::new(""),
+            "at most one of `sinceTime` or `sinceSeconds` may be specified",
+        )),
+        (Some(n), None) if n < 1 => errs.push(FieldError::invalid(
+            &FieldPath::new("sinceSeconds"),
+            n,
+            "must be greater than 0",
+        )),
+        _ => {}
+    }
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(Status::invalid("", "PodLogOptions", pod, &errs))
+}
+
 fn into_result(info: &ResourceInfo, obj: &Value, errs: ErrorList) -> Result<(), Status> {
     if errs.is_empty() {
         return Ok(());

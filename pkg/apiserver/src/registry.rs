@@ -19,6 +19,9 @@ use rkube_api::status::Status;
 use rkube_store::{Compare, CompareResult, CompareTarget, KeyRange, Op, RangeOp, Store, Txn};
 use serde_json::{json, Value};
 
+mod subresources;
+pub use subresources::{scale_of, PodLog};
+
 /// Largest request body the REST door accepts (Kubernetes: 3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 

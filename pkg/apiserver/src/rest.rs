@@ -205,7 +205,7 @@ async fn core_resources(
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let path = uri.path().trim_start_matches("/api/").trim_end_matches('/');
     let segs: Vec<&str> = path.split('/').collect();
@@ -227,7 +227,7 @@ async fn group_resources(
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let path = uri
         .path()
@@ -314,16 +314,48 @@ async fn serve(
     method: Method,
     q: HashMap<String, String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let t = match parse_target(group, version, segs) {
         Ok(t) => t,
+        Err(s) => return status_response(&s),
+    };
+    let body = match read_body(body).await {
+        Ok(b) => b,
         Err(s) => return status_response(&s),
     };
     match handle(&ctx, &t, method, &q, &headers, body).await {
         Ok(r) => r,
         Err(s) => status_response(&s),
     }
+}
+
+/// How much of an oversized body is read (and dropped) before answering 413, so
+/// the connection stays usable and the client reads the answer rather than a reset.
+const MAX_BODY_DRAIN: usize = 64 * 1024 * 1024;
+
+/// The request body, at most [`crate::registry::MAX_BODY_BYTES`] (Kubernetes' 3 MiB) of it: a
+/// larger one is 413 RequestEntityTooLarge, as Kubernetes answers.
+async fn read_body(body: Body) -> Result<Bytes, Status> {
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = tokio_stream::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| Status::bad_request(format!("reading the body: {e}")))?;
+        seen += chunk.len();
+        if seen <= crate::registry::MAX_BODY_BYTES {
+            buf.extend_from_slice(&chunk);
+        } else if seen > MAX_BODY_DRAIN {
+            break;
+        }
+    }
+    if seen > crate::registry::MAX_BODY_BYTES {
+        return Err(Status::request_entity_too_large(&format!(
+            "limit is {}",
+            crate::registry::MAX_BODY_BYTES
+        )));
+    }
+    Ok(buf.freeze())
 }
 
 /// The JSON form of a request body, and warnings about it. Bodies are JSON, or
@@ -373,8 +405,16 @@ fn request_body(
     match media {
         "" | "application/json" | "*/*" => Ok((body, Vec::new())),
         _ if *method == Method::DELETE => Ok((body, Vec::new())),
+        rkube_api::yaml::MEDIA_TYPE => {
+            let json = rkube_api::yaml::to_json(&body)?;
+            Ok((
+                Bytes::from(serde_json::to_vec(&json).expect("JSON values encode")),
+                Vec::new(),
+            ))
+        }
         _ => Err(Status::unsupported_media_type(&[
             "application/json",
+            rkube_api::yaml::MEDIA_TYPE,
             rkube_api::protobuf::MEDIA_TYPE,
         ])),
     }
@@ -409,10 +449,15 @@ async fn handle(
             return Ok(json_response(StatusCode::CREATED, &done));
         }
     }
-    if let Some(s) = sub {
-        if s != "status" || info.subresource("status").is_none() {
-            return Err(Status::not_found_path());
+    match sub.and_then(|s| info.subresource(s)).map(|s| s.name) {
+        _ if sub.is_none() => {}
+        Some("status") => {}
+        Some("scale") => {
+            let (body, warnings) = request_body(&method, headers, q, body)?;
+            return scale(ctx, t, method, q, headers, body, warnings).await;
         }
+        Some("log") => return pod_log(ctx, t, method, q).await,
+        _ => return Err(Status::not_found_path()),
     }
     // After the path is known to exist: a wrong path is 404 whatever its body.
     let (body, body_warnings) = request_body(&method, headers, q, body)?;
@@ -525,6 +570,88 @@ async fn handle(
             m.as_str(),
         )),
     }
+}
+
+/// `<deployments|replicasets>/<name>/scale`: get, update and patch of the
+/// parent's autoscaling/v1 `Scale` (the logic is the registry's).
+async fn scale(
+    ctx: &Ctx,
+    t: &Target,
+    method: Method,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+    body_warnings: Vec<String>,
+) -> Result<Response, Status> {
+    let (info, reg) = (t.info, &ctx.registry);
+    let ns = t.namespace.as_deref().unwrap_or_default();
+    let Some(name) = t.name.as_deref() else {
+        return Err(Status::not_found_path());
+    };
+    let w = match method {
+        Method::GET => {
+            let s = reg.get_scale(info, ns, name).await?;
+            return Ok(json_response(StatusCode::OK, &s));
+        }
+        Method::PUT => {
+            reg.update_scale(info, ns, name, &body, &write_options(q)?)
+                .await?
+        }
+        Method::PATCH => {
+            let pt = patch_type(headers)?;
+            reg.patch_scale(info, ns, name, pt, &body, &write_options(q)?)
+                .await?
+        }
+        m => {
+            return Err(Status::method_not_supported(
+                info.group,
+                &format!("{}/scale", info.plural),
+                m.as_str(),
+            ))
+        }
+    };
+    Ok(with_warnings(
+        json_response(StatusCode::OK, &w.object),
+        &[body_warnings, w.warnings].concat(),
+    ))
+}
+
+/// `pods/<name>/log`: text when a kubelet serves it; until kubelets exist,
+/// the registry's checks and Kubernetes' answers for a pod not running.
+async fn pod_log(
+    ctx: &Ctx,
+    t: &Target,
+    method: Method,
+    q: &HashMap<String, String>,
+) -> Result<Response, Status> {
+    if method != Method::GET {
+        return Err(Status::method_not_supported(
+            "",
+            "pods/log",
+            method.as_str(),
+        ));
+    }
+    let (Some(ns), Some(name)) = (t.namespace.as_deref(), t.name.as_deref()) else {
+        return Err(Status::not_found_path());
+    };
+    let opts = rkube_api::validation::PodLogOptions::from_query(q)?;
+    match ctx.registry.pod_log(ns, name, &opts).await? {
+        crate::registry::PodLog::NoContent => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+fn patch_type(headers: &HeaderMap) -> Result<rkube_api::patch::PatchType, Status> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    rkube_api::patch::PatchType::from_content_type(ct).ok_or_else(|| {
+        Status::unsupported_media_type(&[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+        ])
+    })
 }
 
 fn table_options(q: &HashMap<String, String>) -> rkube_api::table::TableOptions {

@@ -1129,3 +1129,29 @@ fn pod_status_writes_cannot_rebind_or_revive_finished_containers() {
         )
     );
 }
+
+#[test]
+fn pod_log_options_are_checked_like_kubernetes_checks_them() {
+    let q = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let ok = PodLogOptions::from_query(&q(&[("container", "c"), ("tailLines", "10")])).unwrap();
+    assert_eq!(ok.container.as_deref(), Some("c"));
+    assert!(validate_pod_log_options("p", &ok).is_ok());
+    let bad = PodLogOptions::from_query(&q(&[("tailLines", "-1"), ("limitBytes", "0")])).unwrap();
+    assert_eq!(
+        validate_pod_log_options("p", &bad).unwrap_err().message,
+        r#"PodLogOptions "p" is invalid: [tailLines: Invalid value: -1: must be greater than or equal to 0, limitBytes: Invalid value: 0: must be greater than 0]"#
+    );
+    let both = PodLogOptions::from_query(&q(&[("sinceSeconds", "5"), ("sinceTime", "x")])).unwrap();
+    assert_eq!(validate_pod_log_options("p", &both).unwrap_err().code, 422);
+    assert_eq!(
+        PodLogOptions::from_query(&q(&[("follow", "maybe")]))
+            .unwrap_err()
+            .code,
+        400
+    );
+}
