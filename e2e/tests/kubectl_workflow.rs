@@ -1,0 +1,611 @@
+//! The everyday kubectl workflow against a three-replica cluster, repeated for
+//! kubectl 1.27, 1.32 and 1.33 (the oldest, the default and the newest
+//! installed), each in its own namespace of one cluster: api-versions,
+//! describe, every `-o` format, scale (also with its preconditions), edit
+//! through a non-interactive EDITOR, `get -w` seeing a later change, a stale
+//! replace refused, logs of a pod that is on no node, and deletes with
+//! `--grace-period` and each `--cascade` mode.
+//!
+//! Deletion semantics while no garbage collector runs: `--cascade=foreground`
+//! and `--cascade=orphan` leave the object terminating (deletionTimestamp set,
+//! the `foregroundDeletion` or `orphan` finalizer added, as Kubernetes does) until
+//! something removes the finalizer; removing it completes the delete.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rkube_e2e::cluster::{Cluster, Options};
+use serde_json::Value;
+
+/// The kubectl releases driven here.
+const VERSIONS: &[&str] = &["1.27", "1.32", "1.33"];
+
+struct Kubectl {
+    bin: PathBuf,
+    home: PathBuf,
+    version: &'static str,
+}
+
+fn on_path(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|p| p.exists())
+        })
+        .expect("kubectl on PATH")
+}
+
+impl Kubectl {
+    /// kubectl `version`: `kubectl.<version>` beside the real path of the kubectl
+    /// on the PATH, or that kubectl itself when it is that release.
+    fn new(cluster: &Cluster, version: &'static str) -> Self {
+        let home = cluster.dir.path().join(format!("home-{version}"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join("kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: \"{}\"}}\n  name: rkube\ncontexts:\n- context: {{cluster: rkube, user: admin}}\n  name: rkube\ncurrent-context: rkube\nusers:\n- name: admin\n  user: {{}}\n",
+                cluster.endpoint(0)
+            ),
+        )
+        .unwrap();
+        let default = std::fs::canonicalize(on_path("kubectl")).unwrap();
+        let beside = default.with_file_name(format!("kubectl.{version}"));
+        let bin = if beside.exists() {
+            beside
+        } else {
+            let out = Command::new(&default)
+                .args(["version", "--client"])
+                .output()
+                .unwrap();
+            let v = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                v.contains(&format!("v{version}.")),
+                "no kubectl {version}: {} is {v}",
+                default.display()
+            );
+            default
+        };
+        Self { bin, home, version }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("KUBECONFIG", self.home.join("kubeconfig"))
+            .env("HOME", &self.home)
+            .env_remove("KUBE_EDITOR")
+            .env_remove("EDITOR");
+        c
+    }
+
+    /// Runs kubectl with `env` added; `(success, stdout, stderr)`.
+    fn run_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> (bool, String, String) {
+        use std::io::Write;
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        self.run_env(args, None, &[])
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(
+            ok,
+            "kubectl {} {args:?} failed:\n{out}\n{err}",
+            self.version
+        );
+        out
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(
+            !ok,
+            "kubectl {} {args:?} should have failed:\n{out}",
+            self.version
+        );
+        err
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(&[args, &["-o", "json"]].concat());
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27_1_32_and_1_33_run_the_everyday_workflow() {
+    let mut cluster = Cluster::start_with(Options {
+        system_namespaces: true,
+        ..Default::default()
+    })
+    .await;
+    cluster.leader(Duration::from_secs(30)).await;
+    let ks: Vec<Kubectl> = VERSIONS.iter().map(|v| Kubectl::new(&cluster, v)).collect();
+    let run = tokio::task::spawn_blocking(move || {
+        for k in &ks {
+            workflow(k);
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(600), run)
+        .await
+        .expect("the workflow finishes in time")
+        .unwrap();
+}
+
+fn workflow(k: &Kubectl) {
+    let ns = format!("wf-{}", k.version.replace('.', ""));
+    let ns = ns.as_str();
+
+    // Discovery.
+    let versions = k.ok(&["api-versions"]);
+    for gv in [
+        "v1",
+        "apps/v1",
+        "coordination.k8s.io/v1",
+        "rbac.authorization.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "{}: api-versions lacks {gv}:\n{versions}",
+            k.version
+        );
+    }
+
+    // Objects to work on.
+    k.ok(&["create", "namespace", ns]);
+    k.ok(&[
+        "-n",
+        ns,
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=a=edit-me",
+    ]);
+    k.ok(&[
+        "-n",
+        ns,
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=hunter22",
+    ]);
+    k.ok(&[
+        "-n",
+        ns,
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox:1.36",
+        "--replicas=2",
+    ]);
+
+    describe(k, ns);
+    output_formats(k, ns);
+    scale(k, ns);
+    edit(k, ns);
+    watch_sees_a_later_change(k, ns);
+    stale_replace_is_a_conflict(k, ns);
+    logs_of_a_pod_on_no_node(k, ns);
+    deletes(k, ns);
+}
+
+fn describe(k: &Kubectl, ns: &str) {
+    let d = k.ok(&["describe", "namespace", ns]);
+    assert!(
+        d.contains("Name:") && d.contains(ns) && d.contains("Active"),
+        "{d}"
+    );
+    let d = k.ok(&["-n", ns, "describe", "configmap", "cfg"]);
+    assert!(
+        d.contains("cfg") && d.contains("edit-me") && d.contains("Data"),
+        "{d}"
+    );
+    let d = k.ok(&["-n", ns, "describe", "secret", "creds"]);
+    // describe shows a secret's sizes, never its values.
+    assert!(
+        d.contains("creds") && d.contains("password:  8 bytes") && !d.contains("hunter22"),
+        "{d}"
+    );
+    let d = k.ok(&["-n", ns, "describe", "deployment", "web"]);
+    for want in [
+        "Name:",
+        "web",
+        "Replicas:",
+        "2 desired",
+        "Selector:",
+        "app=web",
+        "busybox:1.36",
+        "RollingUpdate",
+    ] {
+        assert!(
+            d.contains(want),
+            "{}: describe lacks {want}:\n{d}",
+            k.version
+        );
+    }
+}
+
+fn output_formats(k: &Kubectl, ns: &str) {
+    let get = |fmt: &str| k.ok(&["-n", ns, "get", "deployment", "web", "-o", fmt]);
+    let j: Value = serde_json::from_str(&get("json")).unwrap();
+    assert_eq!(j["kind"], "Deployment");
+    assert_eq!(j["spec"]["replicas"], 2);
+    let y = get("yaml");
+    assert!(
+        y.contains("kind: Deployment") && y.contains("replicas: 2") && y.contains("name: web"),
+        "{y}"
+    );
+    let wide = get("wide");
+    for col in [
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ] {
+        assert!(
+            wide.contains(col),
+            "{}: -o wide lacks {col}:\n{wide}",
+            k.version
+        );
+    }
+    assert!(
+        wide.contains("busybox:1.36") && wide.contains("app=web"),
+        "{wide}"
+    );
+    assert_eq!(get("name").trim(), "deployment.apps/web");
+    assert_eq!(
+        get("jsonpath={.metadata.name}:{.spec.template.spec.containers[0].image}"),
+        "web:busybox:1.36"
+    );
+    assert_eq!(
+        get("go-template={{.metadata.name}}={{.spec.replicas}}"),
+        "web=2"
+    );
+    let cols =
+        get("custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas,NS:.metadata.namespace");
+    let rows: Vec<Vec<&str>> = cols
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![vec!["NAME", "REPLICAS", "NS"], vec!["web", "2", ns]],
+        "{cols}"
+    );
+    // A list in every format too.
+    let names = k.ok(&["-n", ns, "get", "configmaps,secrets", "-o", "name"]);
+    assert!(
+        names.contains("configmap/cfg") && names.contains("secret/creds"),
+        "{names}"
+    );
+}
+
+fn scale(k: &Kubectl, ns: &str) {
+    let generation = |k: &Kubectl| {
+        k.json(&["-n", ns, "get", "deployment", "web"])["metadata"]["generation"]
+            .as_i64()
+            .unwrap()
+    };
+    let g0 = generation(k);
+    let out = k.ok(&["-n", ns, "scale", "deployment/web", "--replicas=5"]);
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    let d = k.json(&["-n", ns, "get", "deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(d["metadata"]["generation"].as_i64().unwrap(), g0 + 1);
+
+    // The Scale subresource itself.
+    let raw = k.ok(&[
+        "get",
+        "--raw",
+        &format!("/apis/apps/v1/namespaces/{ns}/deployments/web/scale"),
+    ]);
+    let s: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(s["kind"], "Scale");
+    assert_eq!(s["apiVersion"], "autoscaling/v1");
+    assert_eq!(s["spec"]["replicas"], 5);
+    assert_eq!(s["status"]["replicas"], 0, "no controller has created pods");
+    assert_eq!(s["status"]["selector"], "app=web");
+    assert_eq!(
+        s["metadata"]["resourceVersion"],
+        d["metadata"]["resourceVersion"]
+    );
+    assert_eq!(s["metadata"]["uid"], d["metadata"]["uid"]);
+
+    // --current-replicas is checked against the Scale before writing it.
+    k.ok(&[
+        "-n",
+        ns,
+        "scale",
+        "deployment/web",
+        "--current-replicas=5",
+        "--replicas=3",
+    ]);
+    let err = k.fails(&[
+        "-n",
+        ns,
+        "scale",
+        "deployment/web",
+        "--current-replicas=5",
+        "--replicas=1",
+    ]);
+    assert!(err.contains("Expected replicas to be 5, was 3"), "{err}");
+    // --resource-version: the current one writes, a stale one does not.
+    let rv = k.ok(&[
+        "-n",
+        ns,
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    k.ok(&[
+        "-n",
+        ns,
+        "scale",
+        "deployment/web",
+        &format!("--resource-version={rv}"),
+        "--replicas=4",
+    ]);
+    let err = k.fails(&[
+        "-n",
+        ns,
+        "scale",
+        "deployment/web",
+        &format!("--resource-version={rv}"),
+        "--replicas=6",
+    ]);
+    assert!(err.contains("Expected resource version to be"), "{err}");
+    assert_eq!(
+        k.ok(&[
+            "-n",
+            ns,
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "4"
+    );
+}
+
+fn edit(k: &Kubectl, ns: &str) {
+    // kubectl runs "$EDITOR <file>" through the shell when EDITOR has spaces.
+    let (ok, out, err) = k.run_env(
+        &["-n", ns, "edit", "configmap", "cfg"],
+        None,
+        &[("EDITOR", "sed -i s/edit-me/edited/")],
+    );
+    assert!(ok, "{}: edit failed:\n{out}\n{err}", k.version);
+    assert!(out.contains("configmap/cfg edited"), "{out}");
+    assert_eq!(
+        k.ok(&["-n", ns, "get", "cm", "cfg", "-o", "jsonpath={.data.a}"]),
+        "edited"
+    );
+    // Editing a deployment's spec goes through the same patch path.
+    let (ok, out, err) = k.run_env(
+        &["-n", ns, "edit", "deployment", "web"],
+        None,
+        &[("EDITOR", "sed -i s/busybox:1.36/busybox:1.37/")],
+    );
+    assert!(ok, "{}: edit failed:\n{out}\n{err}", k.version);
+    assert_eq!(
+        k.ok(&[
+            "-n",
+            ns,
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "busybox:1.37"
+    );
+}
+
+fn watch_sees_a_later_change(k: &Kubectl, ns: &str) {
+    let mut watch = k
+        .command(&[
+            "-n",
+            ns,
+            "get",
+            "cm",
+            "cfg",
+            "-w",
+            "-o",
+            "jsonpath={.metadata.name}={.data.a}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20));
+    let seen = first.as_deref() == Ok("cfg=edited") && {
+        k.ok(&[
+            "-n",
+            ns,
+            "patch",
+            "cm",
+            "cfg",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"a":"watched"}}"#,
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = false;
+        while !seen && Instant::now() < deadline {
+            seen = rx.recv_timeout(Duration::from_millis(200)).as_deref() == Ok("cfg=watched");
+        }
+        seen
+    };
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(
+        seen,
+        "{}: the watch did not show the change (first line {first:?})",
+        k.version
+    );
+}
+
+fn stale_replace_is_a_conflict(k: &Kubectl, ns: &str) {
+    let stale = k.ok(&["-n", ns, "get", "cm", "cfg", "-o", "json"]);
+    k.ok(&["-n", ns, "label", "cm", "cfg", "touched=yes"]);
+    let (ok, _, err) = k.run_env(&["-n", ns, "replace", "-f", "-"], Some(&stale), &[]);
+    assert!(
+        !ok && err.contains("Conflict") && err.contains("the object has been modified"),
+        "{}: {err}",
+        k.version
+    );
+    // The label written in between survived.
+    assert_eq!(
+        k.ok(&[
+            "-n",
+            ns,
+            "get",
+            "cm",
+            "cfg",
+            "-o",
+            "jsonpath={.metadata.labels.touched}"
+        ]),
+        "yes"
+    );
+}
+
+fn logs_of_a_pod_on_no_node(k: &Kubectl, ns: &str) {
+    k.ok(&[
+        "-n",
+        ns,
+        "run",
+        "solo",
+        "--image=busybox",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    // Kubernetes answers a pod with no node 204 No Content: no logs, no error.
+    assert_eq!(k.ok(&["-n", ns, "logs", "solo"]), "");
+    // kubectl checks the container name itself before asking (so does the server:
+    // api_bad_input.rs).
+    let err = k.fails(&["-n", ns, "logs", "solo", "-c", "nope"]);
+    assert!(
+        err.contains("container nope is not valid for pod solo"),
+        "{err}"
+    );
+    let err = k.fails(&["-n", ns, "logs", "missing"]);
+    assert!(err.contains("pods \"missing\" not found"), "{err}");
+}
+
+fn deletes(k: &Kubectl, ns: &str) {
+    let gone = |kind: &str, name: &str| {
+        let err = k.fails(&["-n", ns, "get", kind, name]);
+        assert!(err.contains("NotFound"), "{err}");
+    };
+
+    // A pod on no node goes at once, whatever grace period is asked for.
+    k.ok(&["-n", ns, "delete", "pod", "solo", "--grace-period=5"]);
+    gone("pod", "solo");
+
+    // Background (kubectl's default): the object goes at once.
+    k.ok(&[
+        "-n",
+        ns,
+        "delete",
+        "secret",
+        "creds",
+        "--cascade=background",
+    ]);
+    gone("secret", "creds");
+
+    // Foreground and orphan: the finalizer the garbage collector acts on is
+    // added and the object is terminating until it is removed.
+    k.ok(&["-n", ns, "create", "configmap", "fg", "--from-literal=x=1"]);
+    k.ok(&["-n", ns, "create", "configmap", "or", "--from-literal=x=1"]);
+    for (name, cascade, finalizer) in [
+        ("fg", "foreground", "foregroundDeletion"),
+        ("or", "orphan", "orphan"),
+    ] {
+        k.ok(&[
+            "-n",
+            ns,
+            "delete",
+            "configmap",
+            name,
+            &format!("--cascade={cascade}"),
+            "--wait=false",
+        ]);
+        let cm = k.json(&["-n", ns, "get", "configmap", name]);
+        assert!(
+            cm["metadata"]["deletionTimestamp"].is_string(),
+            "{}: {cascade}: {cm}",
+            k.version
+        );
+        assert_eq!(
+            cm["metadata"]["finalizers"],
+            serde_json::json!([finalizer]),
+            "{cascade}"
+        );
+        // Removing the last finalizer completes the delete.
+        k.ok(&[
+            "-n",
+            ns,
+            "patch",
+            "configmap",
+            name,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+        gone("configmap", name);
+    }
+
+    k.ok(&["-n", ns, "delete", "deployment", "web"]);
+    gone("deployment", "web");
+}
