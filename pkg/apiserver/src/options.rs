@@ -45,11 +45,15 @@ pub struct Options {
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
     /// Raft heartbeat interval, milliseconds.
-    #[arg(long, default_value_t = 75)]
+    #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
     /// Raft election timeout, milliseconds: a random value in [this, 2 × this).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 150)]
     pub election_timeout_ms: u64,
+    /// Raft log entries of client writes the leader keeps in flight at once;
+    /// writes that arrive meanwhile are batched into the next entry.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub max_inflight_proposals: u64,
     /// Create the namespaces every cluster has (default, kube-system,
     /// kube-public, kube-node-lease) on start. Store-level tests and benchmarks
     /// turn it off to start from an empty store.
@@ -168,6 +172,7 @@ impl Options {
             return Err("--election-timeout-ms must be at least twice --heartbeat-ms".into());
         }
         c.request_timeout = Duration::from_secs_f64(self.request_timeout_secs);
+        c.max_inflight_proposals = self.max_inflight_proposals as usize;
         Ok(c)
     }
 }

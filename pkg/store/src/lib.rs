@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod network;
 pub mod peer;
+pub mod proposer;
 pub mod service;
 pub mod state_machine;
 pub mod store;

@@ -123,64 +123,57 @@ impl LogStore {
     }
 }
 
+/// How long a new committed pointer may wait for a log write to ride along
+/// with before it is written on its own.
+const COMMITTED_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The writer thread: group commit of everything queued, one fsync per batch.
+///
+/// The committed pointer is written lazily: openraft saves it after every
+/// commit, but it only shortens recovery (a restarted replica re-applies the
+/// log up to it before it hears from a leader), so it need not be durable at
+/// once. It rides along with the next log write, or is written on its own
+/// (without fsync) after [`COMMITTED_LINGER`] of quiet.
 fn writer(db: Database, rx: mpsc::Receiver<WriteReq>, metrics: StoreMetrics) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-            if batch.len() >= 1024 {
-                break;
-            }
-        }
-        let durable = batch
-            .iter()
-            .any(|r| matches!(r, WriteReq::Append(..) | WriteReq::Vote(..)));
-        let started = Instant::now();
-        let result = (|| -> Result<(), std::io::Error> {
-            let mut txn = db.begin_write().map_err(io_err)?;
-            txn.set_durability(if durable {
-                Durability::Immediate
-            } else {
-                Durability::None
-            })
-            .map_err(io_err)?;
-            {
-                let mut log = txn.open_table(LOG).map_err(io_err)?;
-                let mut meta = txn.open_table(META).map_err(io_err)?;
-                for req in &batch {
-                    match req {
-                        WriteReq::Append(entries, _) => {
-                            for (i, bytes) in entries {
-                                log.insert(*i, bytes.as_slice()).map_err(io_err)?;
-                            }
-                        }
-                        WriteReq::Truncate(from) => {
-                            log.retain_in(*from.., |_, _| false).map_err(io_err)?;
-                        }
-                        WriteReq::Purge(upto) => {
-                            log.retain_in(..=upto.index, |_, _| false).map_err(io_err)?;
-                            meta.insert(PURGED, encode(upto).as_slice())
-                                .map_err(io_err)?;
-                        }
-                        WriteReq::Vote(v, _) => {
-                            meta.insert(VOTE, encode(v).as_slice()).map_err(io_err)?;
-                        }
-                        WriteReq::Committed(c) => {
-                            meta.insert(COMMITTED, encode(c).as_slice())
-                                .map_err(io_err)?;
-                        }
-                    }
+    let mut committed: Option<Option<LogId>> = None;
+    loop {
+        let first = if committed.is_some() {
+            match rx.recv_timeout(COMMITTED_LINGER) {
+                Ok(r) => Some(r),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = write_batch(&db, &[], committed.take(), &metrics);
+                    return;
                 }
             }
-            txn.commit().map_err(io_err)?;
-            Ok(())
-        })();
-        if durable {
-            metrics
-                .fsync_seconds
-                .observe(started.elapsed().as_secs_f64());
+        } else {
+            match rx.recv() {
+                Ok(r) => Some(r),
+                Err(_) => return,
+            }
+        };
+        let mut batch = Vec::new();
+        let timed_out = first.is_none();
+        if let Some(first) = first {
+            batch.push(first);
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+                if batch.len() >= 1024 {
+                    break;
+                }
+            }
         }
+        batch.retain(|r| match r {
+            WriteReq::Committed(c) => {
+                committed = Some(*c);
+                false
+            }
+            _ => true,
+        });
+        if batch.is_empty() && !timed_out {
+            continue;
+        }
+        let result = write_batch(&db, &batch, committed.take(), &metrics);
         for req in batch {
             let r = result.as_ref().map(|_| ()).map_err(io_err);
             match req {
@@ -197,6 +190,63 @@ fn writer(db: Database, rx: mpsc::Receiver<WriteReq>, metrics: StoreMetrics) {
             return;
         }
     }
+}
+
+/// Writes one batch in one transaction, fsynced when it holds log entries or
+/// a vote.
+fn write_batch(
+    db: &Database,
+    batch: &[WriteReq],
+    committed: Option<Option<LogId>>,
+    metrics: &StoreMetrics,
+) -> std::io::Result<()> {
+    let durable = batch
+        .iter()
+        .any(|r| matches!(r, WriteReq::Append(..) | WriteReq::Vote(..)));
+    let started = Instant::now();
+    let mut txn = db.begin_write().map_err(io_err)?;
+    txn.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })
+    .map_err(io_err)?;
+    {
+        let mut log = txn.open_table(LOG).map_err(io_err)?;
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        for req in batch {
+            match req {
+                WriteReq::Append(entries, _) => {
+                    for (i, bytes) in entries {
+                        log.insert(*i, bytes.as_slice()).map_err(io_err)?;
+                    }
+                }
+                WriteReq::Truncate(from) => {
+                    log.retain_in(*from.., |_, _| false).map_err(io_err)?;
+                }
+                WriteReq::Purge(upto) => {
+                    log.retain_in(..=upto.index, |_, _| false).map_err(io_err)?;
+                    meta.insert(PURGED, encode(upto).as_slice())
+                        .map_err(io_err)?;
+                }
+                WriteReq::Vote(v, _) => {
+                    meta.insert(VOTE, encode(v).as_slice()).map_err(io_err)?;
+                }
+                WriteReq::Committed(_) => unreachable!("committed pointers are taken out"),
+            }
+        }
+        if let Some(c) = committed {
+            meta.insert(COMMITTED, encode(&c).as_slice())
+                .map_err(io_err)?;
+        }
+    }
+    txn.commit().map_err(io_err)?;
+    if durable {
+        metrics
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(())
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

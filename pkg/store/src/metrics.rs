@@ -20,6 +20,7 @@ pub struct StoreMetrics {
     pub proposals_failed_total: Counter,
     pub proposal_seconds: Histogram,
     pub fsync_seconds: Histogram,
+    pub batch_commands: Histogram,
 }
 
 fn latency() -> Histogram {
@@ -42,6 +43,8 @@ impl Default for StoreMetrics {
             proposals_failed_total: Counter::default(),
             proposal_seconds: latency(),
             fsync_seconds: latency(),
+            // 1 .. 512
+            batch_commands: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
         }
     }
 }
@@ -97,6 +100,11 @@ impl StoreMetrics {
             "wal_fsync_duration_seconds",
             "Raft log group-commit (fsync) latency",
             self.fsync_seconds.clone(),
+        );
+        r.register(
+            "proposal_batch_commands",
+            "Client commands per Raft log entry proposed by this leader",
+            self.batch_commands.clone(),
         );
     }
 }

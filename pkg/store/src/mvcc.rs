@@ -123,6 +123,16 @@ impl KvState {
                 },
                 Err(e) => CommandResult::Rejected(e.to_string()),
             },
+            Command::Batch(cmds) => CommandResult::Batch(
+                cmds.iter()
+                    .map(|c| match c {
+                        Command::Batch(_) => {
+                            CommandResult::Rejected("a batch may not hold another batch".into())
+                        }
+                        c => self.apply(c),
+                    })
+                    .collect(),
+            ),
         }
     }
 

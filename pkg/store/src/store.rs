@@ -22,6 +22,7 @@ use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
 use crate::mvcc::{validate_range, validate_revision, validate_txn, ScanLimits};
 use crate::network::PeerDialer;
+use crate::proposer::Proposer;
 use crate::state_machine::{Shared, StateMachine};
 use crate::types::*;
 
@@ -46,6 +47,9 @@ pub struct StoreConfig {
     pub election_timeout_max_ms: u64,
     /// How long one client request may take, retries included.
     pub request_timeout: Duration,
+    /// Log entries of client writes the leader keeps in flight (see
+    /// [`crate::proposer`]).
+    pub max_inflight_proposals: usize,
 }
 
 impl StoreConfig {
@@ -60,10 +64,11 @@ impl StoreConfig {
             peer_overrides: HashMap::new(),
             history_limit: 20_000,
             snapshot_every: 10_000,
-            heartbeat_ms: 75,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
             request_timeout: Duration::from_secs(5),
+            max_inflight_proposals: crate::proposer::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -113,6 +118,7 @@ pub struct Store {
     pub(crate) raft: Raft,
     pub(crate) shared: Arc<Shared>,
     log: LogStore,
+    proposer: Proposer,
     dialer: PeerDialer,
     config: StoreConfig,
     metrics: StoreMetrics,
@@ -157,10 +163,13 @@ impl Store {
         )
         .await
         .map_err(|e| Error::Storage(e.to_string()))?;
+        let proposer =
+            Proposer::start(raft.clone(), config.max_inflight_proposals, metrics.clone());
         let store = Arc::new(Self {
             raft,
             shared,
             log,
+            proposer,
             dialer,
             config,
             metrics,
@@ -400,8 +409,14 @@ impl Store {
 
     /// Proposes a command and returns what applying it produced.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult> {
-        if let Command::Txn(txn) = &cmd {
-            validate_txn(txn)?;
+        match &cmd {
+            Command::Txn(txn) => validate_txn(txn)?,
+            Command::Compact { .. } => {}
+            Command::Batch(_) => {
+                return Err(Error::InvalidArgument(
+                    "batches are formed by the leader, not proposed".into(),
+                ))
+            }
         }
         let started = Instant::now();
         self.metrics.proposals_total.inc();
@@ -484,22 +499,13 @@ impl Store {
     }
 
     /// The leader's side of a forwarded proposal: `Ok(None)` means "not leader".
+    /// Concurrent proposals share log entries (see [`crate::proposer`]).
     pub(crate) async fn propose_local(
         &self,
         cmd: Command,
         left: Duration,
     ) -> Result<Option<CommandResult>> {
-        match tokio::time::timeout(left, self.raft.client_write(cmd)).await {
-            Err(_) => Err(Error::Timeout(
-                "the proposal was not committed in time".into(),
-            )),
-            Ok(Ok(resp)) => Ok(Some(resp.data)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Ok(None),
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(Error::Membership(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(e))) => Err(Error::Timeout(format!("raft stopped: {e}"))),
-        }
+        self.proposer.propose(cmd, left).await
     }
 
     /// The leader's side of a read index request: `Ok(None)` means "not leader".

@@ -203,6 +203,9 @@ pub enum Command {
     Compact {
         revision: i64,
     },
+    /// Several commands proposed together (see `proposer`): each is applied
+    /// on its own, in order, as if it had its own log entry.
+    Batch(Vec<Command>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +247,8 @@ pub enum CommandResult {
     },
     /// The command was refused by the state machine (the same on every replica).
     Rejected(String),
+    /// One result per command of a `Command::Batch`, in order.
+    Batch(Vec<CommandResult>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -381,3 +381,45 @@ fn negative_revisions_are_invalid_arguments() {
     let st = KvState::new(100);
     assert!(matches!(get(&st, "k", -3), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn a_batch_applies_each_command_at_its_own_revision_in_order() {
+    let mut st = KvState::new(100);
+    put(&mut st, "a", "0");
+    // a CAS that fails, a put, a too-large put (rejected), and a nested batch.
+    let cas = Txn {
+        compare: vec![Compare {
+            key: b("a"),
+            result: CompareResult::Equal,
+            target: CompareTarget::Mod(99),
+        }],
+        success: vec![Op::Put {
+            key: b("a"),
+            value: b("cas"),
+            prev_kv: false,
+        }],
+        failure: vec![],
+    };
+    let huge = Txn::put(b("h"), vec![0u8; MAX_VALUE_BYTES + 1]);
+    let batch = Command::Batch(vec![
+        Command::Txn(cas),
+        Command::Txn(Txn::put(b("a"), b("1"))),
+        Command::Txn(huge),
+        Command::Batch(vec![Command::Txn(Txn::put(b("x"), b("1")))]),
+        Command::Txn(Txn::put(b("b"), b("1"))),
+    ]);
+    let CommandResult::Batch(results) = st.apply(&batch) else {
+        panic!("a batch yields a batch of results")
+    };
+    assert_eq!(results.len(), 5);
+    assert!(matches!(&results[0], CommandResult::Txn(r) if !r.succeeded && r.revision == 2));
+    assert!(matches!(&results[1], CommandResult::Txn(r) if r.succeeded && r.revision == 3));
+    assert!(matches!(&results[2], CommandResult::Rejected(_)));
+    assert!(matches!(&results[3], CommandResult::Rejected(m) if m.contains("batch")));
+    assert!(matches!(&results[4], CommandResult::Txn(r) if r.succeeded && r.revision == 4));
+    assert_eq!(get(&st, "a", 0).unwrap().unwrap().value, b("1"));
+    assert!(get(&st, "x", 0).unwrap().is_none());
+    assert!(get(&st, "h", 0).unwrap().is_none());
+    // The history holds one revision per applied write.
+    assert_eq!(get(&st, "a", 2).unwrap().unwrap().value, b("0"));
+}
