@@ -428,26 +428,27 @@ async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_store
         let (code, _, status) = post(&endpoint, path, PROTOBUF, &body);
         assert_eq!(code, 400, "{status}");
 
-        // A field Kubernetes 1.33 does not have (ConfigMap field 9): refused under
-        // fieldValidation=Strict (kubectl's default), a warning otherwise.
-        let with_unknown = || {
+        // A field Kubernetes 1.33 does not have (ConfigMap field 9): dropped, as
+        // Kubernetes drops unknown protobuf fields even under fieldValidation=Strict
+        // (kubectl's default, and a newer kubectl may send fields we lack), with a
+        // warning unless the client asked to ignore them.
+        let with_unknown = |name: &str| {
             envelope(
                 "v1",
                 "ConfigMap",
-                Wire::new().msg(1, meta("extra")).str(9, "?"),
+                Wire::new().msg(1, meta(name)).str(9, "?"),
             )
         };
         let strict = format!("{path}?fieldValidation=Strict");
-        let (code, _, status) = post(&endpoint, &strict, PROTOBUF, &with_unknown());
-        assert_eq!(code, 400, "{status}");
-        assert!(
-            status["message"]
-                .as_str()
-                .unwrap()
-                .contains("unknown field number 9"),
-            "{status}"
-        );
-        let (code, head, obj) = post(&endpoint, path, PROTOBUF, &with_unknown());
+        let (code, head, obj) = post(&endpoint, &strict, PROTOBUF, &with_unknown("extra-strict"));
+        assert_eq!(code, 201, "{obj}");
+        assert!(head.contains("unknown field number 9"), "{head}");
+        assert_eq!(obj["metadata"]["name"], "extra-strict");
+        let ignore = format!("{path}?fieldValidation=Ignore");
+        let (code, head, obj) = post(&endpoint, &ignore, PROTOBUF, &with_unknown("extra-ignored"));
+        assert_eq!(code, 201, "{obj}");
+        assert!(!head.contains("unknown field number 9"), "{head}");
+        let (code, head, obj) = post(&endpoint, path, PROTOBUF, &with_unknown("extra"));
         assert_eq!(code, 201, "{obj}");
         assert!(head.contains("unknown field number 9"), "{head}");
         assert_eq!(obj["metadata"]["name"], "extra");
@@ -473,13 +474,22 @@ async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_store
             "DELETE",
             &format!("{path}/extra"),
             PROTOBUF,
-            &with_unknown(),
+            &with_unknown("extra"),
         );
         assert_eq!(code, 400, "{status}");
 
-        // Only the accepted one was stored.
+        // Only the accepted ones were stored.
         let names = k.ok(&["get", "configmaps", "-n", "default", "-o", "name"]);
-        assert_eq!(names.trim(), "configmap/extra");
+        let mut names: Vec<&str> = names.lines().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "configmap/extra",
+                "configmap/extra-ignored",
+                "configmap/extra-strict"
+            ]
+        );
         let secrets = k.ok(&["get", "secrets", "-n", "default", "-o", "name"]);
         assert_eq!(secrets.trim(), "");
     });

@@ -362,8 +362,8 @@ async fn read_body(body: Body) -> Result<Bytes, Status> {
 /// Kubernetes' protobuf (kubectl 1.32+ sends its typed `create` subcommands so, and
 /// client-go's typed clients send DeleteOptions so), decoded here into the same JSON;
 /// the rest of the request never sees protobuf, and responses are always JSON. Fields the
-/// protobuf schema does not know are handled like unknown JSON fields, per
-/// `fieldValidation`. Patches keep their own media types (checked by the PATCH arm).
+/// protobuf schema does not know are dropped as Kubernetes drops them, with a warning
+/// unless `fieldValidation=Ignore`. Patches keep their own media types (checked by the PATCH arm).
 fn request_body(
     method: &Method,
     headers: &HeaderMap,
@@ -386,15 +386,15 @@ fn request_body(
                 decoded.object["kind"]
             )));
         }
+        // Kubernetes drops protobuf fields its schema does not know, whatever
+        // fieldValidation says (a newer client may set fields this server's
+        // Kubernetes version lacks; kubectl always asks for Strict). We drop them
+        // too, but say so in a warning unless the client asked to ignore them.
         let mut warnings = Vec::new();
         if !decoded.unknown_fields.is_empty() && *method != Method::DELETE {
             match write_options(q)?.field_validation {
-                rkube_api::strict::FieldValidation::Strict => {
-                    return Err(rkube_api::strict::strict_decoding_status(
-                        &decoded.unknown_fields,
-                    ))
-                }
-                rkube_api::strict::FieldValidation::Warn => warnings = decoded.unknown_fields,
+                rkube_api::strict::FieldValidation::Strict
+                | rkube_api::strict::FieldValidation::Warn => warnings = decoded.unknown_fields,
                 rkube_api::strict::FieldValidation::Ignore => {}
             }
         }
@@ -591,6 +591,10 @@ async fn scale(
     let w = match method {
         Method::GET => {
             let s = reg.get_scale(info, ns, name).await?;
+            if table_requested(headers) {
+                let table = rkube_api::table::scale_table(&s, table_options(q));
+                return Ok(json_response(StatusCode::OK, &table));
+            }
             return Ok(json_response(StatusCode::OK, &s));
         }
         Method::PUT => {
