@@ -344,6 +344,19 @@ fn scale(k: &Kubectl, ns: &str) {
     );
     assert_eq!(s["metadata"]["uid"], d["metadata"]["uid"]);
 
+    // kubectl prints the server's Table of the Scale.
+    let table = k.ok(&["-n", ns, "get", "deployment", "web", "--subresource=scale"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![vec!["NAME", "DESIRED", "AVAILABLE"], vec!["web", "5", "0"]],
+        "{}: {table}",
+        k.version
+    );
+
     // --current-replicas is checked against the Scale before writing it.
     k.ok(&[
         "-n",

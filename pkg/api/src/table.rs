@@ -152,6 +152,61 @@ pub fn to_table(
     })
 }
 
+/// An autoscaling/v1 `Scale` as a Table (`kubectl get deployment x
+/// --subresource=scale`): Kubernetes' scale printer, NAME DESIRED AVAILABLE.
+pub fn scale_table(scale: &Value, opts: TableOptions) -> Value {
+    let columns = [
+        Column {
+            name: "Name",
+            type_: "string",
+            format: "name",
+            description: "Name must be unique within a namespace.".into(),
+            priority: 0,
+        },
+        Column {
+            name: "Desired",
+            type_: "integer",
+            format: "",
+            description: "replicas is the desired number of instances for the scaled object."
+                .into(),
+            priority: 0,
+        },
+        Column {
+            name: "Available",
+            type_: "integer",
+            format: "",
+            description:
+                "replicas is the actual number of observed instances of the scaled object.".into(),
+            priority: 0,
+        },
+    ];
+    let int = |p: &str| scale.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let cells = json!([
+        scale
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null),
+        int("/spec/replicas"),
+        int("/status/replicas"),
+    ]);
+    let object = match opts.include_object {
+        IncludeObject::None => Value::Null,
+        IncludeObject::Metadata => json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": scale.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        }),
+        IncludeObject::Object => scale.clone(),
+    };
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": scale.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)},
+        "columnDefinitions": columns.iter().map(Column::to_json).collect::<Vec<_>>(),
+        "rows": [{"cells": cells, "object": object}],
+    })
+}
+
 /// Kubernetes' `HumanDuration`: `5s`, `3m10s`, `2d3h`, `45d`, `3y100d`; `0s` for up to a
 /// second into the future (clock skew) and `<invalid>` beyond.
 pub fn human_duration(d: SignedDuration) -> String {

@@ -666,3 +666,21 @@ fn include_object_parses_kubernetes_values() {
     assert_eq!(IncludeObject::parse("None"), Some(IncludeObject::None));
     assert_eq!(IncludeObject::parse("all"), None);
 }
+
+#[test]
+fn a_scale_prints_name_desired_and_available() {
+    let scale = json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": "web", "resourceVersion": "7"},
+        "spec": {"replicas": 5}, "status": {"replicas": 2, "selector": "app=web"}});
+    let t = scale_table(&scale, TableOptions::default());
+    let names: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Desired", "Available"]);
+    assert_eq!(t["rows"][0]["cells"], json!(["web", 5, 2]));
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(t["metadata"]["resourceVersion"], "7");
+}
