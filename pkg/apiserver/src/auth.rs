@@ -29,7 +29,7 @@ pub use authz::{AlwaysAllow, Attributes, Authorizer, Decision};
 use crate::tls::ConnInfo;
 
 /// Paths served to anyone, authenticated or not.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version", "/version/"];
 
 /// Authentication, then authorization, for one request from either front door.
 pub struct Pipeline {

@@ -32,13 +32,35 @@ struct Ctx {
 pub fn router(registry: Registry) -> Router {
     let ctx = Ctx { registry };
     Router::new()
+        // Kubernetes serves these with and without the trailing slash; the
+        // Python client asks for `/version/`, `/api/` and `/apis/`.
         .route("/version", get(version))
+        .route("/version/", get(version))
         .route("/api", get(api_versions))
+        .route("/api/", get(api_versions))
         .route("/apis", get(api_groups))
+        .route("/apis/", get(api_groups))
         .route("/api/{*rest}", any(core_resources))
         .route("/apis/{*rest}", any(group_resources))
         .route("/openapi/{*rest}", get(openapi))
         .with_state(ctx)
+}
+
+/// What a path no route knows gets: gRPC's `UNIMPLEMENTED` for a gRPC call (as
+/// tonic's own fallback answers), a 404 `Status` for anything else, as
+/// Kubernetes answers an unknown path (never a gRPC answer to a REST client).
+pub async fn fallback(headers: HeaderMap) -> Response {
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if grpc {
+        let (parts, ()) = tonic::Status::unimplemented("")
+            .into_http::<()>()
+            .into_parts();
+        return Response::from_parts(parts, Body::empty());
+    }
+    status_response(&Status::not_found_path())
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
@@ -774,4 +796,48 @@ async fn watch_response(
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn app() -> Router {
+        Router::new().fallback(fallback)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_path_is_a_404_status_for_rest_and_unimplemented_for_grpc() {
+        let r = app()
+            .oneshot(
+                axum::http::Request::get("/version/nope")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], JSON);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let s: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (s["kind"].as_str(), s["reason"].as_str()),
+            (Some("Status"), Some("NotFound"))
+        );
+        assert_eq!(s["code"], 404);
+
+        let r = app()
+            .oneshot(
+                axum::http::Request::post("/no.Such/Method")
+                    .header(header::CONTENT_TYPE, "application/grpc")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "12");
+    }
 }

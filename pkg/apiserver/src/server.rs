@@ -111,6 +111,7 @@ pub async fn run(
             crate::rest::router(registry.clone())
                 .layer(rkube_telemetry::propagation::TraceLayer::http()),
         )
+        .fallback(crate::rest::fallback)
         .layer(axum::middleware::from_fn_with_state(
             pipeline,
             crate::auth::layer,
