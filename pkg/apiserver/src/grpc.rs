@@ -130,6 +130,7 @@ fn list_options(o: Option<&pb::ListOptions>) -> ListOptions {
         limit: o.limit,
         continue_token: some(o.r#continue),
         resource_version: some(o.resource_version),
+        resource_version_match: None,
     }
 }
 

@@ -39,8 +39,65 @@ pub struct ListOptions {
     pub field_selector: Option<String>,
     pub limit: i64,
     pub continue_token: Option<String>,
-    /// "" or unset: most recent (linearizable); "0": any (served locally).
+    /// "" or unset: most recent (linearizable); "0": any (served locally);
+    /// another value: see `resource_version_match`.
     pub resource_version: Option<String>,
+    /// With a resourceVersion other than "0": `Exact` reads at that revision;
+    /// `NotOlderThan` reads the most recent state, which must be at least that
+    /// revision. Unset means NotOlderThan, but Exact with a `limit`, as
+    /// Kubernetes' etcd storage reads it.
+    pub resource_version_match: Option<String>,
+}
+
+impl ListOptions {
+    /// Kubernetes' `ValidateListOptions` for `resourceVersionMatch` (422).
+    fn validate(&self) -> Result<()> {
+        use rkube_api::validation::{FieldError, FieldPath};
+        let Some(m) = self
+            .resource_version_match
+            .as_deref()
+            .filter(|m| !m.is_empty())
+        else {
+            return Ok(());
+        };
+        let path = FieldPath::new("resourceVersionMatch");
+        let rv = self.resource_version.as_deref().unwrap_or("");
+        let mut errs = Vec::new();
+        if rv.is_empty() {
+            errs.push(FieldError::forbidden(
+                &path,
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if self
+            .continue_token
+            .as_deref()
+            .is_some_and(|c| !c.is_empty())
+        {
+            errs.push(FieldError::forbidden(
+                &path,
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if m != "Exact" && m != "NotOlderThan" {
+            errs.push(FieldError::not_supported(
+                &path,
+                m,
+                &["Exact", "NotOlderThan", ""],
+            ));
+        }
+        if m == "Exact" && rv == "0" {
+            errs.push(FieldError::forbidden(
+                &path,
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(Status::invalid("meta.k8s.io", "ListOptions", "", &errs))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -726,6 +783,7 @@ impl Registry {
         ns: Option<&str>,
         opts: &ListOptions,
     ) -> Result<(Vec<Value>, i64, Option<String>)> {
+        opts.validate()?;
         let labels = rkube_api::selectors::LabelSelector::parse(
             opts.label_selector.as_deref().unwrap_or(""),
         )
@@ -740,6 +798,9 @@ impl Registry {
         let prefix = info.key_prefix(ns);
         let end = rkube_store::prefix_end(prefix.as_bytes());
         let (mut start, mut revision) = (Bytes::from(prefix.clone()), 0i64);
+        let limit = opts.limit.max(0) as usize;
+        // The revision the most recent state must have reached (NotOlderThan).
+        let mut at_least = 0i64;
         if let Some(tok) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
             let (rev, key) = decode_continue(tok)?;
             if !key.starts_with(&prefix) {
@@ -754,10 +815,15 @@ impl Registry {
             .as_deref()
             .filter(|s| !s.is_empty() && *s != "0")
         {
-            revision = parse_rv(rv)?;
+            let rv = parse_rv(rv)?;
+            match opts.resource_version_match.as_deref() {
+                Some("Exact") => revision = rv,
+                Some("NotOlderThan") => at_least = rv,
+                _ if limit > 0 => revision = rv,
+                _ => at_least = rv,
+            }
         }
         let local = opts.resource_version.as_deref() == Some("0");
-        let limit = opts.limit.max(0) as usize;
         let mut items = Vec::new();
         let mut token = None;
         'pages: loop {
@@ -783,6 +849,15 @@ impl Registry {
             })?;
             if revision == 0 {
                 revision = current;
+                if at_least > current {
+                    // What Kubernetes answers once its cache has waited for
+                    // the revision in vain; a linearizable read is as fresh
+                    // as it gets, so there is nothing to wait for.
+                    return Err(Status::timeout(
+                        &format!("Too large resource version: {at_least}, current: {current}"),
+                        1,
+                    ));
+                }
             }
             let mut last_seen = None;
             for kv in res.kvs {
@@ -1262,6 +1337,54 @@ pub fn decode_continue(tok: &str) -> Result<(i64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_version_match_is_validated_as_kubernetes_validates_list_options() {
+        let opts = |rv: &str, m: &str, cont: &str| ListOptions {
+            resource_version: Some(rv.to_string()).filter(|s| !s.is_empty()),
+            resource_version_match: Some(m.to_string()).filter(|s| !s.is_empty()),
+            continue_token: Some(cont.to_string()).filter(|s| !s.is_empty()),
+            ..Default::default()
+        };
+        for ok in [
+            ("", "", ""),
+            ("5", "Exact", ""),
+            ("5", "NotOlderThan", ""),
+            ("0", "NotOlderThan", ""),
+        ] {
+            assert!(opts(ok.0, ok.1, ok.2).validate().is_ok(), "{ok:?}");
+        }
+        for (rv, m, cont, why) in [
+            (
+                "",
+                "Exact",
+                "",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ),
+            (
+                "5",
+                "Exact",
+                "tok",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ),
+            ("5", "Newest", "", "Unsupported value: \"Newest\""),
+            (
+                "0",
+                "Exact",
+                "",
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ),
+        ] {
+            let s = opts(rv, m, cont).validate().unwrap_err();
+            assert_eq!(s.code, 422);
+            let msg = s.to_json()["message"].as_str().unwrap().to_string();
+            assert!(
+                msg.starts_with("ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: "),
+                "{msg}"
+            );
+            assert!(msg.contains(why), "{msg}");
+        }
+    }
 
     #[test]
     fn continue_tokens_round_trip() {

@@ -297,6 +297,7 @@ fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, Status> {
         },
         continue_token: q.get("continue").cloned(),
         resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q.get("resourceVersionMatch").cloned(),
     })
 }
 
