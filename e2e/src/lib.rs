@@ -6,10 +6,14 @@
 //! - [`cluster`]: real `rkube-apiserver` processes on loopback: kill, restart, wipe, isolate.
 //! - [`kvclient`]: a store client that fails over between replicas, for load in tests.
 //! - [`proxy`]: a loopback TCP proxy whose traffic can be cut, for partition tests.
+//! - [`kubectl`]: real kubectl releases run against a cluster, each with its own kubeconfig.
+//! - [`http`]: raw HTTP/1.1 requests to the REST door, for bad input kubectl never sends.
 //!
-//! The checkers are pure functions over recordings; only the proxy does I/O.
+//! The checkers are pure functions over recordings; the rest drives real processes and sockets.
 
 pub mod cluster;
+pub mod http;
+pub mod kubectl;
 pub mod kvclient;
 pub mod linearizability;
 pub mod proxy;

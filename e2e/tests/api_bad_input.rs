@@ -3,61 +3,25 @@
 //! Also what a raw client may send that kubectl does not: YAML bodies, Scale
 //! writes with a stale resourceVersion, and bad `pods/log` options.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use rkube_e2e::cluster::{Cluster, Options};
+use rkube_e2e::http::{Http, Reply};
 use serde_json::{json, Value};
 
 const JSON: &str = "application/json";
 const YAML: &str = "application/yaml";
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 
-struct Reply {
-    code: u16,
-    head: String,
-    body: Value,
-}
-
-/// One HTTP/1.1 request on its own connection.
-fn request(endpoint: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Reply {
-    let addr = endpoint.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8(resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {head}\n{body}"))
-    };
-    Reply {
-        code,
-        head: head.to_string(),
-        body,
-    }
+/// Requests to replica 0 of `cluster`, accepting JSON.
+fn http(cluster: &Cluster) -> Http {
+    Http::new(&cluster.endpoint(0), JSON, Duration::from_secs(30))
 }
 
 /// Asserts a `Status` reply of `code` and `reason`; returns its message.
 fn status(r: &Reply, code: u16, reason: &str) -> String {
     assert_eq!(r.code, code, "{}\n{}", r.head, r.body);
-    assert!(
-        r.head
-            .to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{}",
-        r.head
-    );
+    assert!(r.is_json(), "{}", r.head);
     assert_eq!(r.body["kind"], "Status", "{}", r.body);
     assert_eq!(r.body["apiVersion"], "v1", "{}", r.body);
     assert_eq!(r.body["status"], "Failure", "{}", r.body);
@@ -66,8 +30,8 @@ fn status(r: &Reply, code: u16, reason: &str) -> String {
     r.body["message"].as_str().unwrap().to_string()
 }
 
-fn names(endpoint: &str, path: &str) -> Vec<String> {
-    let r = request(endpoint, "GET", path, JSON, b"");
+fn names(http: &Http, path: &str) -> Vec<String> {
+    let r = http.request("GET", path, JSON, b"");
     assert_eq!(r.code, 200, "{}", r.body);
     let mut names: Vec<String> = r.body["items"]
         .as_array()
@@ -92,9 +56,9 @@ async fn bad_bodies_get_status_errors_and_nothing_is_stored() {
     })
     .await;
     cluster.leader(Duration::from_secs(30)).await;
-    let ep = cluster.endpoint(0);
+    let api = http(&cluster);
     let run = tokio::task::spawn_blocking(move || {
-        let post = |ct: &str, path: &str, body: &[u8]| request(&ep, "POST", path, ct, body);
+        let post = |ct: &str, path: &str, body: &[u8]| api.request("POST", path, ct, body);
 
         // Malformed JSON.
         let r = post(
@@ -196,8 +160,7 @@ async fn bad_bodies_get_status_errors_and_nothing_is_stored() {
         let msg = status(&r, 413, "RequestEntityTooLarge");
         assert_eq!(msg, "Request entity too large: limit is 3145728");
         // Also as an update of something that exists.
-        let r = request(
-            &ep,
+        let r = api.request(
             "PUT",
             &format!("{CONFIGMAPS}/from-yaml"),
             JSON,
@@ -206,13 +169,13 @@ async fn bad_bodies_get_status_errors_and_nothing_is_stored() {
         status(&r, 413, "RequestEntityTooLarge");
 
         // Only what was accepted is stored.
-        assert_eq!(names(&ep, CONFIGMAPS), ["from-yaml", "warned"]);
+        assert_eq!(names(&api, CONFIGMAPS), ["from-yaml", "warned"]);
         assert_eq!(
-            names(&ep, "/api/v1/namespaces/default/secrets"),
+            names(&api, "/api/v1/namespaces/default/secrets"),
             Vec::<String>::new()
         );
-        assert!(!names(&ep, "/api/v1/namespaces").contains(&"a.b".to_string()));
-        let r = request(&ep, "GET", &format!("{CONFIGMAPS}/from-yaml"), JSON, b"");
+        assert!(!names(&api, "/api/v1/namespaces").contains(&"a.b".to_string()));
+        let r = api.request("GET", &format!("{CONFIGMAPS}/from-yaml"), JSON, b"");
         assert_eq!(
             r.body["data"],
             json!({"a": "1"}),
@@ -234,7 +197,7 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
     })
     .await;
     cluster.leader(Duration::from_secs(30)).await;
-    let ep = cluster.endpoint(0);
+    let api = http(&cluster);
     let run = tokio::task::spawn_blocking(move || {
         let deployments = "/apis/apps/v1/namespaces/default/deployments";
         let web = json!({
@@ -244,8 +207,7 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
                      "template": {"metadata": {"labels": {"app": "web"}},
                                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
         });
-        let r = request(
-            &ep,
+        let r = api.request(
             "POST",
             deployments,
             JSON,
@@ -254,7 +216,7 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
         assert_eq!(r.code, 201, "{}", r.body);
         let scale_path = format!("{deployments}/web/scale");
 
-        let r = request(&ep, "GET", &scale_path, JSON, b"");
+        let r = api.request("GET", &scale_path, JSON, b"");
         assert_eq!(r.code, 200, "{}", r.body);
         let scale = r.body;
         assert_eq!(scale["kind"], "Scale");
@@ -267,13 +229,7 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
         // A write with the Scale's resourceVersion succeeds and moves the parent.
         let mut up = scale.clone();
         up["spec"]["replicas"] = json!(3);
-        let r = request(
-            &ep,
-            "PUT",
-            &scale_path,
-            JSON,
-            &serde_json::to_vec(&up).unwrap(),
-        );
+        let r = api.request("PUT", &scale_path, JSON, &serde_json::to_vec(&up).unwrap());
         assert_eq!(r.code, 200, "{}", r.body);
         assert_eq!(r.body["spec"]["replicas"], 3);
         assert_ne!(
@@ -282,21 +238,14 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
         );
         // The same stale resourceVersion again: a conflict on the deployment.
         up["spec"]["replicas"] = json!(7);
-        let r = request(
-            &ep,
-            "PUT",
-            &scale_path,
-            JSON,
-            &serde_json::to_vec(&up).unwrap(),
-        );
+        let r = api.request("PUT", &scale_path, JSON, &serde_json::to_vec(&up).unwrap());
         let msg = status(&r, 409, "Conflict");
         assert_eq!(
             msg,
             "Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again"
         );
         // Negative replicas: 422 on the Scale.
-        let r = request(
-            &ep,
+        let r = api.request(
             "PATCH",
             &scale_path,
             "application/merge-patch+json",
@@ -308,31 +257,23 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
             "{msg}"
         );
         // Another kind in the body.
-        let r = request(
-            &ep,
-            "PUT",
-            &scale_path,
-            JSON,
-            &serde_json::to_vec(&web).unwrap(),
-        );
+        let r = api.request("PUT", &scale_path, JSON, &serde_json::to_vec(&web).unwrap());
         status(&r, 400, "BadRequest");
         // A merge patch without a resourceVersion always applies.
-        let r = request(
-            &ep,
+        let r = api.request(
             "PATCH",
             &scale_path,
             "application/merge-patch+json",
             br#"{"spec":{"replicas":4}}"#,
         );
         assert_eq!(r.code, 200, "{}", r.body);
-        let r = request(&ep, "GET", &format!("{deployments}/web"), JSON, b"");
+        let r = api.request("GET", &format!("{deployments}/web"), JSON, b"");
         assert_eq!(r.body["spec"]["replicas"], 4, "{}", r.body);
         assert_eq!(r.body["metadata"]["generation"], 3, "{}", r.body);
         // Scale of something that does not exist, or has no scale.
-        let r = request(&ep, "GET", &format!("{deployments}/nope/scale"), JSON, b"");
+        let r = api.request("GET", &format!("{deployments}/nope/scale"), JSON, b"");
         status(&r, 404, "NotFound");
-        let r = request(
-            &ep,
+        let r = api.request(
             "GET",
             "/api/v1/namespaces/default/configmaps/x/scale",
             JSON,
@@ -344,10 +285,9 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                          "spec": {"containers": [{"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox"}]}});
         let pods = "/api/v1/namespaces/default/pods";
-        let r = request(&ep, "POST", pods, JSON, &serde_json::to_vec(&pod).unwrap());
+        let r = api.request("POST", pods, JSON, &serde_json::to_vec(&pod).unwrap());
         assert_eq!(r.code, 201, "{}", r.body);
-        let r = request(
-            &ep,
+        let r = api.request(
             "GET",
             &format!("{pods}/p/log?container=a&tailLines=-1"),
             JSON,
@@ -358,15 +298,15 @@ async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
             msg.starts_with("PodLogOptions \"p\" is invalid: tailLines"),
             "{msg}"
         );
-        let r = request(&ep, "GET", &format!("{pods}/p/log"), JSON, b"");
+        let r = api.request("GET", &format!("{pods}/p/log"), JSON, b"");
         let msg = status(&r, 400, "BadRequest");
         assert_eq!(
             msg,
             "a container name must be specified for pod p, choose one of: [a b]"
         );
-        let r = request(&ep, "GET", &format!("{pods}/p/log?container=a"), JSON, b"");
+        let r = api.request("GET", &format!("{pods}/p/log?container=a"), JSON, b"");
         assert_eq!(r.code, 204, "{}", r.head);
-        let r = request(&ep, "GET", &format!("{pods}/nope/log"), JSON, b"");
+        let r = api.request("GET", &format!("{pods}/nope/log"), JSON, b"");
         status(&r, 404, "NotFound");
     });
     tokio::time::timeout(Duration::from_secs(120), run)

@@ -3,81 +3,14 @@
 //! keys the v3 documents publish, `explain` prints the types' docs, and
 //! strict validation is left to the server, which refuses unknown fields.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rkube_e2e::cluster::{Cluster, Options};
+use rkube_e2e::kubectl::Kubectl;
 
 /// The kubectl releases these tests drive, as `kubectl.<version>` beside the
 /// `kubectl` on the PATH.
 const VERSIONS: &[&str] = &["1.33", "1.27"];
-
-struct Kubectl {
-    bin: std::path::PathBuf,
-    home: std::path::PathBuf,
-    version: &'static str,
-}
-
-impl Kubectl {
-    /// kubectl `version` with its own kubeconfig and cache under the cluster's folder.
-    fn new(cluster: &Cluster, version: &'static str) -> Self {
-        let home = cluster.dir.path().join(format!("home-{version}"));
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::write(
-            home.join("kubeconfig"),
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: \"{}\"}}\n  name: rkube\ncontexts:\n- context: {{cluster: rkube, user: admin}}\n  name: rkube\ncurrent-context: rkube\nusers:\n- name: admin\n  user: {{}}\n",
-                cluster.endpoint(0)
-            ),
-        )
-        .unwrap();
-        let on_path = std::env::var_os("PATH")
-            .and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("kubectl"))
-                    .find(|p| p.exists())
-            })
-            .expect("kubectl on PATH");
-        let bin = std::fs::canonicalize(on_path)
-            .unwrap()
-            .with_file_name(format!("kubectl.{version}"));
-        assert!(bin.exists(), "{} is missing", bin.display());
-        Self { bin, home, version }
-    }
-
-    /// Runs kubectl; `(success, stdout, stderr)`.
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        use std::io::Write;
-        let mut child = Command::new(&self.bin)
-            .args(args)
-            .env("KUBECONFIG", self.home.join("kubeconfig"))
-            .env("HOME", &self.home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let (ok, out, err) = self.run(args, stdin);
-        assert!(
-            ok,
-            "kubectl {} {args:?} failed:\n{out}\n{err}",
-            self.version
-        );
-        out
-    }
-}
 
 async fn cluster() -> Cluster {
     let mut cluster = Cluster::start_with(Options {
@@ -87,6 +20,14 @@ async fn cluster() -> Cluster {
     .await;
     cluster.leader(Duration::from_secs(30)).await;
     cluster
+}
+
+/// One kubectl of each of [`VERSIONS`].
+fn clients(cluster: &Cluster) -> Vec<Kubectl> {
+    VERSIONS
+        .iter()
+        .map(|&v| Kubectl::new(cluster, Some(v)))
+        .collect()
 }
 
 /// A deployment with two containers; `replicas` and the second container's
@@ -108,23 +49,22 @@ fn deployment(ns: &str, replicas: u32, sidecar_image: &str, with_sidecar: bool) 
 }
 
 fn stored(k: &Kubectl, ns: &str) -> serde_json::Value {
-    serde_json::from_str(&k.ok(&["-n", ns, "get", "deployment", "web", "-o", "json"], None))
-        .unwrap()
+    serde_json::from_str(&k.ok(&["-n", ns, "get", "deployment", "web", "-o", "json"])).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_creates_then_patches_by_merge_key_and_keeps_the_last_applied_configuration()
 {
     let cluster = cluster().await;
-    let clients: Vec<Kubectl> = VERSIONS.iter().map(|v| Kubectl::new(&cluster, v)).collect();
+    let clients = clients(&cluster);
     tokio::time::timeout(
         Duration::from_secs(180),
         tokio::task::spawn_blocking(move || {
             for k in clients {
-                let ns = format!("apply-{}", k.version.replace('.', "-"));
-                k.ok(&["create", "namespace", &ns], None);
+                let ns = format!("apply-{}", k.version().replace('.', "-"));
+                k.ok(&["create", "namespace", &ns]);
 
-                let out = k.ok(
+                let out = k.ok_with(
                     &["apply", "-f", "-"],
                     Some(&deployment(&ns, 1, "busybox:1", true)),
                 );
@@ -138,9 +78,10 @@ async fn kubectl_apply_creates_then_patches_by_merge_key_and_keeps_the_last_appl
 
                 // The second apply is a strategic merge patch computed from the
                 // served OpenAPI v3 document, not a replace.
-                let (ok, out, err) = k.run(
+                let (ok, out, err) = k.run_with(
                     &["apply", "-f", "-", "-v=6"],
                     Some(&deployment(&ns, 3, "busybox:2", true)),
+                    &[],
                 );
                 assert!(ok, "{out}\n{err}");
                 assert!(out.contains("deployment.apps/web configured"), "{out}");
@@ -179,7 +120,7 @@ async fn kubectl_apply_creates_then_patches_by_merge_key_and_keeps_the_last_appl
 
                 // Dropping a container from the manifest deletes just that
                 // element (a `$patch: delete` keyed by name).
-                let out = k.ok(
+                let out = k.ok_with(
                     &["apply", "-f", "-"],
                     Some(&deployment(&ns, 3, "busybox:2", false)),
                 );
@@ -189,7 +130,7 @@ async fn kubectl_apply_creates_then_patches_by_merge_key_and_keeps_the_last_appl
                 assert_eq!(containers[0]["name"], "main", "{containers}");
 
                 // Applying the same manifest again changes nothing.
-                let out = k.ok(
+                let out = k.ok_with(
                     &["apply", "-f", "-"],
                     Some(&deployment(&ns, 3, "busybox:2", false)),
                 );
@@ -205,52 +146,49 @@ async fn kubectl_apply_creates_then_patches_by_merge_key_and_keeps_the_last_appl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_prints_the_field_docs_of_the_served_schemas() {
     let cluster = cluster().await;
-    let clients: Vec<Kubectl> = VERSIONS.iter().map(|v| Kubectl::new(&cluster, v)).collect();
+    let clients = clients(&cluster);
     tokio::time::timeout(
         Duration::from_secs(120),
         tokio::task::spawn_blocking(move || {
             for k in &clients {
-                let out = k.ok(&["explain", "deployment.spec.replicas"], None);
+                let out = k.ok(&["explain", "deployment.spec.replicas"]);
                 assert!(
                     out.contains("KIND:       Deployment")
                         && out.contains("replicas <integer>")
                         && out.contains("Number of desired pods"),
                     "kubectl {}:\n{out}",
-                    k.version
+                    k.version()
                 );
-                let out = k.ok(&["explain", "pods.spec.containers"], None);
+                let out = k.ok(&["explain", "pods.spec.containers"]);
                 assert!(
                     out.contains("containers <[]Container>")
                         && out.contains("List of containers belonging to the pod")
                         && out.contains("image\t<string>"),
                     "kubectl {}:\n{out}",
-                    k.version
+                    k.version()
                 );
                 assert!(
                     out.lines()
                         .any(|l| l.contains("name\t<string>") && l.contains("-required-")),
                     "kubectl {}:\n{out}",
-                    k.version
+                    k.version()
                 );
-                let out = k.ok(&["explain", "deployment"], None);
+                let out = k.ok(&["explain", "deployment"]);
                 assert!(
                     out.lines()
                         .any(|l| l.trim_start().starts_with("metadata\t")
                             && !l.contains("-required-")),
                     "metadata is optional, as in Kubernetes:\n{out}"
                 );
-                let (ok, _, err) = k.run(&["explain", "deployment.spec.nosuchfield"], None);
+                let (ok, _, err) = k.run(&["explain", "deployment.spec.nosuchfield"]);
                 assert!(!ok && err.contains("nosuchfield"), "{err}");
             }
             // The Swagger 2.0 document (protobuf) explains too.
-            let out = clients[0].ok(
-                &[
-                    "explain",
-                    "pods.spec.containers.ports",
-                    "--output=plaintext-openapiv2",
-                ],
-                None,
-            );
+            let out = clients[0].ok(&[
+                "explain",
+                "pods.spec.containers.ports",
+                "--output=plaintext-openapiv2",
+            ]);
             assert!(
                 out.contains("RESOURCE: ports <[]Object>") && out.contains("containerPort"),
                 "{out}"
@@ -267,34 +205,32 @@ const BAD_CONFIGMAP: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_create_with_an_unknown_field_fails_under_strict_validation() {
     let cluster = cluster().await;
-    let clients: Vec<Kubectl> = VERSIONS.iter().map(|v| Kubectl::new(&cluster, v)).collect();
+    let clients = clients(&cluster);
     tokio::time::timeout(
         Duration::from_secs(120),
         tokio::task::spawn_blocking(move || {
             for k in clients {
-                let name = format!("bad-{}", k.version.replace('.', "-"));
+                let name = format!("bad-{}", k.version().replace('.', "-"));
                 let manifest = BAD_CONFIGMAP.replace("NAME", &name);
                 // The default is --validate=strict: kubectl sees in the v3
                 // document that the server validates fields, and sends
                 // fieldValidation=Strict instead of validating itself.
-                let (ok, out, err) = k.run(&["create", "-f", "-", "-v=6"], Some(&manifest));
-                assert!(!ok, "kubectl {} created it:\n{out}", k.version);
+                let (ok, out, err) =
+                    k.run_with(&["create", "-f", "-", "-v=6"], Some(&manifest), &[]);
+                assert!(!ok, "kubectl {} created it:\n{out}", k.version());
                 assert!(
                     err.contains("fieldValidation=Strict")
                         && err.contains("BadRequest")
                         && err.contains("unknown field \"bogus\""),
                     "kubectl {}:\n{err}",
-                    k.version
+                    k.version()
                 );
-                let (ok, _, err) = k.run(&["get", "configmap", &name], None);
+                let (ok, _, err) = k.run(&["get", "configmap", &name]);
                 assert!(!ok && err.contains("not found"), "{err}");
 
                 // Without validation the server drops the field and stores the rest.
-                k.ok(&["create", "-f", "-", "--validate=false"], Some(&manifest));
-                let data = k.ok(
-                    &["get", "configmap", &name, "-o", "jsonpath={.data.a}"],
-                    None,
-                );
+                k.ok_with(&["create", "-f", "-", "--validate=false"], Some(&manifest));
+                let data = k.ok(&["get", "configmap", &name, "-o", "jsonpath={.data.a}"]);
                 assert_eq!(data, "1");
             }
         }),

@@ -2,90 +2,10 @@
 //! e2e harness (plain HTTP, anonymous requests allowed). TLS, credentials and
 //! the load-balanced kubeconfig of `rkube up` are tested in kubectl_tls.rs.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rkube_e2e::cluster::{Cluster, Options};
-
-struct Kubectl {
-    bin: String,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Kubectl {
-    fn new(cluster: &Cluster, version: Option<&str>) -> Self {
-        let kubeconfig = cluster
-            .dir
-            .path()
-            .join(format!("kubeconfig-{}", version.unwrap_or("default")));
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: \"{}\"}}\n  name: rkube\ncontexts:\n- context: {{cluster: rkube, user: admin}}\n  name: rkube\ncurrent-context: rkube\nusers:\n- name: admin\n  user: {{}}\n",
-                cluster.endpoint(0)
-            ),
-        )
-        .unwrap();
-        let bin = match version {
-            None => "kubectl".to_string(),
-            Some(v) => {
-                let real = std::fs::canonicalize(which("kubectl")).unwrap();
-                real.parent()
-                    .unwrap()
-                    .join(format!("kubectl.{v}"))
-                    .display()
-                    .to_string()
-            }
-        };
-        Self { bin, kubeconfig }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.kubeconfig.parent().unwrap());
-        let out = if let Some(input) = stdin {
-            use std::io::Write;
-            let mut child = cmd
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-            child.wait_with_output().unwrap()
-        } else {
-            cmd.output().unwrap()
-        };
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args, None);
-        assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
-        out
-    }
-}
-
-fn which(name: &str) -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|p| p.exists())
-        })
-        .expect("kubectl on PATH")
-}
+use rkube_e2e::kubectl::Kubectl;
 
 const CM: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cfg","labels":{"app":"demo"}},"data":{"a":"1"}}"#;
 
@@ -118,7 +38,7 @@ async fn kubectl_creates_reads_patches_and_deletes_through_the_rest_api() {
             "{ns}"
         );
 
-        let (ok, out, err) = k.run(&["create", "-f", "-"], Some(CM));
+        let (ok, out, err) = k.run_with(&["create", "-f", "-"], Some(CM), &[]);
         assert!(ok, "{out}{err}");
         let got = k.ok(&[
             "get",
@@ -129,7 +49,7 @@ async fn kubectl_creates_reads_patches_and_deletes_through_the_rest_api() {
         ]);
         assert!(got.starts_with("1 ") && got.len() > 10, "{got}");
         // Creating it again is a conflict with Kubernetes' message.
-        let (ok, _, err) = k.run(&["create", "-f", "-"], Some(CM));
+        let (ok, _, err) = k.run_with(&["create", "-f", "-"], Some(CM), &[]);
         assert!(
             !ok && err.contains("AlreadyExists")
                 && err.contains("configmaps \"cfg\" already exists"),
@@ -171,7 +91,7 @@ async fn kubectl_creates_reads_patches_and_deletes_through_the_rest_api() {
         // A stale update is refused with a conflict.
         let stale = k.ok(&["get", "cm", "cfg", "-o", "json"]);
         k.ok(&["label", "cm", "cfg", "again=yes"]);
-        let (ok, _, err) = k.run(&["replace", "-f", "-"], Some(&stale));
+        let (ok, _, err) = k.run_with(&["replace", "-f", "-"], Some(&stale), &[]);
         assert!(!ok && err.contains("the object has been modified"), "{err}");
 
         // Pods print with Kubernetes' columns.
@@ -183,16 +103,17 @@ async fn kubectl_creates_reads_patches_and_deletes_through_the_rest_api() {
         );
 
         // Dry run stores nothing.
-        let (ok, out, err) = k.run(
+        let (ok, out, err) = k.run_with(
             &["create", "-f", "-", "--dry-run=server", "-o", "name"],
             Some(&CM.replace("\"cfg\"", "\"dry\"")),
+            &[],
         );
         assert!(ok, "{out}{err}");
-        let (ok, _, err) = k.run(&["get", "cm", "dry"], None);
+        let (ok, _, err) = k.run(&["get", "cm", "dry"]);
         assert!(!ok && err.contains("NotFound"), "{err}");
 
         k.ok(&["delete", "cm", "cfg"]);
-        let (ok, _, err) = k.run(&["get", "cm", "cfg"], None);
+        let (ok, _, err) = k.run(&["get", "cm", "cfg"]);
         assert!(!ok && err.contains("configmaps \"cfg\" not found"), "{err}");
     })
     .await
@@ -210,10 +131,10 @@ async fn kubectl_get_watch_sees_a_later_change() {
     let k = Kubectl::new(&cluster, Some("1.27"));
     tokio::task::spawn_blocking(move || {
         k.ok(&["create", "namespace", "w"]);
-        let (ok, out, err) = k.run(&["-n", "w", "create", "-f", "-"], Some(CM));
+        let (ok, out, err) = k.run_with(&["-n", "w", "create", "-f", "-"], Some(CM), &[]);
         assert!(ok, "{out}{err}");
-        let mut watch = Command::new(&k.bin)
-            .args([
+        let mut watch = k
+            .command(&[
                 "-n",
                 "w",
                 "get",
@@ -222,7 +143,6 @@ async fn kubectl_get_watch_sees_a_later_change() {
                 "-o",
                 "jsonpath={.metadata.name}={.data.a}{\"\\n\"}",
             ])
-            .env("KUBECONFIG", &k.kubeconfig)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();

@@ -3,75 +3,14 @@
 //! objects must be stored as the same Kubernetes JSON a JSON client would get, and
 //! protobuf bodies the server cannot read must be refused without storing anything.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use rkube_e2e::cluster::{Cluster, Options};
+use rkube_e2e::http::Http;
+use rkube_e2e::kubectl::Kubectl;
 use serde_json::{json, Value};
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    /// kubectl `1.NN` from the folder the `kubectl` on PATH links into.
-    fn new(cluster: &Cluster, version: &str) -> Self {
-        let on_path = std::env::var_os("PATH")
-            .and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("kubectl"))
-                    .find(|p| p.exists())
-            })
-            .expect("kubectl on PATH");
-        let bin = std::fs::canonicalize(on_path)
-            .unwrap()
-            .with_file_name(format!("kubectl.{version}"));
-        assert!(bin.exists(), "{} is missing", bin.display());
-        let kubeconfig = cluster.dir.path().join(format!("kubeconfig-{version}"));
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: \"{}\"}}\n  name: rkube\ncontexts:\n- context: {{cluster: rkube, user: admin}}\n  name: rkube\ncurrent-context: rkube\nusers:\n- name: admin\n  user: {{}}\n",
-                cluster.endpoint(0)
-            ),
-        )
-        .unwrap();
-        Self { bin, kubeconfig }
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.kubeconfig.parent().unwrap())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{} {args:?} failed:\n{out}\n{err}", self.bin.display());
-        out
-    }
-
-    fn get_json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["get"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["-o", "json"]);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-}
 
 fn b64(s: &str) -> String {
     const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -94,7 +33,8 @@ fn b64(s: &str) -> String {
 
 /// Every typed create subcommand kubectl has for the kinds rkube serves, then the
 /// stored objects as `kubectl get -o json` shows them.
-fn create_and_check(k: &Kubectl, version: &str) {
+fn create_and_check(k: &Kubectl) {
+    let version = k.version();
     let ns = format!("team-{}", version.replace('.', "-"));
     let ns = ns.as_str();
 
@@ -105,7 +45,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         log.contains(&format!("Content-Type: {PROTOBUF}")),
         "kubectl {version} did not send protobuf:\n{log}"
     );
-    let got = k.get_json(&["namespace", ns]);
+    let got = k.json(&["get", "namespace", ns]);
     assert_eq!(got["metadata"]["name"], ns);
     assert_eq!(got["status"]["phase"], "Active", "{got}");
 
@@ -118,7 +58,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--from-literal=mode=fast",
         "--from-literal=retries=3",
     ]);
-    let cm = k.get_json(&["configmap", "settings", "-n", ns]);
+    let cm = k.json(&["get", "configmap", "settings", "-n", ns]);
     assert_eq!(cm["data"], json!({"mode": "fast", "retries": "3"}));
     assert!(cm.get("binaryData").is_none(), "{cm}");
 
@@ -132,7 +72,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--from-literal=password=s3cr#t é",
         "--from-literal=user=admin",
     ]);
-    let secret = k.get_json(&["secret", "db", "-n", ns]);
+    let secret = k.json(&["get", "secret", "db", "-n", ns]);
     assert_eq!(secret["type"], "Opaque");
     assert_eq!(
         secret["data"],
@@ -160,7 +100,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--replicas=3",
         "--port=8080",
     ]);
-    let d = k.get_json(&["deployment", "web", "-n", ns]);
+    let d = k.json(&["get", "deployment", "web", "-n", ns]);
     assert_eq!(d["metadata"]["labels"], json!({"app": "web"}));
     assert_eq!(d["metadata"]["generation"], 1);
     assert_eq!(d["spec"]["replicas"], 3);
@@ -196,11 +136,11 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--image=rkube.local/busybox:1.35",
         "--replicas=0",
     ]);
-    let idle = k.get_json(&["deployment", "idle", "-n", ns]);
+    let idle = k.json(&["get", "deployment", "idle", "-n", ns]);
     assert_eq!(idle["spec"]["replicas"], 0, "{idle}");
 
     k.ok(&["create", "serviceaccount", "robot", "-n", ns]);
-    let sa = k.get_json(&["serviceaccount", "robot", "-n", ns]);
+    let sa = k.json(&["get", "serviceaccount", "robot", "-n", ns]);
     assert_eq!(sa["metadata"]["namespace"], ns);
 
     k.ok(&[
@@ -212,7 +152,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--verb=get,list",
         "--resource=pods,configmaps",
     ]);
-    let role = k.get_json(&["role", "reader", "-n", ns]);
+    let role = k.json(&["get", "role", "reader", "-n", ns]);
     assert_eq!(
         role["rules"],
         json!([{"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list"]}])
@@ -227,7 +167,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--role=reader",
         &format!("--serviceaccount={ns}:robot"),
     ]);
-    let rb = k.get_json(&["rolebinding", "robot-reads", "-n", ns]);
+    let rb = k.json(&["get", "rolebinding", "robot-reads", "-n", ns]);
     assert_eq!(
         rb["roleRef"],
         json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"})
@@ -245,7 +185,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--verb=get,watch",
         "--resource=nodes",
     ]);
-    let got = k.get_json(&["clusterrole", &cr]);
+    let got = k.json(&["get", "clusterrole", &cr]);
     assert_eq!(
         got["rules"],
         json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "watch"]}])
@@ -260,7 +200,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         "--user=alice",
         "--group=ops",
     ]);
-    let got = k.get_json(&["clusterrolebinding", &crb]);
+    let got = k.json(&["get", "clusterrolebinding", &crb]);
     assert_eq!(got["roleRef"]["kind"], "ClusterRole");
     assert_eq!(got["roleRef"]["name"], cr.as_str());
     assert_eq!(
@@ -280,7 +220,7 @@ fn create_and_check(k: &Kubectl, version: &str) {
         ns,
         "--tcp=80:8080",
     ]);
-    let svc = k.get_json(&["service", "web", "-n", ns]);
+    let svc = k.json(&["get", "service", "web", "-n", ns]);
     assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
     assert_eq!(
         svc["spec"]["ports"],
@@ -306,12 +246,12 @@ async fn kubectl_1_33_and_1_32_typed_create_subcommands_store_the_right_objects(
     .await;
     cluster.leader(Duration::from_secs(30)).await;
     let kubectls = [
-        Kubectl::new(&cluster, "1.33"),
-        Kubectl::new(&cluster, "1.32"),
+        Kubectl::new(&cluster, Some("1.33")),
+        Kubectl::new(&cluster, Some("1.32")),
     ];
     let run = tokio::task::spawn_blocking(move || {
-        for (k, v) in kubectls.iter().zip(["1.33", "1.32"]) {
-            create_and_check(k, v);
+        for k in &kubectls {
+            create_and_check(k);
         }
     });
     tokio::time::timeout(Duration::from_secs(240), run)
@@ -356,38 +296,24 @@ fn envelope(api_version: &str, kind: &str, raw: Wire) -> Vec<u8> {
     body
 }
 
-fn post(endpoint: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Value) {
-    request(endpoint, "POST", path, content_type, body)
+/// POSTs `body` as `content_type`; see [`request`].
+fn post(http: &Http, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Value) {
+    request(http, "POST", path, content_type, body)
 }
 
-/// One HTTP/1.1 request; returns the status code, the raw head and the body.
+/// One request accepting protobuf first, as kubectl 1.32+ does; asserts that the
+/// reply is JSON all the same (with a body); returns the code, head and body.
 fn request(
-    endpoint: &str,
+    http: &Http,
     method: &str,
     path: &str,
     content_type: &str,
     body: &[u8],
 ) -> (u16, String, Value) {
-    let addr = endpoint.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: {PROTOBUF}, application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8(resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "responses stay JSON: {head}"
-    );
-    (code, head.to_string(), serde_json::from_str(body).unwrap())
+    let r = http.request(method, path, content_type, body);
+    assert!(r.is_json(), "responses stay JSON: {}", r.head);
+    assert!(!r.body.is_null(), "a JSON body: {}", r.head);
+    (r.code, r.head, r.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,14 +325,18 @@ async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_store
     })
     .await;
     cluster.leader(Duration::from_secs(30)).await;
-    let endpoint = cluster.endpoint(0);
-    let k = Kubectl::new(&cluster, "1.33");
+    let http = Http::new(
+        &cluster.endpoint(0),
+        &format!("{PROTOBUF}, application/json"),
+        Duration::from_secs(10),
+    );
+    let k = Kubectl::new(&cluster, Some("1.33"));
     let run = tokio::task::spawn_blocking(move || {
         let path = "/api/v1/namespaces/default/configmaps";
         let meta = |name: &str| Wire::new().str(1, name);
 
         // Not a Kubernetes protobuf envelope at all.
-        let (code, _, status) = post(&endpoint, path, PROTOBUF, br#"{"kind":"ConfigMap"}"#);
+        let (code, _, status) = post(&http, path, PROTOBUF, br#"{"kind":"ConfigMap"}"#);
         assert_eq!(code, 400, "{status}");
         assert_eq!(status["kind"], "Status");
         assert_eq!(status["reason"], "BadRequest");
@@ -414,18 +344,18 @@ async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_store
         // The right envelope around a truncated ConfigMap.
         let mut body = envelope("v1", "ConfigMap", Wire::new().msg(1, meta("broken")));
         body.truncate(body.len() - 2);
-        let (code, _, status) = post(&endpoint, path, PROTOBUF, &body);
+        let (code, _, status) = post(&http, path, PROTOBUF, &body);
         assert_eq!(code, 400, "{status}");
 
         // A kind this server has no protobuf schema for.
         let body = envelope("v1", "ResourceQuota", Wire::new().msg(1, meta("quota")));
-        let (code, _, status) = post(&endpoint, path, PROTOBUF, &body);
+        let (code, _, status) = post(&http, path, PROTOBUF, &body);
         assert_eq!(code, 415, "{status}");
         assert_eq!(status["reason"], "UnsupportedMediaType");
 
         // A served kind posted to another kind's path.
         let body = envelope("v1", "Secret", Wire::new().msg(1, meta("misplaced")));
-        let (code, _, status) = post(&endpoint, path, PROTOBUF, &body);
+        let (code, _, status) = post(&http, path, PROTOBUF, &body);
         assert_eq!(code, 400, "{status}");
 
         // A field Kubernetes 1.33 does not have (ConfigMap field 9): dropped, as
@@ -440,15 +370,15 @@ async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_store
             )
         };
         let strict = format!("{path}?fieldValidation=Strict");
-        let (code, head, obj) = post(&endpoint, &strict, PROTOBUF, &with_unknown("extra-strict"));
+        let (code, head, obj) = post(&http, &strict, PROTOBUF, &with_unknown("extra-strict"));
         assert_eq!(code, 201, "{obj}");
         assert!(head.contains("unknown field number 9"), "{head}");
         assert_eq!(obj["metadata"]["name"], "extra-strict");
         let ignore = format!("{path}?fieldValidation=Ignore");
-        let (code, head, obj) = post(&endpoint, &ignore, PROTOBUF, &with_unknown("extra-ignored"));
+        let (code, head, obj) = post(&http, &ignore, PROTOBUF, &with_unknown("extra-ignored"));
         assert_eq!(code, 201, "{obj}");
         assert!(!head.contains("unknown field number 9"), "{head}");
-        let (code, head, obj) = post(&endpoint, path, PROTOBUF, &with_unknown("extra"));
+        let (code, head, obj) = post(&http, path, PROTOBUF, &with_unknown("extra"));
         assert_eq!(code, 201, "{obj}");
         assert!(head.contains("unknown field number 9"), "{head}");
         assert_eq!(obj["metadata"]["name"], "extra");
@@ -461,7 +391,7 @@ async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_store
             Wire::new().msg(2, Wire::new().str(1, "not-the-uid")),
         );
         let (code, _, status) = request(
-            &endpoint,
+            &http,
             "DELETE",
             &format!("{path}/extra"),
             PROTOBUF,
@@ -470,7 +400,7 @@ async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_store
         assert_eq!(code, 409, "{status}");
         // A ConfigMap is no DeleteOptions.
         let (code, _, status) = request(
-            &endpoint,
+            &http,
             "DELETE",
             &format!("{path}/extra"),
             PROTOBUF,

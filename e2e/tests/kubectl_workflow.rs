@@ -12,134 +12,15 @@
 //! something removes the finalizer; removing it completes the delete.
 
 use std::io::BufRead;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rkube_e2e::cluster::{Cluster, Options};
+use rkube_e2e::kubectl::Kubectl;
 use serde_json::Value;
 
 /// The kubectl releases driven here.
 const VERSIONS: &[&str] = &["1.27", "1.32", "1.33"];
-
-struct Kubectl {
-    bin: PathBuf,
-    home: PathBuf,
-    version: &'static str,
-}
-
-fn on_path(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|p| p.exists())
-        })
-        .expect("kubectl on PATH")
-}
-
-impl Kubectl {
-    /// kubectl `version`: `kubectl.<version>` beside the real path of the kubectl
-    /// on the PATH, or that kubectl itself when it is that release.
-    fn new(cluster: &Cluster, version: &'static str) -> Self {
-        let home = cluster.dir.path().join(format!("home-{version}"));
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::write(
-            home.join("kubeconfig"),
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: \"{}\"}}\n  name: rkube\ncontexts:\n- context: {{cluster: rkube, user: admin}}\n  name: rkube\ncurrent-context: rkube\nusers:\n- name: admin\n  user: {{}}\n",
-                cluster.endpoint(0)
-            ),
-        )
-        .unwrap();
-        let default = std::fs::canonicalize(on_path("kubectl")).unwrap();
-        let beside = default.with_file_name(format!("kubectl.{version}"));
-        let bin = if beside.exists() {
-            beside
-        } else {
-            let out = Command::new(&default)
-                .args(["version", "--client"])
-                .output()
-                .unwrap();
-            let v = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(
-                v.contains(&format!("v{version}.")),
-                "no kubectl {version}: {} is {v}",
-                default.display()
-            );
-            default
-        };
-        Self { bin, home, version }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.args(args)
-            .env("KUBECONFIG", self.home.join("kubeconfig"))
-            .env("HOME", &self.home)
-            .env_remove("KUBE_EDITOR")
-            .env_remove("EDITOR");
-        c
-    }
-
-    /// Runs kubectl with `env` added; `(success, stdout, stderr)`.
-    fn run_env(
-        &self,
-        args: &[&str],
-        stdin: Option<&str>,
-        env: &[(&str, &str)],
-    ) -> (bool, String, String) {
-        use std::io::Write;
-        let mut cmd = self.command(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        self.run_env(args, None, &[])
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(
-            ok,
-            "kubectl {} {args:?} failed:\n{out}\n{err}",
-            self.version
-        );
-        out
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(
-            !ok,
-            "kubectl {} {args:?} should have failed:\n{out}",
-            self.version
-        );
-        err
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(&[args, &["-o", "json"]].concat());
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_27_1_32_and_1_33_run_the_everyday_workflow() {
@@ -149,7 +30,10 @@ async fn kubectl_1_27_1_32_and_1_33_run_the_everyday_workflow() {
     })
     .await;
     cluster.leader(Duration::from_secs(30)).await;
-    let ks: Vec<Kubectl> = VERSIONS.iter().map(|v| Kubectl::new(&cluster, v)).collect();
+    let ks: Vec<Kubectl> = VERSIONS
+        .iter()
+        .map(|&v| Kubectl::new(&cluster, Some(v)))
+        .collect();
     let run = tokio::task::spawn_blocking(move || {
         for k in &ks {
             workflow(k);
@@ -162,7 +46,7 @@ async fn kubectl_1_27_1_32_and_1_33_run_the_everyday_workflow() {
 }
 
 fn workflow(k: &Kubectl) {
-    let ns = format!("wf-{}", k.version.replace('.', ""));
+    let ns = format!("wf-{}", k.version().replace('.', ""));
     let ns = ns.as_str();
 
     // Discovery.
@@ -176,7 +60,7 @@ fn workflow(k: &Kubectl) {
         assert!(
             versions.lines().any(|l| l == gv),
             "{}: api-versions lacks {gv}:\n{versions}",
-            k.version
+            k.version()
         );
     }
 
@@ -250,7 +134,7 @@ fn describe(k: &Kubectl, ns: &str) {
         assert!(
             d.contains(want),
             "{}: describe lacks {want}:\n{d}",
-            k.version
+            k.version()
         );
     }
 }
@@ -278,7 +162,7 @@ fn output_formats(k: &Kubectl, ns: &str) {
         assert!(
             wide.contains(col),
             "{}: -o wide lacks {col}:\n{wide}",
-            k.version
+            k.version()
         );
     }
     assert!(
@@ -354,7 +238,7 @@ fn scale(k: &Kubectl, ns: &str) {
         rows,
         vec![vec!["NAME", "DESIRED", "AVAILABLE"], vec!["web", "5", "0"]],
         "{}: {table}",
-        k.version
+        k.version()
     );
 
     // --current-replicas is checked against the Scale before writing it.
@@ -418,24 +302,24 @@ fn scale(k: &Kubectl, ns: &str) {
 
 fn edit(k: &Kubectl, ns: &str) {
     // kubectl runs "$EDITOR <file>" through the shell when EDITOR has spaces.
-    let (ok, out, err) = k.run_env(
+    let (ok, out, err) = k.run_with(
         &["-n", ns, "edit", "configmap", "cfg"],
         None,
         &[("EDITOR", "sed -i s/edit-me/edited/")],
     );
-    assert!(ok, "{}: edit failed:\n{out}\n{err}", k.version);
+    assert!(ok, "{}: edit failed:\n{out}\n{err}", k.version());
     assert!(out.contains("configmap/cfg edited"), "{out}");
     assert_eq!(
         k.ok(&["-n", ns, "get", "cm", "cfg", "-o", "jsonpath={.data.a}"]),
         "edited"
     );
     // Editing a deployment's spec goes through the same patch path.
-    let (ok, out, err) = k.run_env(
+    let (ok, out, err) = k.run_with(
         &["-n", ns, "edit", "deployment", "web"],
         None,
         &[("EDITOR", "sed -i s/busybox:1.36/busybox:1.37/")],
     );
-    assert!(ok, "{}: edit failed:\n{out}\n{err}", k.version);
+    assert!(ok, "{}: edit failed:\n{out}\n{err}", k.version());
     assert_eq!(
         k.ok(&[
             "-n",
@@ -503,18 +387,18 @@ fn watch_sees_a_later_change(k: &Kubectl, ns: &str) {
     assert!(
         seen,
         "{}: the watch did not show the change (first line {first:?})",
-        k.version
+        k.version()
     );
 }
 
 fn stale_replace_is_a_conflict(k: &Kubectl, ns: &str) {
     let stale = k.ok(&["-n", ns, "get", "cm", "cfg", "-o", "json"]);
     k.ok(&["-n", ns, "label", "cm", "cfg", "touched=yes"]);
-    let (ok, _, err) = k.run_env(&["-n", ns, "replace", "-f", "-"], Some(&stale), &[]);
+    let (ok, _, err) = k.run_with(&["-n", ns, "replace", "-f", "-"], Some(&stale), &[]);
     assert!(
         !ok && err.contains("Conflict") && err.contains("the object has been modified"),
         "{}: {err}",
-        k.version
+        k.version()
     );
     // The label written in between survived.
     assert_eq!(
@@ -597,7 +481,7 @@ fn deletes(k: &Kubectl, ns: &str) {
         assert!(
             cm["metadata"]["deletionTimestamp"].is_string(),
             "{}: {cascade}: {cm}",
-            k.version
+            k.version()
         );
         assert_eq!(
             cm["metadata"]["finalizers"],
