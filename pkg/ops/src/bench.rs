@@ -22,6 +22,7 @@
 //! they are killed and the temporary directory removed on every way out, errors and
 //! Ctrl-C included.
 
+pub mod api;
 pub mod cluster;
 pub mod report;
 pub mod stats;
@@ -223,6 +224,19 @@ pub async fn run_store(
     progress: Progress,
 ) -> Result<StoreBenchReport, BenchError> {
     opts.validate()?;
+    on_bench_runtime(move || async move { run_store_here(&opts, &progress).await }).await
+}
+
+/// Runs the future `make` returns on its own two-thread Tokio runtime on a separate
+/// thread, so the client side is the same whatever runtime the caller uses; a Ctrl-C
+/// (SIGINT) ends it with [`BenchError::Interrupted`]. Dropping the future on the way out
+/// drops whatever cluster it owns, which kills the member processes.
+pub(crate) async fn on_bench_runtime<T, F, Fut>(make: F) -> Result<T, BenchError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, BenchError>>,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("rkube-bench".into())
@@ -235,7 +249,7 @@ pub async fn run_store(
                 .and_then(|rt| {
                     rt.block_on(async {
                         tokio::select! {
-                            r = run_store_here(&opts, &progress) => r,
+                            r = make() => r,
                             _ = tokio::signal::ctrl_c() => Err(BenchError::Interrupted),
                         }
                     })
@@ -462,7 +476,7 @@ fn find_etcd(etcd: &Path) -> Option<PathBuf> {
 }
 
 /// The first line of `program --version` (empty when it fails).
-fn binary_version(program: &Path) -> String {
+pub(crate) fn binary_version(program: &Path) -> String {
     std::process::Command::new(program)
         .arg("--version")
         .output()
@@ -479,7 +493,7 @@ fn binary_version(program: &Path) -> String {
 }
 
 /// CPUs, memory, kernel, and the fsync latency of the directory the members will use.
-fn machine_info(dir: &Path) -> Result<MachineInfo, BenchError> {
+pub(crate) fn machine_info(dir: &Path) -> Result<MachineInfo, BenchError> {
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
     let memory_mib = std::fs::read_to_string("/proc/meminfo")
         .ok()

@@ -234,12 +234,27 @@ impl Cluster {
         etcd_token: &str,
         extra_args: &[String],
     ) -> Result<Self, BenchError> {
-        let mut members = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.iter().enumerate() {
-            let args = match system {
+        let args = (0..specs.len())
+            .map(|i| match system {
                 System::Rkube => rkube_args(&specs, i, extra_args),
                 System::Etcd => etcd_args(&specs, i, etcd_token, extra_args),
-            };
+            })
+            .collect();
+        Self::start_with_args(system, program, specs, args, logs_dir)
+    }
+
+    /// Starts every member of `specs` with `program` and its own command line from `args`
+    /// (one per member, in order); logs go to `logs_dir/<name>.log`. For callers that build
+    /// their own command lines (`rkube bench api` runs TLS with client certificates).
+    pub fn start_with_args(
+        system: System,
+        program: &Path,
+        specs: Vec<MemberSpec>,
+        args: Vec<Vec<OsString>>,
+        logs_dir: &Path,
+    ) -> Result<Self, BenchError> {
+        let mut members = Vec::with_capacity(specs.len());
+        for (spec, args) in specs.iter().zip(args) {
             members.push(Member {
                 log: logs_dir.join(format!("{}.log", spec.name)),
                 channel: channel(&spec.client_addr)?,

@@ -1,0 +1,478 @@
+//! `rkube bench api`: three `rkube-apiserver` replicas measured through the Kubernetes REST
+//! door, as kubectl and client-go reach it: HTTPS with HTTP/2, authenticated by the admin
+//! client certificate of a cluster PKI made for the run (the same `DIR/pki` layout as
+//! `rkube up`).
+//!
+//! Phases, one after the other on one cluster:
+//!
+//! 1. **create**: `--pods` pods (a Deployment-style manifest, ~1.6 KiB of JSON) from
+//!    `--clients` concurrent clients, each with its own connection, spread over the
+//!    replicas (closed loop) → pods/s, latency p50/p99; then each replica's RSS.
+//! 2. **writes**: merge patches of one pod's annotation at `--rate` requests/s for
+//!    `--duration`, open loop: request `k` is due at `k / rate` and its latency runs from
+//!    then, so a stall cannot hide behind fewer requests (no coordinated omission).
+//! 3. **reads**: GETs of single pods (linearizable, the default) the same way.
+//! 4. **watch**: `--watchers` watch streams on the pods of one namespace (one connection
+//!    each, spread over the replicas), and a writer patching those pods at `--watch-rate`
+//!    with its send time in an annotation → delivery latency from send to receipt, over
+//!    every (write, watcher) pair, and how many deliveries never arrived.
+//!
+//! Modules: [`http`] (the HTTP/2-over-TLS client), [`workload`] (the phases), [`report`]
+//! (results, table, aims). The replicas are children of the benchmark, killed (and the
+//! temporary directory removed) on every way out, as in `rkube bench store`.
+
+pub mod http;
+pub mod report;
+pub mod workload;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::apiserver_cmd::{initial_member, ApiserverArgs, TlsFiles};
+use crate::bench::cluster::{free_ports, plan_members, Cluster, System};
+use crate::bench::report::fmt_ms;
+use crate::bench::{BenchError, Progress, MEMBERS};
+use crate::pki::{ClusterPki, ServingCert};
+
+pub use report::ApiBenchReport;
+use report::{ApiParameters, ReplicaMemory};
+use workload::WatchPlan;
+
+/// How the benchmark reaches the replicas (printed in the report).
+pub const TRANSPORT: &str = "HTTPS (HTTP/2, TLS 1.3) with an admin client certificate";
+
+/// What `rkube bench api` measures and how.
+#[derive(Debug, Clone)]
+pub struct ApiBenchOptions {
+    /// Pods created in phase 1 (and held while memory is measured).
+    pub pods: usize,
+    /// Concurrent clients creating them.
+    pub clients: usize,
+    /// Requests per second of the open-loop write and read runs.
+    pub rate: f64,
+    /// Length of each open-loop run (0 = skip both).
+    pub duration: Duration,
+    /// Watch streams (0 = skip the watch phase).
+    pub watchers: usize,
+    /// Writes per second during the watch phase.
+    pub watch_rate: f64,
+    pub watch_duration: Duration,
+    pub bin_dir: Option<PathBuf>,
+    pub tmp_dir: Option<PathBuf>,
+    pub ready_timeout: Duration,
+    /// A request taking longer than this counts as failed.
+    pub request_timeout: Duration,
+    pub rkube_args: Vec<String>,
+    /// Keep the temporary directory (data, logs, certificates, and each replica's
+    /// `/metrics` at the end).
+    pub keep_data: bool,
+}
+
+impl Default for ApiBenchOptions {
+    fn default() -> Self {
+        Self {
+            pods: 10_000,
+            clients: 64,
+            rate: 100.0,
+            duration: Duration::from_secs(20),
+            watchers: 1000,
+            watch_rate: 10.0,
+            watch_duration: Duration::from_secs(20),
+            bin_dir: None,
+            tmp_dir: None,
+            ready_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            rkube_args: Vec::new(),
+            keep_data: false,
+        }
+    }
+}
+
+impl ApiBenchOptions {
+    /// Rejects values the benchmark cannot run with.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let bad = |m: &str| Err(BenchError::InvalidOptions(m.to_string()));
+        if self.pods == 0 {
+            return bad("--pods must be at least 1");
+        }
+        if self.clients == 0 {
+            return bad("--clients must be at least 1");
+        }
+        if !(self.rate > 0.0 && self.rate <= 100_000.0) {
+            return bad("--rate must be more than 0 and at most 100000");
+        }
+        if self.watchers > 0 && !(self.watch_rate > 0.0 && self.watch_rate <= 10_000.0) {
+            return bad("--watch-rate must be more than 0 and at most 10000");
+        }
+        if self.watchers > 0 && self.watch_duration.is_zero() {
+            return bad("--watch-duration must be more than 0 (or --watchers 0)");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the whole API benchmark on its own runtime (see `rkube bench store`); Ctrl-C
+/// stops it with [`BenchError::Interrupted`] after killing every replica.
+pub async fn run_api(
+    opts: ApiBenchOptions,
+    progress: Progress,
+) -> Result<ApiBenchReport, BenchError> {
+    opts.validate()?;
+    crate::bench::on_bench_runtime(move || async move { run_api_here(&opts, &progress).await })
+        .await
+}
+
+/// [`run_api`] on the current runtime (no thread, no Ctrl-C handling).
+pub async fn run_api_here(
+    opts: &ApiBenchOptions,
+    progress: &Progress,
+) -> Result<ApiBenchReport, BenchError> {
+    opts.validate()?;
+    let program =
+        crate::process::find_binary(crate::process::APISERVER_BIN, opts.bin_dir.as_deref())?;
+    let parent = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let mut tmp = tempfile::Builder::new()
+        .prefix("rkube-bench-api-")
+        .tempdir_in(&parent)
+        .map_err(|e| BenchError::io("create a temporary directory in", &parent, e))?;
+    if opts.keep_data {
+        tmp.disable_cleanup(true);
+        progress(&format!(
+            "keeping {} after the benchmark (--keep-data)",
+            tmp.path().display()
+        ));
+    }
+    progress(&format!("working in {}", tmp.path().display()));
+    let machine = crate::bench::machine_info(tmp.path())?;
+    progress(&format!(
+        "machine: {} CPUs, {} MiB, kernel {}, 4 KiB fdatasync p50 {} p99 {}",
+        machine.nproc,
+        machine.memory_mib,
+        machine.kernel,
+        fmt_ms(machine.fsync_p50_us as f64 / 1e3),
+        fmt_ms(machine.fsync_p99_us as f64 / 1e3)
+    ));
+
+    // Certificates as `rkube up` makes them: the replicas serve TLS and trust the cluster
+    // CA for client certificates; the benchmark is the admin (system:masters).
+    let root = tmp.path().join("rkube");
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| BenchError::io("create", &logs, e))?;
+    let ports = free_ports(2 * MEMBERS)?;
+    let specs = plan_members(System::Rkube, &root, &ports[..MEMBERS], &ports[MEMBERS..]);
+    let pki = ClusterPki::new(root.join("pki"));
+    let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
+    pki.ensure(
+        &specs
+            .iter()
+            .map(|s| ServingCert {
+                name: s.name.clone(),
+                ips: vec![loopback],
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let args = specs
+        .iter()
+        .map(|me| {
+            let mut a = ApiserverArgs::new(
+                me.name.clone(),
+                me.id,
+                me.data_dir.clone(),
+                me.client_addr.clone(),
+                me.peer_addr.clone(),
+            );
+            a.initial_members = specs
+                .iter()
+                .map(|m| initial_member(m.id, &m.name, &m.peer_addr, &m.client_addr))
+                .collect();
+            a.tls = Some(TlsFiles {
+                cert: pki.serving_cert(&me.name),
+                key: pki.serving_key(&me.name),
+                client_ca: Some(pki.ca_cert()),
+            });
+            a.extra = opts.rkube_args.iter().map(Into::into).collect();
+            a.to_args()
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = specs
+        .iter()
+        .map(|s| s.client_addr.parse().expect("planned addresses parse"))
+        .collect();
+    progress(&format!(
+        "starting {MEMBERS} replicas ({}) from {}",
+        specs
+            .iter()
+            .map(|s| format!("{} {}", s.name, s.client_addr))
+            .collect::<Vec<_>>()
+            .join(", "),
+        program.display()
+    ));
+    let version = crate::bench::binary_version(&program);
+    let started = Instant::now();
+    let mut cluster = Cluster::start_with_args(System::Rkube, &program, specs, args, &logs)?;
+    let health = crate::tls::client_config(&pki.ca_cert(), None, &[b"http/1.1"])?;
+    wait_ready(&mut cluster, &addrs, health, opts.ready_timeout).await?;
+    let startup = started.elapsed();
+    progress(&format!("ready after {:.1} s", startup.as_secs_f64()));
+
+    let config = crate::tls::client_config(
+        &pki.ca_cert(),
+        Some((&pki.admin_cert(), &pki.admin_key())),
+        &[b"h2"],
+    )?;
+    let pids = cluster.pids();
+    let timeout = opts.request_timeout;
+
+    // Phase 1: pods.
+    let admin = workload::connect_many(&addrs, addrs.len(), config.clone()).await?;
+    workload::ensure_namespace(&admin[0], workload::PODS_NAMESPACE).await?;
+    let clients = workload::connect_many(&addrs, opts.clients, config.clone()).await?;
+    progress(&format!(
+        "create: {} pods from {} clients ...",
+        opts.pods, opts.clients
+    ));
+    let create = workload::create_pods(&clients, opts.pods, &pids, timeout).await?;
+    drop(clients);
+    cluster.check_alive()?;
+    progress(&format!("create: {}", describe(&create)));
+    let rss_after_pods: Vec<f64> = pids
+        .iter()
+        .map(|&p| workload::proc_mib(p, "VmRSS"))
+        .collect();
+    progress(&format!(
+        "memory holding {} pods: {}",
+        create.requests,
+        rss_after_pods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("{} {m:.0} MiB", cluster.name(i)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    // Phases 2 and 3: single-object writes and reads, open loop.
+    let targets = create.requests.max(1);
+    let (write, read) = if opts.duration.is_zero() {
+        (None, None)
+    } else {
+        let schedule = workload::open_loop_schedule(opts.rate, opts.duration);
+        progress(&format!(
+            "writes: PATCH a pod at {}/s for {} s (open loop) ...",
+            opts.rate,
+            opts.duration.as_secs_f64()
+        ));
+        let write = workload::open_loop(
+            "PATCH pod",
+            &admin,
+            opts.rate,
+            &schedule,
+            |k| workload::write_call(k, targets),
+            &pids,
+            timeout,
+        )
+        .await?;
+        cluster.check_alive()?;
+        progress(&format!("writes: {}", describe(&write)));
+        progress(&format!(
+            "reads: GET a pod at {}/s for {} s (open loop) ...",
+            opts.rate,
+            opts.duration.as_secs_f64()
+        ));
+        let read = workload::open_loop(
+            "GET pod",
+            &admin,
+            opts.rate,
+            &schedule,
+            |k| workload::read_call(k, targets),
+            &pids,
+            timeout,
+        )
+        .await?;
+        cluster.check_alive()?;
+        progress(&format!("reads: {}", describe(&read)));
+        (Some(write), Some(read))
+    };
+
+    // Phase 4: watch delivery.
+    let watch = if opts.watchers == 0 {
+        None
+    } else {
+        let plan = WatchPlan {
+            watchers: opts.watchers,
+            rate: opts.watch_rate,
+            duration: opts.watch_duration,
+            drain: Duration::from_secs(10),
+            timeout,
+        };
+        let w = workload::watch_delivery(&addrs, config.clone(), &admin[0], &plan, &pids, progress)
+            .await?;
+        cluster.check_alive()?;
+        progress(&format!(
+            "watch: delivery p50 {} p99 {} max {}; {} of {} delivered; CPU: servers {:.1} s, \
+             client {:.1} s, other processes {:.1} s over {:.1} s{}",
+            fmt_ms(w.latency.p50_us as f64 / 1e3),
+            fmt_ms(w.latency.p99_us as f64 / 1e3),
+            fmt_ms(w.latency.max_us as f64 / 1e3),
+            w.delivered,
+            w.expected,
+            w.cpu.server_cpu_seconds,
+            w.cpu.client_cpu_seconds,
+            w.cpu.other_cpu_seconds,
+            w.cpu.seconds,
+            if w.cpu.disturbed() {
+                " (disturbed: the machine is not idle)"
+            } else {
+                ""
+            }
+        ));
+        Some(w)
+    };
+
+    let memory = pids
+        .iter()
+        .enumerate()
+        .map(|(i, &pid)| ReplicaMemory {
+            name: cluster.name(i).to_string(),
+            pid,
+            rss_mib_after_pods: rss_after_pods[i],
+            rss_mib_end: workload::proc_mib(pid, "VmRSS"),
+            peak_mib: workload::proc_mib(pid, "VmHWM"),
+        })
+        .collect();
+    if opts.keep_data {
+        save_metrics(&admin, &cluster, &root, timeout).await;
+    }
+    drop(admin);
+    cluster.kill_all();
+    progress("stopped");
+
+    let pod_manifest_bytes = workload::pod_manifest(&workload::pod_name(0), "bench")
+        .to_string()
+        .len();
+    let report = ApiBenchReport {
+        machine,
+        parameters: ApiParameters {
+            replicas: MEMBERS,
+            pods: opts.pods,
+            pod_manifest_bytes,
+            clients: opts.clients,
+            rate: opts.rate,
+            duration_s: opts.duration.as_secs_f64(),
+            watchers: opts.watchers,
+            watch_rate: opts.watch_rate,
+            watch_duration_s: opts.watch_duration.as_secs_f64(),
+            transport: TRANSPORT.to_string(),
+            rkube_args: opts.rkube_args.clone(),
+        },
+        version,
+        startup_ms: startup.as_secs_f64() * 1e3,
+        create,
+        write,
+        read,
+        watch,
+        memory,
+        goals: Vec::new(),
+    }
+    .with_goals();
+    if !opts.keep_data {
+        tmp.close()
+            .map_err(|e| BenchError::io("remove the temporary directory", &parent, e))?;
+    }
+    Ok(report)
+}
+
+/// Waits until every replica answers `/readyz` with 200 (a leader is known and the replica
+/// has applied what it knows to be committed).
+async fn wait_ready(
+    cluster: &mut Cluster,
+    addrs: &[SocketAddr],
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<(), BenchError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        cluster.check_alive()?;
+        let answers = futures::future::join_all(addrs.iter().map(|&addr| {
+            let config = config.clone();
+            async move {
+                let probe = async {
+                    let mut s = crate::tls::connect(addr, config).await.ok()?;
+                    crate::tls::http_get_status(&mut s, &addr.to_string(), "/readyz")
+                        .await
+                        .ok()
+                };
+                tokio::time::timeout(Duration::from_secs(1), probe)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        }))
+        .await;
+        if answers.iter().all(|a| *a == Some(200)) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(BenchError::NotReady {
+                system: "rkube",
+                reason: format!("/readyz answers: {answers:?}"),
+                timeout,
+                logs: Vec::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes each replica's `/metrics` to `root/metrics-<name>.txt` (for diagnosis with
+/// `--keep-data`); failures are ignored.
+async fn save_metrics(
+    conns: &[http::ApiConn],
+    cluster: &Cluster,
+    root: &std::path::Path,
+    timeout: Duration,
+) {
+    for (i, conn) in conns.iter().enumerate() {
+        if let Ok(a) = conn
+            .request_within(
+                ::http::Method::GET,
+                "/metrics",
+                None,
+                bytes::Bytes::new(),
+                timeout,
+            )
+            .await
+        {
+            let _ = std::fs::write(
+                root.join(format!("metrics-{}.txt", cluster.name(i))),
+                &a.body,
+            );
+        }
+    }
+}
+
+fn describe(r: &report::LoadResult) -> String {
+    format!(
+        "{} ok, {} failed in {:.1} s ({:.0}/s), p50 {}, p99 {}, max {}; CPU: servers {:.1} s, \
+         client {:.1} s, other processes {:.1} s{}",
+        r.requests,
+        r.errors,
+        r.seconds,
+        r.per_sec,
+        fmt_ms(r.latency.p50_us as f64 / 1e3),
+        fmt_ms(r.latency.p99_us as f64 / 1e3),
+        fmt_ms(r.latency.max_us as f64 / 1e3),
+        r.cpu.server_cpu_seconds,
+        r.cpu.client_cpu_seconds,
+        r.cpu.other_cpu_seconds,
+        if r.cpu.disturbed() {
+            " (disturbed: the machine is not idle)"
+        } else {
+            ""
+        }
+    )
+}

@@ -1,0 +1,622 @@
+//! The API workloads: pod creation by N concurrent clients (closed loop), open-loop runs of
+//! single-object writes and reads at a fixed rate, and watch delivery to many watchers.
+//! The manifests, the schedule and `/proc` parsing are pure functions.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Barrier;
+use tokio_util::sync::CancellationToken;
+
+use super::http::ApiConn;
+use super::report::{CpuUse, LoadResult, WatchResult};
+use crate::bench::stats::{micros, Summary};
+use crate::bench::workload::{cpu_seconds, machine_busy_seconds};
+use crate::bench::BenchError;
+
+/// The namespace the created pods live in.
+pub const PODS_NAMESPACE: &str = "bench";
+/// The namespace of the watched pods (few, so the watchers see only the writer's changes).
+pub const WATCH_NAMESPACE: &str = "bench-watch";
+/// The annotation the watch writer puts its send time in (nanoseconds since the epoch).
+pub const SENT_ANNOTATION: &str = "rkube.io/bench-sent-unix-nanos";
+/// Pods the watch writer changes in turn.
+pub const WATCHED_PODS: usize = 10;
+
+const JSON: &str = "application/json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// The name of created pod `n`.
+pub fn pod_name(n: usize) -> String {
+    format!("web-7d4b9c8f6d-{n:05}")
+}
+
+/// A pod as a Deployment's ReplicaSet creates it: owner reference, template labels and
+/// hash, one container with ports, env, resources, probes and a service-account token
+/// volume, tolerations. About 1.6 KiB of JSON. Pure.
+pub fn pod_manifest(name: &str, namespace: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app": "web", "tier": "frontend", "pod-template-hash": "7d4b9c8f6d"},
+            "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-27T05:00:00Z"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "name": "web-7d4b9c8f6d",
+                "uid": "5b0f3b9e-6c1d-4b7e-9a51-2f0c8d7e4a11",
+                "controller": true,
+                "blockOwnerDeletion": true
+            }]
+        },
+        "spec": {
+            "containers": [{
+                "name": "web",
+                "image": "rkube.local/busybox:1.35",
+                "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                "env": [
+                    {"name": "LOG_LEVEL", "value": "info"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+                ],
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                    "limits": {"cpu": "500m", "memory": "256Mi"}
+                },
+                "readinessProbe": {
+                    "httpGet": {"path": "/healthz", "port": 8080},
+                    "periodSeconds": 5,
+                    "failureThreshold": 3
+                },
+                "livenessProbe": {
+                    "httpGet": {"path": "/healthz", "port": 8080},
+                    "initialDelaySeconds": 10,
+                    "periodSeconds": 10
+                },
+                "volumeMounts": [{
+                    "name": "kube-api-access",
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                    "readOnly": true
+                }],
+                "imagePullPolicy": "IfNotPresent"
+            }],
+            "volumes": [{
+                "name": "kube-api-access",
+                "projected": {"sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+                ]}
+            }],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "tolerations": [
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            ]
+        }
+    })
+}
+
+/// The request times of an open-loop run: request `k` at `k / rate` seconds after the
+/// start, for `duration`. Pure.
+pub fn open_loop_schedule(rate: f64, duration: Duration) -> Vec<Duration> {
+    if rate <= 0.0 {
+        return Vec::new();
+    }
+    let n = (rate * duration.as_secs_f64()).round() as u64;
+    (0..n)
+        .map(|k| Duration::from_secs_f64(k as f64 / rate))
+        .collect()
+}
+
+/// The value of `field` (e.g. `VmRSS`) of a `/proc/PID/status` text, in KiB. Pure.
+pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// `field` of `/proc/PID/status` in MiB (0 when the process is gone).
+pub fn proc_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| parse_status_kib(&s, field))
+        .map_or(0.0, |kib| kib as f64 / 1024.0)
+}
+
+/// Measures the CPU used between [`CpuMeter::start`] and [`CpuMeter::stop`].
+pub struct CpuMeter {
+    pids: Vec<u32>,
+    started: Instant,
+    server: f64,
+    client: f64,
+    machine: f64,
+}
+
+impl CpuMeter {
+    pub fn start(server_pids: &[u32]) -> Self {
+        Self {
+            pids: server_pids.to_vec(),
+            started: Instant::now(),
+            server: cpu_seconds(server_pids),
+            client: cpu_seconds(&[std::process::id()]),
+            machine: machine_busy_seconds(),
+        }
+    }
+
+    pub fn stop(&self) -> CpuUse {
+        let server = cpu_seconds(&self.pids) - self.server;
+        let client = cpu_seconds(&[std::process::id()]) - self.client;
+        let machine = machine_busy_seconds() - self.machine;
+        CpuUse {
+            seconds: self.started.elapsed().as_secs_f64(),
+            server_cpu_seconds: server,
+            client_cpu_seconds: client,
+            other_cpu_seconds: (machine - server - client).max(0.0),
+        }
+    }
+}
+
+/// Connects `n` connections, connection `i` to `addrs[i % addrs.len()]`, `parallel` at a
+/// time.
+pub async fn connect_many(
+    addrs: &[std::net::SocketAddr],
+    n: usize,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Vec<ApiConn>, BenchError> {
+    let mut conns = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(32) {
+        let batch = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|&i| ApiConn::connect(addrs[i % addrs.len()], config.clone())),
+        )
+        .await;
+        for c in batch {
+            conns.push(c.map_err(BenchError::Failed)?);
+        }
+    }
+    Ok(conns)
+}
+
+/// Creates a namespace; an existing one is fine.
+pub async fn ensure_namespace(conn: &ApiConn, name: &str) -> Result<(), BenchError> {
+    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let a = conn
+        .request_within(
+            http::Method::POST,
+            "/api/v1/namespaces",
+            Some(JSON),
+            Bytes::from(body.to_string()),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(BenchError::Failed)?;
+    match a.status {
+        200 | 201 | 409 => Ok(()),
+        _ => Err(BenchError::Failed(format!(
+            "creating namespace {name}: {}",
+            a.brief()
+        ))),
+    }
+}
+
+/// Creates `pods` pods in [`PODS_NAMESPACE`] from the clients `conns` (one client per
+/// connection, all starting together); each takes pod numbers from a shared counter.
+/// Latency is per create, from just before the request to the answer.
+pub async fn create_pods(
+    conns: &[ApiConn],
+    pods: usize,
+    server_pids: &[u32],
+    timeout: Duration,
+) -> Result<LoadResult, BenchError> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start_line = Arc::new(Barrier::new(conns.len() + 1));
+    let path = format!("/api/v1/namespaces/{PODS_NAMESPACE}/pods");
+    let mut tasks = Vec::with_capacity(conns.len());
+    for conn in conns {
+        let (conn, next, start_line, path) =
+            (conn.clone(), next.clone(), start_line.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            start_line.wait().await;
+            let mut latencies = Vec::new();
+            let mut errors = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= pods {
+                    break;
+                }
+                let body = Bytes::from(pod_manifest(&pod_name(n), PODS_NAMESPACE).to_string());
+                let started = Instant::now();
+                match conn
+                    .request_within(http::Method::POST, &path, Some(JSON), body, timeout)
+                    .await
+                {
+                    Ok(a) if a.status == 201 => latencies.push(micros(started.elapsed())),
+                    Ok(a) => errors.push(a.brief()),
+                    Err(e) => errors.push(e),
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    start_line.wait().await;
+    let cpu = CpuMeter::start(server_pids);
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(pods);
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (l, e) = t
+            .await
+            .map_err(|e| BenchError::Failed(format!("a client task failed: {e}")))?;
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(LoadResult::new(
+        "POST pods",
+        conns.len(),
+        0.0,
+        &mut latencies,
+        errors,
+        seconds,
+        cpu.stop(),
+    ))
+}
+
+/// One request of an open-loop run, built from its sequence number.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: http::Method,
+    pub path: String,
+    pub content_type: Option<&'static str>,
+    pub body: Bytes,
+    /// The status code of success.
+    pub ok_status: u16,
+}
+
+/// Request `k` of the write run: a merge patch of one annotation of pod `k % targets`
+/// (what `kubectl annotate` or a controller sends). Pure.
+pub fn write_call(k: usize, targets: usize) -> Call {
+    let body = json!({"metadata": {"annotations": {"rkube.io/bench-counter": k.to_string()}}});
+    Call {
+        method: http::Method::PATCH,
+        path: format!(
+            "/api/v1/namespaces/{PODS_NAMESPACE}/pods/{}",
+            pod_name(k % targets.max(1))
+        ),
+        content_type: Some(MERGE_PATCH),
+        body: Bytes::from(body.to_string()),
+        ok_status: 200,
+    }
+}
+
+/// Request `k` of the read run: a GET (linearizable: no resourceVersion) of pod
+/// `k % targets`. Pure.
+pub fn read_call(k: usize, targets: usize) -> Call {
+    Call {
+        method: http::Method::GET,
+        path: format!(
+            "/api/v1/namespaces/{PODS_NAMESPACE}/pods/{}",
+            pod_name(k % targets.max(1))
+        ),
+        content_type: None,
+        body: Bytes::new(),
+        ok_status: 200,
+    }
+}
+
+/// Sends `call(k)` at `schedule[k]` after the start, over `conns` round-robin, without
+/// waiting for earlier answers (open loop). Each latency runs from the scheduled time, so
+/// a stalled server shows as latency instead of as fewer requests.
+pub async fn open_loop(
+    operation: &str,
+    conns: &[ApiConn],
+    rate: f64,
+    schedule: &[Duration],
+    call: impl Fn(usize) -> Call,
+    server_pids: &[u32],
+    timeout: Duration,
+) -> Result<LoadResult, BenchError> {
+    let cpu = CpuMeter::start(server_pids);
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut tasks = Vec::with_capacity(schedule.len());
+    for (k, offset) in schedule.iter().enumerate() {
+        let at = start + *offset;
+        tokio::time::sleep_until(at).await;
+        let conn = conns[k % conns.len()].clone();
+        let c = call(k);
+        tasks.push(tokio::spawn(async move {
+            let r = conn
+                .request_within(c.method, &c.path, c.content_type, c.body, timeout)
+                .await;
+            let latency = micros(at.elapsed());
+            match r {
+                Ok(a) if a.status == c.ok_status => Ok(latency),
+                Ok(a) => Err(a.brief()),
+                Err(e) => Err(e),
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(schedule.len());
+    let mut errors = Vec::new();
+    for t in tasks {
+        match t
+            .await
+            .map_err(|e| BenchError::Failed(format!("a request task failed: {e}")))?
+        {
+            Ok(l) => latencies.push(l),
+            Err(e) => errors.push(e),
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(LoadResult::new(
+        operation,
+        0,
+        rate,
+        &mut latencies,
+        errors,
+        seconds,
+        cpu.stop(),
+    ))
+}
+
+/// What a watcher needs of one watch event line.
+#[derive(Debug, Deserialize)]
+struct EventLine {
+    #[serde(rename = "type")]
+    kind: String,
+    object: EventObject,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventObject {
+    #[serde(default)]
+    metadata: EventMeta,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EventMeta {
+    #[serde(default)]
+    annotations: std::collections::HashMap<String, String>,
+}
+
+/// The send time in a watch event line: `Some(nanos)` for an ADDED/MODIFIED event whose
+/// object carries [`SENT_ANNOTATION`]; `None` for anything else (bookmarks, other pods).
+/// Pure.
+pub fn sent_nanos(line: &[u8]) -> Option<u128> {
+    let ev: EventLine = serde_json::from_slice(line).ok()?;
+    if ev.kind != "MODIFIED" && ev.kind != "ADDED" {
+        return None;
+    }
+    ev.object
+        .metadata
+        .annotations
+        .get(SENT_ANNOTATION)?
+        .parse()
+        .ok()
+}
+
+fn unix_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// What the watch phase does.
+#[derive(Debug, Clone)]
+pub struct WatchPlan {
+    pub watchers: usize,
+    pub rate: f64,
+    pub duration: Duration,
+    /// How long to wait for the last deliveries after the last write.
+    pub drain: Duration,
+    pub timeout: Duration,
+}
+
+/// Creates the watched pods, opens `plan.watchers` watch streams on pods in
+/// [`WATCH_NAMESPACE`] (one connection each, spread over `addrs`, from the list's
+/// resourceVersion as an informer does), then patches the watched pods in turn at
+/// `plan.rate` (open loop), each patch carrying its send time; every watcher records, per
+/// event, the time from that send to its reading the event.
+pub async fn watch_delivery(
+    addrs: &[std::net::SocketAddr],
+    config: Arc<rustls::ClientConfig>,
+    writer: &ApiConn,
+    plan: &WatchPlan,
+    server_pids: &[u32],
+    progress: &crate::bench::Progress,
+) -> Result<WatchResult, BenchError> {
+    ensure_namespace(writer, WATCH_NAMESPACE).await?;
+    let pods_path = format!("/api/v1/namespaces/{WATCH_NAMESPACE}/pods");
+    for i in 0..WATCHED_PODS {
+        let body = Bytes::from(pod_manifest(&format!("watched-{i}"), WATCH_NAMESPACE).to_string());
+        let a = writer
+            .request_within(
+                http::Method::POST,
+                &pods_path,
+                Some(JSON),
+                body,
+                plan.timeout,
+            )
+            .await
+            .map_err(BenchError::Failed)?;
+        if a.status != 201 && a.status != 409 {
+            return Err(BenchError::Failed(format!(
+                "creating a watched pod: {}",
+                a.brief()
+            )));
+        }
+    }
+    let list = writer
+        .request_within(
+            http::Method::GET,
+            &format!("{pods_path}?limit=1"),
+            None,
+            Bytes::new(),
+            plan.timeout,
+        )
+        .await
+        .map_err(BenchError::Failed)?;
+    let rv = serde_json::from_slice::<serde_json::Value>(&list.body)
+        .ok()
+        .and_then(|v| v["metadata"]["resourceVersion"].as_str().map(String::from))
+        .ok_or_else(|| BenchError::Failed(format!("listing watched pods: {}", list.brief())))?;
+    let watch_path = format!(
+        "{pods_path}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=3600"
+    );
+
+    progress(&format!(
+        "watch: opening {} watch streams from resourceVersion {rv} ...",
+        plan.watchers
+    ));
+    let opening = Instant::now();
+    let stop = CancellationToken::new();
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut watchers = Vec::with_capacity(plan.watchers);
+    let mut open_errors = Vec::new();
+    for chunk in (0..plan.watchers).collect::<Vec<_>>().chunks(32) {
+        let opened = futures::future::join_all(chunk.iter().map(|&i| {
+            let (addr, config, path) = (addrs[i % addrs.len()], config.clone(), &watch_path);
+            async move {
+                let conn = ApiConn::connect(addr, config).await?;
+                let stream = conn.watch(path).await?;
+                Ok::<_, String>((conn, stream))
+            }
+        }))
+        .await;
+        for o in opened {
+            match o {
+                Ok((conn, mut stream)) => {
+                    let (stop, received) = (stop.clone(), received.clone());
+                    watchers.push(tokio::spawn(async move {
+                        let _conn = conn;
+                        let mut latencies: Vec<u64> = Vec::new();
+                        let mut error = None;
+                        loop {
+                            let line = tokio::select! {
+                                l = stream.next_line() => l,
+                                _ = stop.cancelled() => break,
+                            };
+                            match line {
+                                Ok(Some(line)) => {
+                                    if let Some(sent) = sent_nanos(&line) {
+                                        let now = unix_nanos();
+                                        latencies.push(
+                                            (now.saturating_sub(sent) / 1000).min(u64::MAX as u128)
+                                                as u64,
+                                        );
+                                        received.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                                Ok(None) => {
+                                    error = Some("the watch stream ended".to_string());
+                                    break;
+                                }
+                                Err(e) => {
+                                    error = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        (latencies, error)
+                    }));
+                }
+                Err(e) => open_errors.push(e),
+            }
+        }
+    }
+    let open_seconds = opening.elapsed().as_secs_f64();
+    progress(&format!(
+        "watch: {} streams open in {open_seconds:.1} s ({} failed); writing at {}/s for {} s ...",
+        watchers.len(),
+        open_errors.len(),
+        plan.rate,
+        plan.duration.as_secs_f64()
+    ));
+
+    let cpu = CpuMeter::start(server_pids);
+    let schedule = open_loop_schedule(plan.rate, plan.duration);
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut writes = Vec::with_capacity(schedule.len());
+    for (k, offset) in schedule.iter().enumerate() {
+        tokio::time::sleep_until(start + *offset).await;
+        let writer = writer.clone();
+        let path = format!("{pods_path}/watched-{}", k % WATCHED_PODS);
+        let timeout = plan.timeout;
+        writes.push(tokio::spawn(async move {
+            let body =
+                json!({"metadata": {"annotations": {SENT_ANNOTATION: unix_nanos().to_string()}}});
+            match writer
+                .request_within(
+                    http::Method::PATCH,
+                    &path,
+                    Some(MERGE_PATCH),
+                    Bytes::from(body.to_string()),
+                    timeout,
+                )
+                .await
+            {
+                Ok(a) if a.status == 200 => Ok(()),
+                Ok(a) => Err(a.brief()),
+                Err(e) => Err(e),
+            }
+        }));
+    }
+    let mut ok_writes = 0;
+    let mut errors = Vec::new();
+    for w in writes {
+        match w
+            .await
+            .map_err(|e| BenchError::Failed(format!("a write task failed: {e}")))?
+        {
+            Ok(()) => ok_writes += 1,
+            Err(e) => errors.push(e),
+        }
+    }
+    let write_errors = errors.len();
+    let open = watchers.len();
+    // Wait for the last deliveries (or give up after `drain`: what is missing then counts
+    // as lost).
+    let drain_until = Instant::now() + plan.drain;
+    while received.load(Ordering::Relaxed) < ok_writes * open && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu = cpu.stop();
+    stop.cancel();
+    let mut latencies = Vec::with_capacity(ok_writes * open);
+    for w in watchers {
+        let (l, e) = w
+            .await
+            .map_err(|e| BenchError::Failed(format!("a watcher task failed: {e}")))?;
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    errors.extend(open_errors.iter().cloned());
+    let delivered = latencies.len();
+    Ok(WatchResult {
+        watchers: plan.watchers,
+        open_errors: open_errors.len(),
+        open_seconds,
+        writes: ok_writes,
+        write_errors,
+        write_rate: plan.rate,
+        expected: ok_writes * open,
+        delivered,
+        latency: Summary::of_micros(&mut latencies),
+        error_samples: errors.into_iter().take(5).collect(),
+        cpu,
+    })
+}
