@@ -5,7 +5,7 @@
 //!
 //! Phases, one after the other on one cluster:
 //!
-//! 1. **create**: `--pods` pods (a Deployment-style manifest, ~1.6 KiB of JSON) from
+//! 1. **create**: `--pods` pods (a Deployment-style manifest, ~1.8 KiB of JSON) from
 //!    `--clients` concurrent clients, each with its own connection, spread over the
 //!    replicas (closed loop) → pods/s, latency p50/p99; then each replica's RSS.
 //! 2. **writes**: merge patches of one pod's annotation at `--rate` requests/s for

@@ -95,10 +95,10 @@ pub struct WatchResult {
     pub write_rate: f64,
     /// writes × open watchers.
     pub expected: usize,
-    /// Events that arrived (each counted once per watcher).
+    /// Events of acknowledged writes that arrived (each counted once per watcher).
     pub delivered: usize,
     /// From the write's send (the timestamp in its annotation) to a watcher reading the
-    /// event, over every delivery.
+    /// event, over every delivery (also of writes that timed out but were applied).
     pub latency: Summary,
     pub error_samples: Vec<String>,
     pub cpu: CpuUse,

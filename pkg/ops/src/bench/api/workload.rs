@@ -37,7 +37,7 @@ pub fn pod_name(n: usize) -> String {
 
 /// A pod as a Deployment's ReplicaSet creates it: owner reference, template labels and
 /// hash, one container with ports, env, resources, probes and a service-account token
-/// volume, tolerations. About 1.6 KiB of JSON. Pure.
+/// volume, tolerations. About 1.8 KiB of JSON. Pure.
 pub fn pod_manifest(name: &str, namespace: &str) -> serde_json::Value {
     json!({
         "apiVersion": "v1",
@@ -503,7 +503,8 @@ pub async fn watch_delivery(
                     let (stop, received) = (stop.clone(), received.clone());
                     watchers.push(tokio::spawn(async move {
                         let _conn = conn;
-                        let mut latencies: Vec<u64> = Vec::new();
+                        // (send time, latency) of every event carrying a send time.
+                        let mut latencies: Vec<(u128, u64)> = Vec::new();
                         let mut error = None;
                         loop {
                             let line = tokio::select! {
@@ -514,10 +515,10 @@ pub async fn watch_delivery(
                                 Ok(Some(line)) => {
                                     if let Some(sent) = sent_nanos(&line) {
                                         let now = unix_nanos();
-                                        latencies.push(
-                                            (now.saturating_sub(sent) / 1000).min(u64::MAX as u128)
-                                                as u64,
-                                        );
+                                        let us = (now.saturating_sub(sent) / 1000)
+                                            .min(u64::MAX as u128)
+                                            as u64;
+                                        latencies.push((sent, us));
                                         received.fetch_add(1, Ordering::Relaxed);
                                     }
                                 }
@@ -557,8 +558,8 @@ pub async fn watch_delivery(
         let path = format!("{pods_path}/watched-{}", k % WATCHED_PODS);
         let timeout = plan.timeout;
         writes.push(tokio::spawn(async move {
-            let body =
-                json!({"metadata": {"annotations": {SENT_ANNOTATION: unix_nanos().to_string()}}});
+            let sent = unix_nanos();
+            let body = json!({"metadata": {"annotations": {SENT_ANNOTATION: sent.to_string()}}});
             match writer
                 .request_within(
                     http::Method::PATCH,
@@ -569,43 +570,50 @@ pub async fn watch_delivery(
                 )
                 .await
             {
-                Ok(a) if a.status == 200 => Ok(()),
+                Ok(a) if a.status == 200 => Ok(sent),
                 Ok(a) => Err(a.brief()),
                 Err(e) => Err(e),
             }
         }));
     }
-    let mut ok_writes = 0;
+    let attempted = writes.len();
+    let mut ok_sent = std::collections::HashSet::new();
     let mut errors = Vec::new();
     for w in writes {
         match w
             .await
             .map_err(|e| BenchError::Failed(format!("a write task failed: {e}")))?
         {
-            Ok(()) => ok_writes += 1,
+            Ok(sent) => {
+                ok_sent.insert(sent);
+            }
             Err(e) => errors.push(e),
         }
     }
+    let ok_writes = ok_sent.len();
     let write_errors = errors.len();
     let open = watchers.len();
     // Wait for the last deliveries (or give up after `drain`: what is missing then counts
-    // as lost).
+    // as lost). A write that timed out may still have been applied, so wait for those too.
     let drain_until = Instant::now() + plan.drain;
-    while received.load(Ordering::Relaxed) < ok_writes * open && Instant::now() < drain_until {
+    while received.load(Ordering::Relaxed) < attempted * open && Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu = cpu.stop();
     stop.cancel();
-    let mut latencies = Vec::with_capacity(ok_writes * open);
+    let mut latencies = Vec::with_capacity(attempted * open);
+    // Deliveries of the writes that were acknowledged; those of writes that timed out
+    // count in the latencies but not against the expected number.
+    let mut delivered = 0;
     for w in watchers {
         let (l, e) = w
             .await
             .map_err(|e| BenchError::Failed(format!("a watcher task failed: {e}")))?;
-        latencies.extend(l);
+        delivered += l.iter().filter(|(sent, _)| ok_sent.contains(sent)).count();
+        latencies.extend(l.into_iter().map(|(_, us)| us));
         errors.extend(e);
     }
     errors.extend(open_errors.iter().cloned());
-    let delivered = latencies.len();
     Ok(WatchResult {
         watchers: plan.watchers,
         open_errors: open_errors.len(),
