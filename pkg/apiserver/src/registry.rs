@@ -301,7 +301,15 @@ impl Registry {
         }
         let nsinfo =
             rkube_api::registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
-        match self.read(&nsinfo.key("", ns), true).await? {
+        let key = nsinfo.key("", ns);
+        // The local read is cheap but may lag this replica's own acknowledged writes (a
+        // namespace created through a follower a moment ago); as Kubernetes' namespace
+        // lifecycle admission does with its cache, a miss is checked again live.
+        let found = match self.read(&key, true).await? {
+            Some(found) => Some(found),
+            None => self.read(&key, false).await?,
+        };
+        match found {
             Some((obj, _)) => {
                 if meta(&obj).get("deletionTimestamp").is_some() {
                     return Err(Status::namespace_terminating(
@@ -1162,8 +1170,14 @@ async fn forward_watch(
     timeout: Duration,
     tx: tokio::sync::mpsc::Sender<Result<WatchEvent>>,
 ) {
+    // Most watchers select everything (informers, `kubectl get -w`): they need neither
+    // the field set of each object nor the previous object, whose decoding would double
+    // the JSON work per event and watcher.
+    let everything = labels.is_empty() && fields.is_empty();
     let matches = |o: &Value| {
-        labels.matches_object(o) && fields.matches(&rkube_api::selectors::field_set(&info, o))
+        everything
+            || (labels.matches_object(o)
+                && fields.matches(&rkube_api::selectors::field_set(&info, o)))
     };
     if let Some((items, revision)) = initial {
         for o in items {
@@ -1218,9 +1232,13 @@ async fn forward_watch(
             let (obj, prev) = match ev.kind {
                 rkube_store::EventKind::Put => (
                     decode(&ev.kv.value, ev.kv.mod_revision),
-                    ev.prev_kv
-                        .as_ref()
-                        .map(|p| decode(&p.value, p.mod_revision)),
+                    ev.prev_kv.as_ref().map(|p| {
+                        if everything {
+                            None
+                        } else {
+                            decode(&p.value, p.mod_revision)
+                        }
+                    }),
                 ),
                 rkube_store::EventKind::Delete => (
                     ev.prev_kv
@@ -1236,7 +1254,7 @@ async fn forward_watch(
                 (rkube_store::EventKind::Put, None) if now => WatchEvent::Added(obj),
                 // Selector transitions: entering is ADDED, leaving is DELETED.
                 (rkube_store::EventKind::Put, Some(prev)) => {
-                    let before = prev.as_ref().is_some_and(&matches);
+                    let before = everything || prev.as_ref().is_some_and(&matches);
                     match (before, now) {
                         (true, true) => WatchEvent::Modified(obj),
                         (false, true) => WatchEvent::Added(obj),
