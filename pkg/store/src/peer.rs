@@ -81,13 +81,29 @@ impl RaftPeer for PeerService {
     ) -> Result<Response<RaftReply>, Status> {
         self.accepting()?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.get_ref().data)?;
-        reply(self.store.raft().append_entries(rpc).await)
+        let res = self.store.raft().append_entries(rpc).await;
+        if matches!(&res, Ok(r) if r.is_success() || r.is_conflict()) {
+            self.store.leader_contact();
+        }
+        reply(res)
     }
 
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         self.accepting()?;
         let rpc: VoteRequest<NodeId> = decode(&req.get_ref().data)?;
-        reply(self.store.raft().vote(rpc).await)
+        let (candidate_term, candidate_last_log) = (rpc.vote.leader_id().term, rpc.last_log_id);
+        let res = self.store.raft().vote(rpc).await;
+        if let Ok(resp) = &res {
+            if !resp.vote_granted {
+                self.store.after_refused_vote(
+                    candidate_term,
+                    candidate_last_log,
+                    resp.vote.leader_id().term,
+                    resp.last_log_id,
+                );
+            }
+        }
+        reply(res)
     }
 
     async fn install_snapshot(

@@ -125,6 +125,10 @@ pub struct Store {
     /// Set while a replica that lost its data rejoins: it must not answer Raft
     /// traffic (nor vote) as its old self, see [`Store::rejoin`].
     rejoining: std::sync::atomic::AtomicBool,
+    /// When a leader last reached this replica (see [`Store::leader_contact`]).
+    leader_contact: std::sync::Mutex<Instant>,
+    /// Set while [`Store::take_over_election`] runs.
+    taking_over: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -174,6 +178,8 @@ impl Store {
             config,
             metrics,
             rejoining: false.into(),
+            leader_contact: std::sync::Mutex::new(Instant::now()),
+            taking_over: false.into(),
         });
         if store.bootstrap().await? == Bootstrap::Rejoin {
             store
@@ -316,6 +322,92 @@ impl Store {
     /// Whether this replica answers Raft traffic (false while rejoining).
     pub fn accepts_raft(&self) -> bool {
         !self.rejoining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Notes that a leader (of any term) just reached this replica.
+    pub(crate) fn leader_contact(&self) {
+        *self.leader_contact.lock().unwrap() = Instant::now();
+    }
+
+    /// Called after this replica refused a vote. openraft 0.9 has no pre-vote:
+    /// when the leader dies, the survivor whose timer fires first campaigns even
+    /// if its log is shorter; it is refused, and having voted for itself in the
+    /// new term it then refuses the better candidate of the same term (or a lower
+    /// id), so the election costs one or two more timeouts. A replica that has
+    /// just refused such a candidate for its shorter log, and has itself not
+    /// heard from a leader for a whole leader lease, knows the leader is gone and
+    /// that it is the better candidate: it campaigns at once (twice if its first
+    /// term collides with the refused candidate's). Elections are always safe in
+    /// Raft; this only changes who starts one, and when.
+    pub(crate) fn after_refused_vote(
+        self: &Arc<Self>,
+        candidate_term: u64,
+        candidate_last_log: Option<LogId>,
+        my_term: u64,
+        my_last_log: Option<LogId>,
+    ) {
+        let lease = Duration::from_millis(self.config.election_timeout_max_ms);
+        let silent = self.leader_contact.lock().unwrap().elapsed() >= lease;
+        let m = self.raft.metrics().borrow().clone();
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.config.id);
+        if !should_take_over(
+            silent,
+            voter && m.state != ServerState::Leader,
+            (candidate_term, candidate_last_log),
+            (my_term, my_last_log),
+        ) {
+            return;
+        }
+        if self
+            .taking_over
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let round = Duration::from_millis(this.config.heartbeat_ms.max(20) * 2);
+            for _ in 0..2 {
+                tracing::info!(
+                    candidate_term,
+                    "a candidate with a shorter log campaigns after the leader went silent; \
+                     campaigning instead"
+                );
+                if this.raft.trigger().elect().await.is_err() {
+                    break;
+                }
+                let mut rx = this.raft.metrics();
+                let decided = tokio::time::timeout(round, async {
+                    loop {
+                        {
+                            // A leader of the new term (us or another): the old
+                            // leader's committed vote may still show right after
+                            // the trigger.
+                            let m = rx.borrow_and_update();
+                            if m.state == ServerState::Leader
+                                || (m.current_leader.is_some()
+                                    && m.vote.leader_id().term >= candidate_term)
+                            {
+                                return;
+                            }
+                        }
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
+                if decided.is_ok() {
+                    break;
+                }
+            }
+            this.taking_over
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        });
     }
 
     fn spawn_metrics_updater(self: &Arc<Self>) {
@@ -851,6 +943,20 @@ impl Store {
     }
 }
 
+/// Whether a replica that just refused a vote should campaign itself (see
+/// [`Store::after_refused_vote`]): it has not heard from a leader for a lease,
+/// it is a voter that does not lead, the candidate started a newer term (it
+/// believes the leader gone too), and the candidate's log is behind ours (so it
+/// can never win, while we can).
+fn should_take_over(
+    silent_for_a_lease: bool,
+    voting_follower: bool,
+    candidate: (u64, Option<LogId>),
+    me: (u64, Option<LogId>),
+) -> bool {
+    silent_for_a_lease && voting_follower && candidate.0 > me.0 && candidate.1 < me.1
+}
+
 fn membership_err(e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Error {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::Membership(format!(
@@ -876,5 +982,32 @@ struct WatcherGuard(prometheus_client::metrics::gauge::Gauge);
 impl Drop for WatcherGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(term: u64, index: u64) -> Option<LogId> {
+        Some(LogId::new(openraft::CommittedLeaderId::new(term, 1), index))
+    }
+
+    #[test]
+    fn only_a_silent_voter_with_a_longer_log_takes_over_a_newer_terms_election() {
+        let me = (5, log(5, 100));
+        // The candidate is behind us and started term 6: take over.
+        assert!(should_take_over(true, true, (6, log(5, 99)), me));
+        // A leader spoke to us within the lease: the candidate is wrong, not the leader gone.
+        assert!(!should_take_over(false, true, (6, log(5, 99)), me));
+        // Learners and leaders do not campaign.
+        assert!(!should_take_over(true, false, (6, log(5, 99)), me));
+        // A candidate at least as up to date as we are can win: let it.
+        assert!(!should_take_over(true, true, (6, log(5, 100)), me));
+        assert!(!should_take_over(true, true, (6, log(6, 1)), me));
+        // A candidate of our own (or an older) term is refused for its vote, not its log.
+        assert!(!should_take_over(true, true, (5, log(5, 99)), me));
+        // An empty log is behind any other.
+        assert!(should_take_over(true, true, (6, None), me));
     }
 }
