@@ -19,6 +19,8 @@ pub struct Http {
     addr: String,
     accept: String,
     read_timeout: Duration,
+    /// Extra header lines, each ending in CRLF.
+    headers: String,
 }
 
 /// A reply: the status code, the raw head (status line and headers) and the
@@ -38,7 +40,14 @@ impl Http {
             addr: endpoint.trim_start_matches("http://").to_string(),
             accept: accept.to_string(),
             read_timeout,
+            headers: String::new(),
         }
+    }
+
+    /// The same client, sending one more header on every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push_str(&format!("{name}: {value}\r\n"));
+        self
     }
 
     /// One request on its own connection, with `body` sent as `content_type`.
@@ -48,8 +57,9 @@ impl Http {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(self.read_timeout)).unwrap();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: {}\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.accept,
+            self.headers,
             body.len()
         );
         s.write_all(head.as_bytes()).unwrap();

@@ -168,6 +168,33 @@ async fn bad_bodies_get_status_errors_and_nothing_is_stored() {
         );
         status(&r, 413, "RequestEntityTooLarge");
 
+        // NamespaceLifecycle admission: the namespaces every cluster relies on
+        // cannot be deleted (dry run or not), and nothing is created in a
+        // namespace that does not exist.
+        for ns in ["default", "kube-system", "kube-public"] {
+            for query in ["", "?dryRun=All"] {
+                let r = api.request(
+                    "DELETE",
+                    &format!("/api/v1/namespaces/{ns}{query}"),
+                    JSON,
+                    b"",
+                );
+                let msg = status(&r, 403, "Forbidden");
+                assert_eq!(
+                    msg,
+                    format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted")
+                );
+            }
+        }
+        assert!(names(&api, "/api/v1/namespaces").contains(&"kube-system".to_string()));
+        let r = api.request(
+            "POST",
+            "/api/v1/namespaces/nowhere/configmaps",
+            JSON,
+            configmap("lost").to_string().as_bytes(),
+        );
+        status(&r, 404, "NotFound");
+
         // Only what was accepted is stored.
         assert_eq!(names(&api, CONFIGMAPS), ["from-yaml", "warned"]);
         assert_eq!(

@@ -7,11 +7,13 @@
 //! - the peer address serves Raft traffic between replicas only.
 //!
 //! Every request on the API port passes [`auth`] first (authentication, then
-//! authorization), whichever front door it is for.
+//! authorization), whichever front door it is for; writes then pass
+//! [`admission`] (mutating, validation, validating) inside the [`registry`].
 //!
 //! [`run`] takes its options and a shutdown token, so a test can run a replica
 //! in-process on `127.0.0.1:0`.
 
+pub mod admission;
 pub mod auth;
 pub mod grpc;
 mod options;

@@ -30,6 +30,7 @@ pub type Result<T, E = Status> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<Store>,
+    admission: Arc<crate::admission::Chain>,
 }
 
 /// Options of a list (and of a watch's initial state).
@@ -258,8 +259,16 @@ fn has_status_subresource(info: &ResourceInfo) -> bool {
 }
 
 impl Registry {
+    /// A registry with the default admission chain.
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self::with_admission(store, crate::admission::Chain::default())
+    }
+
+    pub fn with_admission(store: Arc<Store>, admission: crate::admission::Chain) -> Self {
+        Self {
+            store,
+            admission: Arc::new(admission),
+        }
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -295,7 +304,8 @@ impl Registry {
         }
     }
 
-    async fn ensure_namespace(&self, info: &ResourceInfo, ns: &str) -> Result<()> {
+    /// The namespace check of `NamespaceLifecycle` admission.
+    pub(crate) async fn ensure_namespace(&self, info: &ResourceInfo, ns: &str) -> Result<()> {
         if !info.namespaced {
             return Ok(());
         }
@@ -435,9 +445,18 @@ impl Registry {
                 o.remove("status");
             }
         }
-        rkube_api::validation::validate_create(info, &obj)?;
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
-        self.ensure_namespace(info, ns).await?;
+        let attrs = crate::admission::Attributes {
+            info,
+            namespace: ns,
+            name: &name,
+            subresource: None,
+            operation: crate::admission::Operation::Create,
+            dry_run: opts.dry_run,
+        };
+        self.admission.mutate(&attrs, &mut obj)?;
+        rkube_api::validation::validate_create(info, &obj)?;
+        self.admission.validate(&attrs, &obj, self).await?;
         if opts.dry_run {
             return Ok(Written {
                 object: obj,
@@ -582,10 +601,20 @@ impl Registry {
             _ => {}
         }
         rkube_api::defaults::default_object(info, &mut obj);
+        let attrs = crate::admission::Attributes {
+            info,
+            namespace: ns,
+            name,
+            subresource,
+            operation: crate::admission::Operation::Update,
+            dry_run: opts.dry_run,
+        };
+        self.admission.mutate(&attrs, &mut obj)?;
         match subresource {
             Some("status") => rkube_api::validation::validate_status_update(info, &obj, &old)?,
             _ => rkube_api::validation::validate_update(info, &obj, &old)?,
         }
+        self.admission.validate(&attrs, &obj, self).await?;
         let mut out = obj.clone();
         // A delete waiting on finalizers completes when the last one is removed.
         let finished = meta(&obj).get("deletionTimestamp").is_some()
@@ -688,6 +717,15 @@ impl Registry {
             let Some((mut obj, rev)) = self.read(&key, false).await? else {
                 return Err(Status::not_found(info.group, info.plural, name));
             };
+            let attrs = crate::admission::Attributes {
+                info,
+                namespace: ns,
+                name,
+                subresource: None,
+                operation: crate::admission::Operation::Delete,
+                dry_run: opts.dry_run,
+            };
+            self.admission.validate(&attrs, &obj, self).await?;
             if let Some(uid) = &opts.precondition_uid {
                 if meta_str(&obj, "uid") != Some(uid.as_str()) {
                     return Err(Status::conflict(
