@@ -195,6 +195,15 @@ async fn bad_bodies_get_status_errors_and_nothing_is_stored() {
         );
         status(&r, 404, "NotFound");
 
+        // A verb the resource does not serve at that path: 405 MethodNotAllowed.
+        let r = api.request(
+            "POST",
+            &format!("{CONFIGMAPS}/from-yaml"),
+            JSON,
+            configmap("from-yaml").to_string().as_bytes(),
+        );
+        status(&r, 405, "MethodNotAllowed");
+
         // Only what was accepted is stored.
         assert_eq!(names(&api, CONFIGMAPS), ["from-yaml", "warned"]);
         assert_eq!(
