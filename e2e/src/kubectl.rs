@@ -1,9 +1,10 @@
-//! Real kubectl against a test [`Cluster`], for the kubectl e2e tests.
+//! Real kubectl against a test [`Cluster`] or an `rkube up` cluster, for the
+//! kubectl e2e tests.
 //!
-//! A [`Kubectl`] is one kubectl release with its own home folder under the
-//! cluster's folder: a kubeconfig pointing at replica 0 (plain HTTP, no
-//! credentials, as the harness serves) and kubectl's discovery and OpenAPI
-//! caches, so releases never read each other's caches. Runs are blocking: call
+//! A [`Kubectl`] is one kubectl release with its own home folder: a kubeconfig
+//! (pointing at replica 0 of a harness cluster, plain HTTP and no credentials,
+//! or a copy of `rkube up`'s DIR/kubeconfig) and kubectl's discovery and
+//! OpenAPI caches, so releases never read each other's caches. Runs are blocking: call
 //! them from `spawn_blocking`.
 //!
 //! Releases are found as the machine installs them: `kubectl.<version>` beside
@@ -42,6 +43,22 @@ impl Kubectl {
             ),
         )
         .unwrap();
+        Self { bin, home, version }
+    }
+
+    /// kubectl `version` (or the PATH's for `None`) using `kubeconfig` as it
+    /// is (e.g. DIR/kubeconfig of `rkube up`: HTTPS through the load balancer
+    /// with the admin certificate), with its own home under `home_parent`.
+    pub fn with_kubeconfig(
+        kubeconfig: &std::path::Path,
+        home_parent: &std::path::Path,
+        version: Option<&str>,
+    ) -> Self {
+        let bin = binary(version);
+        let version = version.unwrap_or("default").to_string();
+        let home = home_parent.join(format!("home-{version}"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::copy(kubeconfig, home.join("kubeconfig")).unwrap();
         Self { bin, home, version }
     }
 

@@ -8,6 +8,8 @@
 //! - [`proxy`]: a loopback TCP proxy whose traffic can be cut, for partition tests.
 //! - [`kubectl`]: real kubectl releases run against a cluster, each with its own kubeconfig.
 //! - [`http`]: raw HTTP/1.1 requests to the REST door, for bad input kubectl never sends.
+//! - [`local`]: a cluster as users start it (`rkube up --nodes 0`: TLS, load balancer,
+//!   DIR/kubeconfig), stopped with `rkube down` when dropped.
 //!
 //! The checkers are pure functions over recordings; the rest drives real processes and sockets.
 
@@ -16,5 +18,6 @@ pub mod http;
 pub mod kubectl;
 pub mod kvclient;
 pub mod linearizability;
+pub mod local;
 pub mod proxy;
 pub mod watch_check;

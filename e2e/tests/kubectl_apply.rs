@@ -1,32 +1,27 @@
 //! Real kubectl (1.33 and 1.27) against the OpenAPI documents of a
-//! three-replica cluster: `apply` creates and then patches with the merge
+//! cluster started by `rkube up --nodes 0` (kubectl through DIR/kubeconfig:
+//! HTTPS via the load balancer, the admin certificate): `apply` creates and then patches with the merge
 //! keys the v3 documents publish, `explain` prints the types' docs, and
 //! strict validation is left to the server, which refuses unknown fields.
 
 use std::time::Duration;
 
-use rkube_e2e::cluster::{Cluster, Options};
 use rkube_e2e::kubectl::Kubectl;
+use rkube_e2e::local::LocalCluster;
 
 /// The kubectl releases these tests drive, as `kubectl.<version>` beside the
 /// `kubectl` on the PATH.
 const VERSIONS: &[&str] = &["1.33", "1.27"];
 
-async fn cluster() -> Cluster {
-    let mut cluster = Cluster::start_with(Options {
-        system_namespaces: true,
-        ..Default::default()
-    })
-    .await;
-    cluster.leader(Duration::from_secs(30)).await;
-    cluster
+async fn cluster() -> LocalCluster {
+    tokio::task::spawn_blocking(LocalCluster::up).await.unwrap()
 }
 
 /// One kubectl of each of [`VERSIONS`].
-fn clients(cluster: &Cluster) -> Vec<Kubectl> {
+fn clients(cluster: &LocalCluster) -> Vec<Kubectl> {
     VERSIONS
         .iter()
-        .map(|&v| Kubectl::new(cluster, Some(v)))
+        .map(|&v| Kubectl::with_kubeconfig(&cluster.kubeconfig(), cluster.dir(), Some(v)))
         .collect()
 }
 

@@ -12,23 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rkube_e2e::cluster::bin;
+use rkube_e2e::local::rkube;
 use serde_json::Value;
-
-fn rkube(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("rkube"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("RKUBE_BIN_DIR", rkube_e2e::cluster::bin_dir())
-        .output()
-        .expect("run rkube");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 fn status(dir: &Path) -> Value {
     let (ok, out, err) = rkube(dir, &["status", "-o", "json"]);

@@ -1,4 +1,4 @@
-//! The everyday kubectl workflow against a three-replica cluster, repeated for
+//! The everyday kubectl workflow against a cluster started by `rkube up --nodes 0`, repeated for
 //! kubectl 1.27, 1.32 and 1.33 (the oldest, the default and the newest
 //! installed), each in its own namespace of one cluster: api-versions,
 //! describe, every `-o` format, scale (also with its preconditions), edit
@@ -15,8 +15,8 @@ use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rkube_e2e::cluster::{Cluster, Options};
 use rkube_e2e::kubectl::Kubectl;
+use rkube_e2e::local::LocalCluster;
 use serde_json::Value;
 
 /// The kubectl releases driven here.
@@ -24,15 +24,12 @@ const VERSIONS: &[&str] = &["1.27", "1.32", "1.33"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_27_1_32_and_1_33_run_the_everyday_workflow() {
-    let mut cluster = Cluster::start_with(Options {
-        system_namespaces: true,
-        ..Default::default()
-    })
-    .await;
-    cluster.leader(Duration::from_secs(30)).await;
+    // As users run it: `rkube up --nodes 0`, kubectl through DIR/kubeconfig
+    // (HTTPS via the load balancer, the admin's client certificate).
+    let cluster = tokio::task::spawn_blocking(LocalCluster::up).await.unwrap();
     let ks: Vec<Kubectl> = VERSIONS
         .iter()
-        .map(|&v| Kubectl::new(&cluster, Some(v)))
+        .map(|&v| Kubectl::with_kubeconfig(&cluster.kubeconfig(), cluster.dir(), Some(v)))
         .collect();
     let run = tokio::task::spawn_blocking(move || {
         for k in &ks {
@@ -49,7 +46,23 @@ fn workflow(k: &Kubectl) {
     let ns = format!("wf-{}", k.version().replace('.', ""));
     let ns = ns.as_str();
 
-    // Discovery.
+    // Version and discovery.
+    let v = k.json(&["version"]);
+    assert_eq!(v["serverVersion"]["major"], "1", "{}: {v}", k.version());
+    assert_eq!(v["serverVersion"]["minor"], "33", "{}: {v}", k.version());
+    let resources = k.ok(&["api-resources", "-o", "name"]);
+    for r in [
+        "pods",
+        "deployments.apps",
+        "leases.coordination.k8s.io",
+        "roles.rbac.authorization.k8s.io",
+    ] {
+        assert!(
+            resources.lines().any(|l| l == r),
+            "{}: api-resources lacks {r}:\n{resources}",
+            k.version()
+        );
+    }
     let versions = k.ok(&["api-versions"]);
     for gv in [
         "v1",

@@ -22,26 +22,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rkube_e2e::cluster::{bin, bin_dir, send_signal};
+use rkube_e2e::cluster::send_signal;
+use rkube_e2e::local::rkube;
 use serde_json::Value;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/client_test.py");
 const NAMESPACE: &str = "py-e2e";
-
-fn rkube(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("rkube"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("RKUBE_BIN_DIR", bin_dir())
-        .output()
-        .expect("run rkube");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 fn status(dir: &Path) -> Value {
     let (ok, out, err) = rkube(dir, &["status", "-o", "json"]);
