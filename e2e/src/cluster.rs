@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use rkube_proto::store::kv_client::KvClient;
 use rkube_proto::store::maintenance_client::MaintenanceClient;
 use rkube_proto::store::watch_client::WatchClient;
-use rkube_proto::store::{HashRequest, StatusRequest, StatusResponse};
+use rkube_proto::store::{HashRequest, RangeRequest, StatusRequest, StatusResponse};
 use tonic::transport::Channel;
 
 use crate::proxy::Proxy;
@@ -388,6 +388,23 @@ impl Cluster {
             let alive = self.alive();
             let mut seen = Vec::new();
             for i in &alive {
+                // A linearizable read first: a replica that restarted replays
+                // only up to its saved committed index (saved lazily) until
+                // the leader tells it more; after this it has applied all that
+                // the cluster committed, so the hash compares whole histories.
+                let linearized = self
+                    .kv(*i)
+                    .await
+                    .range(RangeRequest {
+                        key: b"/".to_vec().into(),
+                        keys_only: true,
+                        count_only: true,
+                        ..Default::default()
+                    })
+                    .await;
+                if linearized.is_err() {
+                    continue;
+                }
                 let mut c = self.maintenance(*i).await;
                 if let Ok(r) = c.hash(HashRequest { revision: 0 }).await {
                     let r = r.into_inner();

@@ -30,6 +30,13 @@ pub fn rkube(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `rkube status -o json --dir <dir>`, parsed; panics when it fails.
+pub fn status(dir: &Path) -> Value {
+    let (ok, out, err) = rkube(dir, &["status", "-o", "json"]);
+    assert!(ok, "rkube status failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
+}
+
 impl LocalCluster {
     /// `rkube up --nodes 0` in a new temporary folder; panics with its output
     /// when it fails. `up` returns once a leader is elected and the load
@@ -55,9 +62,7 @@ impl LocalCluster {
 
     /// `rkube status -o json`.
     pub fn status(&self) -> Value {
-        let (ok, out, err) = rkube(&self.dir, &["status", "-o", "json"]);
-        assert!(ok, "rkube status failed: {err}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
+        status(&self.dir)
     }
 }
 

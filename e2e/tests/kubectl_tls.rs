@@ -12,14 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rkube_e2e::local::rkube;
+use rkube_e2e::local::{rkube, status};
 use serde_json::Value;
-
-fn status(dir: &Path) -> Value {
-    let (ok, out, err) = rkube(dir, &["status", "-o", "json"]);
-    assert!(ok, "rkube status failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
-}
 
 fn lb_component(s: &Value) -> Value {
     s["components"]

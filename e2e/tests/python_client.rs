@@ -23,17 +23,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rkube_e2e::cluster::send_signal;
-use rkube_e2e::local::rkube;
+use rkube_e2e::local::{rkube, status};
 use serde_json::Value;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/client_test.py");
 const NAMESPACE: &str = "py-e2e";
-
-fn status(dir: &Path) -> Value {
-    let (ok, out, err) = rkube(dir, &["status", "-o", "json"]);
-    assert!(ok, "rkube status failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
-}
 
 fn leader(s: &Value) -> Option<(String, u32)> {
     s["apiservers"]

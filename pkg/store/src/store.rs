@@ -348,15 +348,18 @@ impl Store {
     ) {
         let lease = Duration::from_millis(self.config.election_timeout_max_ms);
         let silent = self.leader_contact.lock().unwrap().elapsed() >= lease;
-        let m = self.raft.metrics().borrow().clone();
-        let voter = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == self.config.id);
+        let voting_follower = {
+            let rx = self.raft.metrics();
+            let m = rx.borrow();
+            m.state != ServerState::Leader
+                && m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == self.config.id)
+        };
         if !should_take_over(
             silent,
-            voter && m.state != ServerState::Leader,
+            voting_follower,
             (candidate_term, candidate_last_log),
             (my_term, my_last_log),
         ) {
