@@ -3,7 +3,8 @@
 //!
 //! - [`types`]: the data model (keys, revisions, transactions, events) and openraft's type config.
 //! - [`mvcc`]: the pure state machine: apply commands, read at a revision, history window.
-//! - `log_store`: the durable Raft log, vote and committed pointer (redb, fsynced).
+//! - `log_store`: the durable Raft log, vote and committed pointer, over
+//!   `wal` (a segmented write-ahead log, fsynced by group commit).
 //! - `state_machine`: openraft's state machine over [`mvcc`], with durable snapshots.
 //! - `network` / `peer`: Raft traffic over tonic gRPC, client and server side.
 //! - `store`: the handle the apiserver uses: writes forwarded to the leader,
@@ -21,6 +22,7 @@ pub mod service;
 pub mod state_machine;
 pub mod store;
 pub mod types;
+pub mod wal;
 
 pub use error::{Error, Result};
 pub use metrics::StoreMetrics;

@@ -137,7 +137,13 @@ impl Store {
     /// peer says the cluster already exists.
     pub async fn open(config: StoreConfig, metrics: StoreMetrics) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Storage(e.to_string()))?;
-        let log = LogStore::open(&config.data_dir.join("raft-log.redb"), metrics.clone())
+        let wal_dir = config.data_dir.join("raft-wal");
+        let old_log = config.data_dir.join("raft-log.redb");
+        if old_log.exists() {
+            crate::log_store::import_redb(&old_log, &wal_dir)
+                .map_err(|e| Error::Storage(format!("moving the raft log out of redb: {e}")))?;
+        }
+        let log = LogStore::open(&wal_dir, metrics.clone())
             .map_err(|e| Error::Storage(format!("opening the raft log: {e}")))?;
         let sm = StateMachine::open(&config.data_dir.join("snapshot"), config.history_limit)
             .map_err(|e| Error::Storage(format!("opening the snapshot: {e}")))?;

@@ -12,8 +12,13 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError> {
         let dir = TempDir::new().expect("temp dir");
-        let log = LogStore::open(&dir.path().join("log.redb"), StoreMetrics::default())
-            .expect("open log");
+        // Small segments, so the suite's purges also rotate and delete them.
+        let log = LogStore::open_with_segment_size(
+            &dir.path().join("wal"),
+            4096,
+            StoreMetrics::default(),
+        )
+        .expect("open log");
         let sm =
             StateMachine::open(&dir.path().join("snapshot"), 1000).expect("open state machine");
         Ok((dir, log, sm))
