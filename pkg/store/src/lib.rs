@@ -7,11 +7,13 @@
 //!   `wal` (a segmented write-ahead log, fsynced by group commit).
 //! - `state_machine`: openraft's state machine over [`mvcc`], with durable snapshots.
 //! - `network` / `peer`: Raft traffic over tonic gRPC, client and server side.
+//! - `forward`: a follower's stream of forwarded writes to the leader.
 //! - `store`: the handle the apiserver uses: writes forwarded to the leader,
 //!   linearizable reads by read index, watches, membership.
 //! - `service`: the client-facing gRPC API (`rkube.store.v1`).
 
 pub mod error;
+mod forward;
 pub mod log_store;
 pub mod metrics;
 pub mod mvcc;

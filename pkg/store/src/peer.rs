@@ -1,9 +1,15 @@
 //! Raft traffic, server side: the `rkube.raft.v1.RaftPeer` service that other
 //! replicas call. It hands openraft's RPCs to the local Raft node and serves
-//! the two store-level calls a follower needs from the leader: Propose
-//! (forwarded writes) and ReadIndex (linearizable reads).
+//! the two store-level calls a follower needs from the leader: Forward
+//! (a stream of forwarded writes, see [`crate::forward`]) and ReadIndex
+//! (linearizable reads).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, Stream, StreamExt};
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use rkube_proto::raft::raft_peer_server::{RaftPeer, RaftPeerServer};
@@ -115,33 +121,46 @@ impl RaftPeer for PeerService {
         reply(self.store.raft().install_snapshot(rpc).await)
     }
 
-    async fn propose(
+    type ForwardStream = Pin<Box<dyn Stream<Item = Result<ForwardReply, Status>> + Send>>;
+
+    async fn forward(
         &self,
-        req: Request<ProposeRequest>,
-    ) -> Result<Response<ProposeReply>, Status> {
-        let cmd: Command = decode(&req.get_ref().command)?;
-        match self
-            .store
-            .propose_local(cmd, self.store.config().request_timeout)
-            .await
-        {
-            Ok(Some(result)) => Ok(Response::new(ProposeReply {
-                result: postcard::to_stdvec(&result).expect("results encode").into(),
-                ..Default::default()
-            })),
-            Ok(None) => Ok(Response::new(ProposeReply {
-                not_leader: true,
-                leader_hint: self
-                    .store
-                    .raft()
-                    .metrics()
-                    .borrow()
-                    .current_leader
-                    .unwrap_or(0),
-                ..Default::default()
-            })),
-            Err(e) => Err(e.into()),
-        }
+        req: Request<tonic::Streaming<ForwardRequest>>,
+    ) -> Result<Response<Self::ForwardStream>, Status> {
+        let mut inbound = req.into_inner();
+        let store = self.store.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut inflight = FuturesUnordered::new();
+            let mut open = true;
+            loop {
+                tokio::select! {
+                    msg = inbound.message(), if open => match msg {
+                        Ok(Some(req)) => {
+                            for p in req.proposals {
+                                inflight.push(propose_forwarded(store.clone(), p));
+                            }
+                        }
+                        // The sender is done (or gone): answer what is in
+                        // flight, then end the stream.
+                        Ok(None) | Err(_) => open = false,
+                    },
+                    Some(first) = inflight.next(), if !inflight.is_empty() => {
+                        let mut results = vec![first];
+                        while let Some(Some(r)) = inflight.next().now_or_never() {
+                            results.push(r);
+                        }
+                        if tx.send(Ok(ForwardReply { results })).await.is_err() {
+                            break;
+                        }
+                    }
+                    else => break,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn read_index(
@@ -167,4 +186,36 @@ impl RaftPeer for PeerService {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The leader's side of one forwarded write.
+async fn propose_forwarded(store: Arc<Store>, p: ForwardedProposal) -> ForwardedResult {
+    let mut out = ForwardedResult {
+        id: p.id,
+        ..Default::default()
+    };
+    let cmd: Command = match postcard::from_bytes(&p.command) {
+        Ok(c) => c,
+        Err(e) => {
+            out.error_code = tonic::Code::InvalidArgument as i32;
+            out.error_message = format!("undecodable command: {e}");
+            return out;
+        }
+    };
+    let left = Duration::from_millis(p.timeout_ms).min(store.config().request_timeout);
+    match store.propose_local(cmd, left).await {
+        Ok(Some(result)) => {
+            out.result = postcard::to_stdvec(&result).expect("results encode").into()
+        }
+        Ok(None) => {
+            out.not_leader = true;
+            out.leader_hint = store.raft().metrics().borrow().current_leader.unwrap_or(0);
+        }
+        Err(e) => {
+            let status: Status = e.into();
+            out.error_code = status.code() as i32;
+            out.error_message = status.message().to_string();
+        }
+    }
+    out
 }

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
-use rkube_proto::raft::{HelloRequest, ProposeRequest, ReadIndexRequest};
+use rkube_proto::raft::{HelloRequest, ReadIndexRequest};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::forward::{Forwarder, Outcome};
 use crate::log_store::LogStore;
 use crate::metrics::StoreMetrics;
 use crate::mvcc::{validate_range, validate_revision, validate_txn, ScanLimits};
@@ -119,6 +120,7 @@ pub struct Store {
     pub(crate) shared: Arc<Shared>,
     log: LogStore,
     proposer: Proposer,
+    forwarder: Forwarder,
     dialer: PeerDialer,
     config: StoreConfig,
     metrics: StoreMetrics,
@@ -180,6 +182,7 @@ impl Store {
             shared,
             log,
             proposer,
+            forwarder: Forwarder::new(dialer.clone()),
             dialer,
             config,
             metrics,
@@ -559,39 +562,30 @@ impl Store {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let mut client = self
-                    .dialer
-                    .client(leader, &member)
-                    .map_err(Error::InvalidArgument)?;
                 let bytes = postcard::to_stdvec(&cmd).expect("commands encode");
-                let mut req = tonic::Request::new(ProposeRequest {
-                    command: bytes.into(),
-                });
-                req.set_timeout(deadline.saturating_duration_since(Instant::now()));
-                match client.propose(req).await {
-                    Ok(reply) => {
-                        let reply = reply.into_inner();
-                        if reply.not_leader {
-                            last_err = format!("{member} is no longer the leader");
-                        } else {
-                            return postcard::from_bytes(&reply.result).map_err(|e| {
-                                Error::Storage(format!("bad reply from the leader: {e}"))
-                            });
-                        }
+                match self
+                    .forwarder
+                    .forward(leader, &member, bytes.into(), deadline)
+                    .await
+                {
+                    Outcome::Applied(result) => {
+                        return postcard::from_bytes(&result).map_err(|e| {
+                            Error::Storage(format!("bad reply from the leader: {e}"))
+                        });
                     }
-                    Err(status) if not_sent(&status) => {
-                        last_err = format!("leader {member} unreachable: {}", status.message());
+                    Outcome::NotLeader => {
+                        last_err = format!("{member} is no longer the leader");
                     }
-                    Err(status) => {
-                        return Err(match status.code() {
-                            tonic::Code::InvalidArgument => {
-                                Error::InvalidArgument(status.message().into())
-                            }
-                            _ => Error::Timeout(format!(
-                                "forwarding to the leader {member}: {}",
-                                status.message()
-                            )),
-                        })
+                    Outcome::NotSent(why) => {
+                        last_err = format!("leader {member} unreachable: {why}");
+                    }
+                    Outcome::Failed(tonic::Code::InvalidArgument, why) => {
+                        return Err(Error::InvalidArgument(why));
+                    }
+                    Outcome::Failed(_, why) | Outcome::Lost(why) => {
+                        return Err(Error::Timeout(format!(
+                            "forwarding to the leader {member}: {why}"
+                        )));
                     }
                 }
             }
@@ -975,14 +969,6 @@ fn membership_err(e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Err
         )),
         RaftError::APIError(e) => Error::Membership(e.to_string()),
         RaftError::Fatal(e) => Error::Storage(e.to_string()),
-    }
-}
-
-/// Whether a failed call certainly did not reach the server's handler.
-fn not_sent(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable && {
-        let m = status.message().to_ascii_lowercase();
-        m.contains("connect") || m.contains("refused")
     }
 }
 
