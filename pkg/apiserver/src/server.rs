@@ -68,14 +68,17 @@ pub async fn run(
         let token = shutdown.clone();
         let store = store.clone();
         tokio::spawn(async move {
+            // Server::tcp_nodelay applies only to sockets tonic binds
+            // itself; these are accepted from our own listener, so the
+            // incoming stream sets it. Without it a follower's reply to
+            // AppendEntries (headers, data, trailers) can sit behind Nagle's
+            // algorithm until the leader's delayed ACK, ~40 ms.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(peer).with_nodelay(Some(true));
             tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .layer(rkube_telemetry::propagation::TraceLayer::grpc())
                 .add_service(PeerService::new(store))
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(peer),
-                    token.cancelled_owned(),
-                )
+                .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
                 .await
         })
     };
