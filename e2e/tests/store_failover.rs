@@ -14,6 +14,8 @@ const T: Duration = Duration::from_secs(30);
 /// Writers that each own a key space; every acknowledged (key → value) is recorded.
 struct Load {
     acked: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Acknowledged writes so far (the keys repeat; this does not).
+    total: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -23,10 +25,12 @@ fn start_load(cluster: &Cluster, writers: usize) -> Load {
         .map(|i| cluster.endpoint(i))
         .collect();
     let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tasks = (0..writers)
         .map(|w| {
             let (acked, stop, endpoints) = (acked.clone(), stop.clone(), endpoints.clone());
+            let total = total.clone();
             tokio::spawn(async move {
                 let mut kv = FailoverKv::new(&endpoints, w);
                 let mut n = 0u64;
@@ -36,6 +40,7 @@ fn start_load(cluster: &Cluster, writers: usize) -> Load {
                     match kv.put(key.as_bytes(), value.as_bytes()).await {
                         Outcome::Ok(_) => {
                             acked.lock().unwrap().insert(key, value);
+                            total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                         // A write that may or may not have happened makes the key's
                         // final value unknowable; drop it from the expectations.
@@ -49,7 +54,12 @@ fn start_load(cluster: &Cluster, writers: usize) -> Load {
             })
         })
         .collect();
-    Load { acked, stop, tasks }
+    Load {
+        acked,
+        total,
+        stop,
+        tasks,
+    }
 }
 
 impl Load {
@@ -64,6 +74,33 @@ impl Load {
     fn count(&self) -> usize {
         self.acked.lock().unwrap().len()
     }
+
+    fn total(&self) -> usize {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+async fn wait_for_writes(load: &Load, at_least: usize) {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while load.total() < at_least {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("writes made no progress");
+}
+
+/// The sequence numbers of a replica's Raft log segment files.
+fn wal_segments(data_dir: &std::path::Path) -> Vec<u64> {
+    let mut seqs: Vec<u64> = std::fs::read_dir(data_dir.join("raft-wal"))
+        .expect("the replica has a raft-wal folder")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            u64::from_str_radix(name.strip_suffix(".wal")?, 16).ok()
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs
 }
 
 async fn wait_for_progress(load: &Load, more_than: usize) {
@@ -128,6 +165,53 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
         );
         cluster.wait_converged(T).await;
         assert_all_present(&cluster, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Tiny log segments and frequent snapshots: the write-ahead log rotates many
+/// times and drops segments behind snapshots while leaders are killed mid-write
+/// (so a segment can end in a torn record), and replicas restart over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wal_segments_rotate_and_are_dropped_behind_snapshots_across_leader_kills() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let mut cluster = Cluster::start_with(Options {
+            snapshot_every: 100,
+            extra_args: vec!["--wal-segment-bytes=8192".into()],
+            ..Default::default()
+        })
+        .await;
+        let load = start_load(&cluster, 8);
+        for round in 0..2 {
+            wait_for_writes(&load, 600 * (round + 1)).await;
+            let leader = cluster.leader(T).await;
+            cluster.kill(leader);
+            assert_ne!(cluster.leader(T).await, leader);
+            let n = load.total();
+            wait_for_writes(&load, n + 300).await;
+            cluster.restart(leader);
+            cluster.wait_all_ready(T).await;
+        }
+        let acked = load.finish().await;
+        cluster.wait_converged(T).await;
+        assert_all_present(&cluster, &acked).await;
+        for r in &cluster.replicas {
+            let segs = wal_segments(&r.data_dir);
+            eprintln!("{}: segments {segs:?}", r.name);
+            let newest = *segs.last().expect("at least one segment");
+            assert!(newest >= 5, "{}: segments did not rotate: {segs:?}", r.name);
+            assert!(
+                !segs.contains(&1),
+                "{}: the first segment outlived the snapshots: {segs:?}",
+                r.name
+            );
+            assert!(
+                segs.len() <= 12,
+                "{}: purged segments are not deleted: {segs:?}",
+                r.name
+            );
+        }
     })
     .await
     .expect("test timed out");

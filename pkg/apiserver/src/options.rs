@@ -54,6 +54,11 @@ pub struct Options {
     /// writes that arrive meanwhile are batched into the next entry.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub max_inflight_proposals: u64,
+    /// Size of a Raft log segment file in bytes (created sparse; the oldest
+    /// are deleted once every entry in them is behind a snapshot). Small
+    /// values are for tests that want segments to rotate.
+    #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
+    pub wal_segment_bytes: u64,
     /// Create the namespaces every cluster has (default, kube-system,
     /// kube-public, kube-node-lease) on start. Store-level tests and benchmarks
     /// turn it off to start from an empty store.
@@ -173,6 +178,7 @@ impl Options {
         }
         c.request_timeout = Duration::from_secs_f64(self.request_timeout_secs);
         c.max_inflight_proposals = self.max_inflight_proposals as usize;
+        c.wal_segment_size = self.wal_segment_bytes;
         Ok(c)
     }
 }

@@ -51,6 +51,8 @@ pub struct StoreConfig {
     /// Log entries of client writes the leader keeps in flight (see
     /// [`crate::proposer`]).
     pub max_inflight_proposals: usize,
+    /// The size of a Raft log segment file (see [`crate::wal`]).
+    pub wal_segment_size: u64,
 }
 
 impl StoreConfig {
@@ -70,6 +72,7 @@ impl StoreConfig {
             election_timeout_max_ms: 300,
             request_timeout: Duration::from_secs(5),
             max_inflight_proposals: crate::proposer::DEFAULT_MAX_IN_FLIGHT,
+            wal_segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
         }
     }
 }
@@ -145,8 +148,9 @@ impl Store {
             crate::log_store::import_redb(&old_log, &wal_dir)
                 .map_err(|e| Error::Storage(format!("moving the raft log out of redb: {e}")))?;
         }
-        let log = LogStore::open(&wal_dir, metrics.clone())
-            .map_err(|e| Error::Storage(format!("opening the raft log: {e}")))?;
+        let log =
+            LogStore::open_with_segment_size(&wal_dir, config.wal_segment_size, metrics.clone())
+                .map_err(|e| Error::Storage(format!("opening the raft log: {e}")))?;
         let sm = StateMachine::open(&config.data_dir.join("snapshot"), config.history_limit)
             .map_err(|e| Error::Storage(format!("opening the snapshot: {e}")))?;
         let shared = sm.shared();
