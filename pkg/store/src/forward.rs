@@ -57,14 +57,23 @@ type Waiter = oneshot::Sender<Outcome>;
 struct Conn {
     leader: NodeId,
     address: String,
-    tx: mpsc::UnboundedSender<ForwardedProposal>,
+    /// The request side; taken (which ends the request stream once what is
+    /// queued went out) when the stream is replaced or broke.
+    tx: Mutex<Option<mpsc::UnboundedSender<ForwardedProposal>>>,
     pending: Mutex<HashMap<u64, Waiter>>,
     closed: AtomicBool,
 }
 
 impl Conn {
+    /// Stops sending on this stream. The leader answers what it already
+    /// received and then closes its side, which ends the reader task.
+    fn finish(&self) {
+        self.tx.lock().unwrap().take();
+    }
+
     /// Ends every waiting write with `Lost` (the stream broke).
     fn close(&self, why: &str) {
+        self.finish();
         self.closed.store(true, Ordering::SeqCst);
         let waiters: Vec<_> = self.pending.lock().unwrap().drain().collect();
         for (_, w) in waiters {
@@ -114,12 +123,16 @@ impl Forwarder {
             // close() took the waiter: it answers below.
         } else {
             let left = deadline.saturating_duration_since(Instant::now());
-            let sent = conn.tx.send(ForwardedProposal {
+            let proposal = ForwardedProposal {
                 id,
                 command,
                 timeout_ms: left.as_millis() as u64,
-            });
-            if sent.is_err() && conn.pending.lock().unwrap().remove(&id).is_some() {
+            };
+            let sent = match conn.tx.lock().unwrap().as_ref() {
+                Some(tx) => tx.send(proposal).is_ok(),
+                None => false,
+            };
+            if !sent && conn.pending.lock().unwrap().remove(&id).is_some() {
                 return Outcome::NotSent("the stream to the leader closed".into());
             }
         }
@@ -146,9 +159,12 @@ impl Forwarder {
                 return Ok(c.clone());
             }
         }
-        // Dropping the old connection's sender ends its request stream; the
-        // old leader answers what it has and closes its side.
-        *slot = None;
+        // Ending the old stream's request side lets the old leader answer
+        // what it has and close its side (the old stream would otherwise stay
+        // open: its reader task holds the sender).
+        if let Some(old) = slot.take() {
+            old.finish();
+        }
         let mut client = self
             .dialer
             .client(leader, member)
@@ -186,7 +202,7 @@ impl Forwarder {
         let conn = Arc::new(Conn {
             leader,
             address: member.peer_address.clone(),
-            tx,
+            tx: Mutex::new(Some(tx)),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
         });
@@ -227,5 +243,209 @@ fn outcome(r: ForwardedResult) -> Outcome {
         Outcome::Failed(tonic::Code::from_i32(r.error_code), r.error_message)
     } else {
         Outcome::Applied(r.result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The forwarder against a fake leader: a `RaftPeer` server whose Forward
+    //! answers each proposal by a rule of the test's choosing.
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use futures::Stream;
+    use rkube_proto::raft::raft_peer_server::{RaftPeer, RaftPeerServer};
+    use rkube_proto::raft::*;
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+
+    #[derive(Clone, Copy)]
+    enum Rule {
+        /// Answer each proposal with its own command bytes.
+        Echo,
+        NotLeader,
+        /// Read one message, then break the stream without answering.
+        Hangup,
+    }
+
+    #[derive(Clone)]
+    struct FakeLeader {
+        rule: Rule,
+        streams_opened: Arc<AtomicUsize>,
+        streams_ended: Arc<AtomicUsize>,
+    }
+
+    type ReplyStream = Pin<Box<dyn Stream<Item = Result<ForwardReply, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl RaftPeer for FakeLeader {
+        async fn hello(&self, _: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn append_entries(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn vote(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn install_snapshot(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn read_index(
+            &self,
+            _: Request<ReadIndexRequest>,
+        ) -> Result<Response<ReadIndexReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+
+        type ForwardStream = ReplyStream;
+
+        async fn forward(
+            &self,
+            req: Request<tonic::Streaming<ForwardRequest>>,
+        ) -> Result<Response<ReplyStream>, Status> {
+            self.streams_opened.fetch_add(1, Ordering::SeqCst);
+            let mut inbound = req.into_inner();
+            let (tx, rx) = mpsc::channel(16);
+            let (rule, ended) = (self.rule, self.streams_ended.clone());
+            tokio::spawn(async move {
+                while let Ok(Some(msg)) = inbound.message().await {
+                    if let Rule::Hangup = rule {
+                        let _ = tx.send(Err(Status::unavailable("hung up"))).await;
+                        break;
+                    }
+                    let results = msg
+                        .proposals
+                        .into_iter()
+                        .map(|p| ForwardedResult {
+                            id: p.id,
+                            result: p.command,
+                            not_leader: matches!(rule, Rule::NotLeader),
+                            ..Default::default()
+                        })
+                        .collect();
+                    if tx.send(Ok(ForwardReply { results })).await.is_err() {
+                        break;
+                    }
+                }
+                ended.fetch_add(1, Ordering::SeqCst);
+            });
+            Ok(Response::new(Box::pin(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )))
+        }
+    }
+
+    async fn start(rule: Rule) -> (FakeLeader, Member) {
+        let fake = FakeLeader {
+            rule,
+            streams_opened: Arc::default(),
+            streams_ended: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = RaftPeerServer::new(fake.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(server)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let member = Member {
+            name: "leader".into(),
+            peer_address: addr.to_string(),
+            api_address: String::new(),
+        };
+        (fake, member)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_one_stream_and_each_gets_its_own_answer() {
+        let (fake, leader) = start(Rule::Echo).await;
+        let fwd = Arc::new(Forwarder::new(PeerDialer::new(HashMap::new())));
+        let calls = (0..200u32).map(|i| {
+            let (fwd, leader) = (fwd.clone(), leader.clone());
+            tokio::spawn(async move {
+                let cmd = bytes::Bytes::from(i.to_le_bytes().to_vec());
+                (i, fwd.forward(1, &leader, cmd, soon()).await)
+            })
+        });
+        for call in calls {
+            let (i, outcome) = call.await.unwrap();
+            match outcome {
+                Outcome::Applied(b) => assert_eq!(&b[..], &i.to_le_bytes()[..]),
+                other => panic!("write {i}: {other:?}"),
+            }
+        }
+        assert_eq!(fake.streams_opened.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn not_leader_and_unreachable_are_safe_to_retry() {
+        let (_, follower) = start(Rule::NotLeader).await;
+        let fwd = Forwarder::new(PeerDialer::new(HashMap::new()));
+        let cmd = bytes::Bytes::from_static(b"c");
+        assert!(matches!(
+            fwd.forward(1, &follower, cmd.clone(), soon()).await,
+            Outcome::NotLeader
+        ));
+        // A port nobody listens on: the stream cannot be opened.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = Member {
+            peer_address: closed.local_addr().unwrap().to_string(),
+            ..follower.clone()
+        };
+        drop(closed);
+        assert!(matches!(
+            fwd.forward(2, &gone, cmd, soon()).await,
+            Outcome::NotSent(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_broken_stream_loses_what_was_sent_and_the_next_write_reopens() {
+        let (fake, leader) = start(Rule::Hangup).await;
+        let fwd = Forwarder::new(PeerDialer::new(HashMap::new()));
+        let cmd = bytes::Bytes::from_static(b"c");
+        // Sent, never answered: its outcome is unknown, not "not sent".
+        assert!(matches!(
+            fwd.forward(1, &leader, cmd.clone(), soon()).await,
+            Outcome::Lost(_)
+        ));
+        let _ = fwd.forward(1, &leader, cmd, soon()).await;
+        assert_eq!(fake.streams_opened.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_ends_the_stream_to_the_old_one() {
+        let (old, old_member) = start(Rule::Echo).await;
+        let (new, new_member) = start(Rule::Echo).await;
+        let fwd = Forwarder::new(PeerDialer::new(HashMap::new()));
+        let cmd = bytes::Bytes::from_static(b"c");
+        assert!(matches!(
+            fwd.forward(1, &old_member, cmd.clone(), soon()).await,
+            Outcome::Applied(_)
+        ));
+        assert!(matches!(
+            fwd.forward(2, &new_member, cmd, soon()).await,
+            Outcome::Applied(_)
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while old.streams_ended.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the old stream stayed open");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(new.streams_ended.load(Ordering::SeqCst), 0);
     }
 }
