@@ -737,3 +737,52 @@ async fn unknown_compare_enums_and_empty_ops_are_invalid_arguments() {
     })
     .await;
 }
+
+/// Not bad input but its neighbour: values at the limit, many at once, sent
+/// to a follower. The follower forwards them on one stream to the leader and
+/// the leader answers on it; together they are more than the 64 MiB a peer
+/// message may hold, so however many of them queue up at once, neither side
+/// may put them in one message. Every write is applied, and the second
+/// round's answers carry the previous values back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_writes_at_the_size_limit_through_a_follower_all_apply() {
+    with_timeout(async {
+        let f = Fixture::start().await;
+        const N: usize = 48; // 48 × 1.5 MiB = 72 MiB
+        const SIZE: usize = LIMIT - 16; // the key counts too
+        let kv = f.kv(f.follower).await;
+        for round in 0..2u8 {
+            let writes = (0..N).map(|i| {
+                let mut kv = kv.clone();
+                tokio::spawn(async move {
+                    kv.put(PutRequest {
+                        key: b(&format!("/big/{i}")),
+                        value: vec![round + 1; SIZE].into(),
+                        prev_kv: true,
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+                })
+            });
+            for (i, w) in writes.enumerate() {
+                let reply = w
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|s| panic!("round {round} write {i}: {s}"));
+                match (round, reply.prev_kv) {
+                    (0, None) => {}
+                    (1, Some(prev)) => assert_eq!(prev.value.len(), SIZE),
+                    (r, p) => panic!("round {r} write {i}: prev_kv {:?}", p.map(|p| p.key)),
+                }
+            }
+        }
+        for i in [0, N / 2, N - 1] {
+            let v = f
+                .get(f.leader, &format!("/big/{i}"))
+                .await
+                .expect("applied");
+            assert_eq!((v.len(), v[0]), (SIZE, 2));
+        }
+    })
+    .await;
+}

@@ -35,6 +35,29 @@ const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 /// The most proposals one stream message carries.
 const MAX_PER_MESSAGE: usize = 256;
 
+/// Command bytes in one stream message, at most (a single larger command goes
+/// alone); far below the peer services' 64 MiB message limit.
+const MAX_BYTES_PER_MESSAGE: usize = 4 << 20;
+
+/// `first` and whatever else is queued, up to the per-message limits; the
+/// proposal that did not fit comes back to lead the next message.
+fn batch(
+    first: ForwardedProposal,
+    rx: &mut mpsc::UnboundedReceiver<ForwardedProposal>,
+) -> (Vec<ForwardedProposal>, Option<ForwardedProposal>) {
+    let mut bytes = first.command.len();
+    let mut proposals = vec![first];
+    while proposals.len() < MAX_PER_MESSAGE {
+        let Ok(p) = rx.try_recv() else { break };
+        if bytes + p.command.len() > MAX_BYTES_PER_MESSAGE {
+            return (proposals, Some(p));
+        }
+        bytes += p.command.len();
+        proposals.push(p);
+    }
+    (proposals, None)
+}
+
 /// What became of one forwarded write.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -170,16 +193,13 @@ impl Forwarder {
             .client(leader, member)
             .map_err(|e| Outcome::NotSent(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel::<ForwardedProposal>();
-        let requests = futures::stream::unfold(rx, |mut rx| async move {
-            let first = rx.recv().await?;
-            let mut proposals = vec![first];
-            while proposals.len() < MAX_PER_MESSAGE {
-                match rx.try_recv() {
-                    Ok(p) => proposals.push(p),
-                    Err(_) => break,
-                }
-            }
-            Some((ForwardRequest { proposals }, rx))
+        let requests = futures::stream::unfold((rx, None), |(mut rx, carry)| async move {
+            let first = match carry {
+                Some(p) => p,
+                None => rx.recv().await?,
+            };
+            let (proposals, carry) = batch(first, &mut rx);
+            Some((ForwardRequest { proposals }, (rx, carry)))
         });
         let opened =
             tokio::time::timeout(OPEN_TIMEOUT, client.forward(tonic::Request::new(requests))).await;
@@ -389,6 +409,37 @@ mod tests {
             }
         }
         assert_eq!(fake.streams_opened.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_message_holds_what_is_queued_up_to_its_limits() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let p = |id, len| ForwardedProposal {
+            id,
+            command: vec![0u8; len].into(),
+            timeout_ms: 1,
+        };
+        for id in 1..=400 {
+            tx.send(p(id, 10)).unwrap();
+        }
+        let first = rx.try_recv().unwrap();
+        let (a, carry) = batch(first, &mut rx);
+        assert_eq!((a.len(), carry.is_none()), (MAX_PER_MESSAGE, true));
+        // Large commands: as many as fit in the byte limit, the next carried over.
+        let mut rx2 = {
+            let (tx, rx) = mpsc::unbounded_channel();
+            for id in 1..=5 {
+                tx.send(p(id, 1 << 20)).unwrap();
+            }
+            rx
+        };
+        let first = p(0, 1 << 20);
+        let (b, carry) = batch(first, &mut rx2);
+        assert_eq!(b.len(), 4);
+        assert_eq!(carry.map(|c| c.id), Some(4));
+        // A command over the limit still goes, alone.
+        let (c, carry) = batch(p(9, MAX_BYTES_PER_MESSAGE + 1), &mut rx2);
+        assert_eq!((c.len(), carry.map(|c| c.id)), (1, Some(5)));
     }
 
     #[tokio::test]

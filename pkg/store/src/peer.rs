@@ -146,11 +146,24 @@ impl RaftPeer for PeerService {
                         Ok(None) | Err(_) => open = false,
                     },
                     Some(first) = inflight.next(), if !inflight.is_empty() => {
+                        // Answer everything that is ready, in messages of at
+                        // most REPLY_BYTES of results.
+                        let mut bytes = first.result.len();
                         let mut results = vec![first];
+                        let mut sent = true;
                         while let Some(Some(r)) = inflight.next().now_or_never() {
+                            if bytes + r.result.len() > REPLY_BYTES {
+                                let full = std::mem::take(&mut results);
+                                if tx.send(Ok(ForwardReply { results: full })).await.is_err() {
+                                    sent = false;
+                                    break;
+                                }
+                                bytes = 0;
+                            }
+                            bytes += r.result.len();
                             results.push(r);
                         }
-                        if tx.send(Ok(ForwardReply { results })).await.is_err() {
+                        if !sent || tx.send(Ok(ForwardReply { results })).await.is_err() {
                             break;
                         }
                     }
@@ -187,6 +200,10 @@ impl RaftPeer for PeerService {
         }
     }
 }
+
+/// Result bytes in one Forward reply message, at most (a single larger result
+/// goes alone); far below the 64 MiB message limit.
+const REPLY_BYTES: usize = 4 << 20;
 
 /// The leader's side of one forwarded write.
 async fn propose_forwarded(store: Arc<Store>, p: ForwardedProposal) -> ForwardedResult {
