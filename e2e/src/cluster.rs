@@ -147,6 +147,19 @@ impl Cluster {
         .await
     }
 
+    /// One replica with the system namespaces, as the Kubernetes API tests
+    /// want it, once it leads.
+    pub async fn start_api_single() -> Cluster {
+        let mut cluster = Self::start_with(Options {
+            replicas: 1,
+            system_namespaces: true,
+            ..Default::default()
+        })
+        .await;
+        cluster.leader(Duration::from_secs(30)).await;
+        cluster
+    }
+
     pub async fn start_with(opts: Options) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("rkube-e2e-")

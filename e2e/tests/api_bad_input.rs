@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rkube_e2e::cluster::{Cluster, Options};
+use rkube_e2e::cluster::Cluster;
 use rkube_e2e::http::{Http, Reply};
 use serde_json::{json, Value};
 
@@ -49,13 +49,7 @@ fn configmap(name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_get_status_errors_and_nothing_is_stored() {
-    let mut cluster = Cluster::start_with(Options {
-        replicas: 1,
-        system_namespaces: true,
-        ..Default::default()
-    })
-    .await;
-    cluster.leader(Duration::from_secs(30)).await;
+    let cluster = Cluster::start_api_single().await;
     let api = http(&cluster);
     let run = tokio::task::spawn_blocking(move || {
         let post = |ct: &str, path: &str, body: &[u8]| api.request("POST", path, ct, body);
@@ -226,13 +220,7 @@ async fn bad_bodies_get_status_errors_and_nothing_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_and_log_subresources_refuse_bad_requests_like_kubernetes() {
-    let mut cluster = Cluster::start_with(Options {
-        replicas: 1,
-        system_namespaces: true,
-        ..Default::default()
-    })
-    .await;
-    cluster.leader(Duration::from_secs(30)).await;
+    let cluster = Cluster::start_api_single().await;
     let api = http(&cluster);
     let run = tokio::task::spawn_blocking(move || {
         let deployments = "/apis/apps/v1/namespaces/default/deployments";

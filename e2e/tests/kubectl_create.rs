@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rkube_e2e::cluster::{Cluster, Options};
+use rkube_e2e::cluster::Cluster;
 use rkube_e2e::http::Http;
 use rkube_e2e::kubectl::Kubectl;
 use serde_json::{json, Value};
@@ -238,13 +238,7 @@ fn create_and_check(k: &Kubectl) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_33_and_1_32_typed_create_subcommands_store_the_right_objects() {
-    let mut cluster = Cluster::start_with(Options {
-        replicas: 1,
-        system_namespaces: true,
-        ..Default::default()
-    })
-    .await;
-    cluster.leader(Duration::from_secs(30)).await;
+    let cluster = Cluster::start_api_single().await;
     let kubectls = [
         Kubectl::new(&cluster, Some("1.33")),
         Kubectl::new(&cluster, Some("1.32")),
@@ -318,13 +312,7 @@ fn request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protobuf_bodies_the_server_cannot_read_are_refused_and_nothing_is_stored() {
-    let mut cluster = Cluster::start_with(Options {
-        replicas: 1,
-        system_namespaces: true,
-        ..Default::default()
-    })
-    .await;
-    cluster.leader(Duration::from_secs(30)).await;
+    let cluster = Cluster::start_api_single().await;
     let http = Http::new(
         &cluster.endpoint(0),
         &format!("{PROTOBUF}, application/json"),

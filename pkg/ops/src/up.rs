@@ -612,15 +612,8 @@ async fn wait_lb(
         };
         let now = Instant::now();
         if now >= deadline {
-            let log = dir.log_file(LB_NAME);
-            return Err(Error::NotReady {
-                tail: process::log_tail(&log, LOG_TAIL_LINES),
-                name: format!("load balancer on {address}"),
-                reason,
-                log,
-                timeout,
-                dir: dir_arg.to_string(),
-            });
+            let what = format!("load balancer on {address}");
+            return Err(not_ready(dir, LB_NAME, what, reason, timeout, dir_arg));
         }
         tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
     }
@@ -653,17 +646,31 @@ async fn wait_ready(
         let now = Instant::now();
         if now >= deadline {
             let (name, reason) = waiting;
-            let log = dir.log_file(&name);
-            return Err(Error::NotReady {
-                tail: process::log_tail(&log, LOG_TAIL_LINES),
-                name: format!("apiserver {name}"),
-                reason,
-                log,
-                timeout,
-                dir: dir_arg.to_string(),
-            });
+            let what = format!("apiserver {name}");
+            return Err(not_ready(dir, &name, what, reason, timeout, dir_arg));
         }
         tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+    }
+}
+
+/// The error for a component (`what`, logging as `log_name`) that was not
+/// ready in time, with the tail of its log.
+fn not_ready(
+    dir: &ClusterDir,
+    log_name: &str,
+    what: String,
+    reason: String,
+    timeout: Duration,
+    dir_arg: &str,
+) -> Error {
+    let log = dir.log_file(log_name);
+    Error::NotReady {
+        tail: process::log_tail(&log, LOG_TAIL_LINES),
+        name: what,
+        reason,
+        log,
+        timeout,
+        dir: dir_arg.to_string(),
     }
 }
 

@@ -148,23 +148,22 @@ impl RaftPeer for PeerService {
                     Some(first) = inflight.next(), if !inflight.is_empty() => {
                         // Answer everything that is ready, in messages of at
                         // most REPLY_BYTES of results.
-                        let mut bytes = first.result.len();
-                        let mut results = vec![first];
-                        let mut sent = true;
-                        while let Some(Some(r)) = inflight.next().now_or_never() {
-                            if bytes + r.result.len() > REPLY_BYTES {
-                                let full = std::mem::take(&mut results);
-                                if tx.send(Ok(ForwardReply { results: full })).await.is_err() {
-                                    sent = false;
-                                    break;
-                                }
+                        let mut messages = vec![Vec::new()];
+                        let mut bytes = 0;
+                        let mut next = Some(first);
+                        while let Some(r) = next {
+                            if bytes > 0 && bytes + r.result.len() > REPLY_BYTES {
+                                messages.push(Vec::new());
                                 bytes = 0;
                             }
                             bytes += r.result.len();
-                            results.push(r);
+                            messages.last_mut().expect("never empty").push(r);
+                            next = inflight.next().now_or_never().flatten();
                         }
-                        if !sent || tx.send(Ok(ForwardReply { results })).await.is_err() {
-                            break;
+                        for results in messages {
+                            if tx.send(Ok(ForwardReply { results })).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     else => break,

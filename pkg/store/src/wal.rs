@@ -193,31 +193,45 @@ fn encode_record(buf: &mut Vec<u8>, record: &Record) {
 enum Tail {
     /// A zero length, or the end of the file: the segment is whole.
     Clean,
-    /// A record that is cut short or fails its checksum, at this offset.
-    Torn(u64, &'static str),
+    /// A record that is cut short or fails its checksum, at the end offset.
+    Torn(&'static str),
 }
 
-/// Reads the records of one segment, in order, until its end.
-fn read_segment(bytes: &[u8], mut f: impl FnMut(Replayed)) -> (u64, Tail) {
-    let mut at = 0usize;
+/// Reads the records of one segment, in order, until its end; returns the
+/// offset where its valid records end. Reads only up to the end marker: a
+/// segment is mostly unwritten (sparse) space.
+fn read_segment(path: &Path, mut f: impl FnMut(Replayed)) -> std::io::Result<(u64, Tail)> {
+    use std::io::Read;
+    let mut file = std::io::BufReader::with_capacity(256 << 10, File::open(path)?);
+    // Reads exactly `buf.len()` bytes; false when the file ends first.
+    let mut fill = |buf: &mut [u8]| -> std::io::Result<bool> {
+        match file.read_exact(buf) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    let mut at = 0u64;
+    let mut header = [0u8; 8];
+    let mut body = Vec::new();
     loop {
-        if at + 4 > bytes.len() {
-            return (at as u64, Tail::Clean);
+        if !fill(&mut header[..4])? {
+            return Ok((at, Tail::Clean));
         }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(header[..4].try_into().unwrap()) as usize;
         if len == 0 {
-            return (at as u64, Tail::Clean);
+            return Ok((at, Tail::Clean));
         }
-        if len > MAX_RECORD || at + 8 + len > bytes.len() {
-            return (at as u64, Tail::Torn(at as u64, "record runs past the end"));
+        body.resize(len.min(MAX_RECORD), 0);
+        if len > MAX_RECORD || !fill(&mut header[4..])? || !fill(&mut body)? {
+            return Ok((at, Tail::Torn("record runs past the end")));
         }
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
-        let body = &bytes[at + 8..at + 8 + len];
+        let crc = u32::from_le_bytes(header[4..].try_into().unwrap());
         let mut h = crc32fast::Hasher::new();
         h.update(&(len as u32).to_le_bytes());
-        h.update(body);
+        h.update(&body);
         if h.finalize() != crc {
-            return (at as u64, Tail::Torn(at as u64, "checksum mismatch"));
+            return Ok((at, Tail::Torn("checksum mismatch")));
         }
         let payload = &body[1..];
         let record = match body[0] {
@@ -234,10 +248,10 @@ fn read_segment(bytes: &[u8], mut f: impl FnMut(Replayed)) -> (u64, Tail) {
         // A record whose checksum holds but which does not decode was written
         // by something else (or a newer rkube): never skip over it.
         let Some(record) = record else {
-            return (at as u64, Tail::Torn(at as u64, "record does not decode"));
+            return Ok((at, Tail::Torn("record does not decode")));
         };
         f(record);
-        at += 8 + len;
+        at += 8 + len as u64;
     }
 }
 
@@ -273,13 +287,13 @@ impl Wal {
         let mut last_end = 0u64;
         for (i, &seq) in seqs.iter().enumerate() {
             let path = dir.join(segment_name(seq));
-            let bytes = std::fs::read(&path)?;
             let mut max_index = 0;
-            let (end, tail) = read_segment(&bytes, |r| {
+            let (end, tail) = read_segment(&path, |r| {
                 max_index = max_index.max(state.apply(r));
-            });
+            })?;
             let newest = i + 1 == seqs.len();
-            if let Tail::Torn(at, what) = tail {
+            if let Tail::Torn(what) = tail {
+                let at = end;
                 if !newest {
                     return Err(corrupt(&path, at, what));
                 }

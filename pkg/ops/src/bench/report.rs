@@ -160,6 +160,43 @@ pub struct MachineInfo {
     pub data_dir: String,
 }
 
+impl MachineInfo {
+    /// The report's `machine: ...` line (with its newline).
+    pub fn line(&self) -> String {
+        format!(
+            "machine: {} CPUs, {} MiB, kernel {}, 4 KiB fdatasync p50 {} p99 {}\n",
+            self.nproc,
+            self.memory_mib,
+            self.kernel,
+            fmt_ms(self.fsync_p50_us as f64 / 1e3),
+            fmt_ms(self.fsync_p99_us as f64 / 1e3)
+        )
+    }
+}
+
+/// " (extra arguments: ...)" after a version, or nothing when there are none.
+pub fn extra_args(args: &[String]) -> String {
+    if args.is_empty() {
+        String::new()
+    } else {
+        format!(" (extra arguments: {})", args.join(" "))
+    }
+}
+
+/// One `goal MET|MISSED|n/a ...` line per goal.
+pub fn render_goals(goals: &[Goal]) -> String {
+    let mut out = String::new();
+    for g in goals {
+        let verdict = match g.met {
+            Some(true) => "MET   ",
+            Some(false) => "MISSED",
+            None => "n/a   ",
+        };
+        let _ = writeln!(out, "goal {verdict} {}: {}", g.goal, g.detail);
+    }
+    out
+}
+
 /// The parameters the results were measured with.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Parameters {
@@ -240,26 +277,16 @@ impl StoreBenchReport {
                 "all members round-robin"
             }
         );
+        out.push_str(&m.line());
         let _ = writeln!(
             out,
-            "machine: {} CPUs, {} MiB, kernel {}, 4 KiB fdatasync p50 {} p99 {}",
-            m.nproc,
-            m.memory_mib,
-            m.kernel,
-            fmt_ms(m.fsync_p50_us as f64 / 1e3),
-            fmt_ms(m.fsync_p99_us as f64 / 1e3)
+            "rkube: {}{}",
+            self.rkube.version,
+            extra_args(&p.rkube_args)
         );
-        let extra = |args: &[String]| {
-            if args.is_empty() {
-                String::new()
-            } else {
-                format!(" (extra arguments: {})", args.join(" "))
-            }
-        };
-        let _ = writeln!(out, "rkube: {}{}", self.rkube.version, extra(&p.rkube_args));
         match (&self.etcd, &self.etcd_skipped) {
             (Some(e), _) => {
-                let _ = writeln!(out, "etcd:  {}{}", e.version, extra(&p.etcd_args));
+                let _ = writeln!(out, "etcd:  {}{}", e.version, extra_args(&p.etcd_args));
             }
             (None, Some(why)) => {
                 let _ = writeln!(out, "etcd:  not measured: {why}");
@@ -269,14 +296,7 @@ impl StoreBenchReport {
         out.push('\n');
         out.push_str(&render_rows(&table_rows(&self.rkube, self.etcd.as_ref())));
         out.push('\n');
-        for g in &self.goals {
-            let verdict = match g.met {
-                Some(true) => "MET   ",
-                Some(false) => "MISSED",
-                None => "n/a   ",
-            };
-            let _ = writeln!(out, "goal {verdict} {}: {}", g.goal, g.detail);
-        }
+        out.push_str(&render_goals(&self.goals));
         for r in std::iter::once(&self.rkube).chain(self.etcd.as_ref()) {
             for (run, phase) in [("1 client", &r.single), ("concurrent", &r.concurrent)] {
                 if phase.disturbed() {

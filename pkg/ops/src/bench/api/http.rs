@@ -81,6 +81,22 @@ impl ApiConn {
             .map_err(|e| format!("bad request {path}: {e}"))
     }
 
+    /// Sends `req` on this connection; the answer's head and its unread body.
+    async fn send(
+        &self,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let mut sender = self.sender.clone();
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("{}: connection closed: {e}", self.addr))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))
+    }
+
     /// One request; returns the status and the whole body.
     pub async fn request(
         &self,
@@ -89,16 +105,9 @@ impl ApiConn {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<Answer, String> {
-        let req = self.build(method, path, content_type, body)?;
-        let mut sender = self.sender.clone();
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("{}: connection closed: {e}", self.addr))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("{}: {e}", self.addr))?;
+        let resp = self
+            .send(self.build(method, path, content_type, body)?)
+            .await?;
         let status = resp.status().as_u16();
         let body = resp
             .into_body()
@@ -126,16 +135,9 @@ impl ApiConn {
     /// Opens a watch (`path` must carry `watch=true`); returns its stream once the server
     /// answered 200.
     pub async fn watch(&self, path: &str) -> Result<WatchStream, String> {
-        let req = self.build(http::Method::GET, path, None, Bytes::new())?;
-        let mut sender = self.sender.clone();
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("{}: connection closed: {e}", self.addr))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("{}: {e}", self.addr))?;
+        let resp = self
+            .send(self.build(http::Method::GET, path, None, Bytes::new())?)
+            .await?;
         let status = resp.status().as_u16();
         if status != 200 {
             let body = resp

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::bench::report::{fmt_ms, Goal, MachineInfo};
+use crate::bench::report::{extra_args, fmt_ms, render_goals, Goal, MachineInfo};
 use crate::bench::stats::Summary;
 
 /// CPU used during one phase: by the replicas, by the benchmark, by everything else.
@@ -186,36 +186,12 @@ impl ApiBenchReport {
             "API benchmark: {} rkube-apiserver replicas on loopback, {}",
             p.replicas, p.transport
         );
-        let _ = writeln!(
-            out,
-            "machine: {} CPUs, {} MiB, kernel {}, 4 KiB fdatasync p50 {} p99 {}",
-            m.nproc,
-            m.memory_mib,
-            m.kernel,
-            fmt_ms(m.fsync_p50_us as f64 / 1e3),
-            fmt_ms(m.fsync_p99_us as f64 / 1e3)
-        );
-        let _ = writeln!(
-            out,
-            "rkube: {}{}",
-            self.version,
-            if p.rkube_args.is_empty() {
-                String::new()
-            } else {
-                format!(" (extra arguments: {})", p.rkube_args.join(" "))
-            }
-        );
+        out.push_str(&m.line());
+        let _ = writeln!(out, "rkube: {}{}", self.version, extra_args(&p.rkube_args));
         out.push('\n');
         out.push_str(&render_cells(&table_rows(self)));
         out.push('\n');
-        for g in &self.goals {
-            let verdict = match g.met {
-                Some(true) => "MET   ",
-                Some(false) => "MISSED",
-                None => "n/a   ",
-            };
-            let _ = writeln!(out, "goal {verdict} {}: {}", g.goal, g.detail);
-        }
+        out.push_str(&render_goals(&self.goals));
         for (name, cpu) in self.phases_cpu() {
             if cpu.disturbed() {
                 let _ = writeln!(
