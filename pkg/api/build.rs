@@ -1,5 +1,6 @@
 //! Compiles Kubernetes' protobuf wire schema (`proto/k8s`) into a descriptor set that
-//! `src/protobuf.rs` decodes request bodies with. Needs `protoc` (`$PROTOC` or PATH).
+//! `src/protobuf.rs` decodes request bodies with. Uses `$PROTOC` when set, else
+//! the protoc that the `protoc-bin-vendored` crate ships (no apt step).
 
 use std::path::Path;
 use std::process::Command;
@@ -15,7 +16,12 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=PROTOC");
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("k8s.bin");
-    let protoc = std::env::var("PROTOC").unwrap_or_else(|_| "protoc".into());
+    let protoc = match std::env::var_os("PROTOC") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => protoc_bin_vendored::protoc_bin_path()
+            .expect("protoc-bin-vendored has a protoc for this platform"),
+    };
+    let protoc = protoc.display().to_string();
     let status = Command::new(&protoc)
         .arg("-I")
         .arg(&root)
@@ -23,7 +29,7 @@ fn main() {
         .arg(format!("--descriptor_set_out={}", out.display()))
         .args(&files)
         .status()
-        .unwrap_or_else(|e| panic!("running {protoc} (apt-get install protobuf-compiler): {e}"));
+        .unwrap_or_else(|e| panic!("running {protoc} : {e}"));
     assert!(status.success(), "{protoc} failed on proto/k8s");
 }
 

@@ -10,6 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &paths {
         println!("cargo:rerun-if-changed={}", p.display());
     }
+    // The vendored protoc unless $PROTOC names another, so building needs cargo alone.
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    if std::env::var_os("PROTOC").is_none() {
+        std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
+    }
     tonic_prost_build::configure()
         .bytes(".")
         .compile_protos(&paths, &[root])?;
