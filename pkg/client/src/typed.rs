@@ -66,6 +66,12 @@ where
         Self::new(client, "")
     }
 
+    /// `K` in `namespace`, unchecked against `K`'s scope ("" = every namespace, or
+    /// cluster scope): for generic code that does not know the scope at compile time.
+    pub fn within(client: &Client, namespace: &str) -> Self {
+        Self::new(client, namespace)
+    }
+
     fn new(client: &Client, namespace: &str) -> Self {
         Api {
             client: client.clone(),
