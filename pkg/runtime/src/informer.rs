@@ -14,6 +14,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::BoxFuture;
@@ -68,6 +69,7 @@ struct Inner<K> {
     /// Held while applying an event and telling handlers, and while adding a handler, so
     /// a new handler sees the store exactly once: replayed, then live.
     handlers: Mutex<Vec<Handler<K>>>,
+    lists: AtomicU64,
 }
 
 /// One shared informer; see the module documentation. Cheap to clone.
@@ -92,6 +94,7 @@ impl<K: Resource> Informer<K> {
                 store: writer.store(),
                 writer: Mutex::new(Some(writer)),
                 handlers: Mutex::new(Vec::new()),
+                lists: AtomicU64::new(0),
                 selection,
             }),
         }
@@ -104,6 +107,17 @@ impl<K: Resource> Informer<K> {
 
     pub fn selection(&self) -> &Selection {
         &self.inner.selection
+    }
+
+    /// Whether `self` and `other` are the same shared informer.
+    pub fn ptr_eq(&self, other: &Informer<K>) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// How many full lists the informer has started (1 after a clean start; more after
+    /// its watch expired and it relisted).
+    pub fn lists(&self) -> u64 {
+        self.inner.lists.load(Ordering::Relaxed)
     }
 
     /// Adds an index to the cache (see [`Store::add_index`]).
@@ -167,7 +181,10 @@ impl<K: Resource> Informer<K> {
                 Ok(event) => {
                     backoff.reset();
                     match &event {
-                        watcher::Event::Init => metrics.relists.inc(),
+                        watcher::Event::Init => {
+                            self.inner.lists.fetch_add(1, Ordering::Relaxed);
+                            metrics.relists.inc()
+                        }
                         watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
                             metrics.events.inc()
                         }
