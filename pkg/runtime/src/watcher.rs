@@ -131,6 +131,14 @@ impl<K: Resource> Watcher<K> {
         self.relists
     }
 
+    /// The apiserver the watch currently streams from (`None` while listing).
+    pub fn endpoint(&self) -> Option<String> {
+        match &self.state {
+            State::Watching { watch } => watch.raw().endpoint(),
+            _ => None,
+        }
+    }
+
     fn resource(&self) -> String {
         self.gvr.resource.clone()
     }
