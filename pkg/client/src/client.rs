@@ -243,8 +243,11 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// A request carrying the credentials and the current span's trace context, so the
+    /// apiserver's span of this call continues the caller's trace.
     pub(crate) fn request<M>(&self, msg: M) -> tonic::Request<M> {
         let mut req = tonic::Request::new(msg);
+        rkube_telemetry::propagation::inject(req.metadata_mut());
         if let Some(token) = &self.inner.config.bearer_token {
             if let Ok(v) = format!("Bearer {token}").parse() {
                 req.metadata_mut().insert("authorization", v);
@@ -584,6 +587,34 @@ mod tests {
         assert_eq!(v["propagationPolicy"], "Orphan");
         assert_eq!(v["preconditions"]["resourceVersion"], "12");
         assert!(v.get("dryRun").is_none());
+    }
+
+    #[test]
+    fn requests_carry_the_callers_trace_context() {
+        use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+        use rkube_telemetry::propagation::OpenTelemetrySpanExt as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("client-test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = Client::new(Config::new(["127.0.0.1:1"])).unwrap();
+                let span = tracing::info_span!("caller");
+                let _entered = span.enter();
+                let trace_id = span.context().span().span_context().trace_id().to_string();
+                let req = client.request(());
+                let tp = req.metadata().get("traceparent").expect("traceparent sent");
+                assert!(
+                    tp.to_str().unwrap().contains(&trace_id),
+                    "{tp:?} vs {trace_id}"
+                );
+            });
+        });
     }
 
     #[test]
