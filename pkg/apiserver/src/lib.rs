@@ -20,6 +20,8 @@ mod options;
 pub mod registry;
 pub mod rest;
 mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 
 pub use options::{parse_member, Options};
