@@ -102,7 +102,7 @@ impl std::fmt::Debug for Kind {
 /// A k8s-openapi type as the resource layer uses it: its group, version and kind, its
 /// list kind, how a body round-trips through it (what strict decoding compares) and how
 /// its schema joins the OpenAPI documents.
-pub struct ObjectType {
+pub(crate) struct ObjectType {
     pub group: &'static str,
     pub version: &'static str,
     pub kind: &'static str,

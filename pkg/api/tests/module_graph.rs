@@ -241,7 +241,11 @@ fn graph(modules: &[Module]) -> Graph {
         let edges = g.entry(m.name.clone()).or_default();
         for file in files_of(&m.name) {
             let text = std::fs::read_to_string(&file).expect("a readable source file");
-            let shown = file.strip_prefix(src()).unwrap_or(&file).display().to_string();
+            let shown = file
+                .strip_prefix(src())
+                .unwrap_or(&file)
+                .display()
+                .to_string();
             for (line, to) in crate_references(&code_only(&text)) {
                 if to != m.name && names.contains(to.as_str()) {
                     edges.push(Edge {
@@ -324,9 +328,19 @@ fn top_level_modules_form_no_cycle() {
     if let Some(cycle) = find_cycle(&g) {
         let steps: Vec<String> = cycle
             .windows(2)
-            .map(|w| format!("{} -> {} ({})", w[0], w[1], sites(&g, &w[0], &w[1]).join(", ")))
+            .map(|w| {
+                format!(
+                    "{} -> {} ({})",
+                    w[0],
+                    w[1],
+                    sites(&g, &w[0], &w[1]).join(", ")
+                )
+            })
             .collect();
-        panic!("modules refer to each other in a cycle:\n  {}", steps.join("\n  "));
+        panic!(
+            "modules refer to each other in a cycle:\n  {}",
+            steps.join("\n  ")
+        );
     }
 }
 
@@ -334,7 +348,9 @@ fn top_level_modules_form_no_cycle() {
 fn leaf_modules_use_nothing_else_of_the_crate() {
     let (_, g) = crate_graph();
     for leaf in LEAVES {
-        let edges = g.get(*leaf).unwrap_or_else(|| panic!("lib.rs declares {leaf}"));
+        let edges = g
+            .get(*leaf)
+            .unwrap_or_else(|| panic!("lib.rs declares {leaf}"));
         assert!(
             edges.is_empty(),
             "{leaf} must stay a leaf, but refers to {:?}",
@@ -418,5 +434,8 @@ mod tests {
         .into_iter()
         .map(|(_, m)| m)
         .collect();
-    assert_eq!(found, ["field", "names", "status", "after_a_quote_char", "kinds"]);
+    assert_eq!(
+        found,
+        ["field", "names", "status", "after_a_quote_char", "kinds"]
+    );
 }
