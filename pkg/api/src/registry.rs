@@ -2,7 +2,7 @@
 //! about it (group, version, kind, plural, singular, scope, verbs, short names,
 //! categories, subresources), where its objects live in the store (etcd's
 //! `/registry/<resource>` prefixes, e.g. `/registry/minions` for nodes), and its kind's
-//! entry in [`crate::kinds`]. Lookups resolve names the way kubectl does. Through a row,
+//! entry in `crate::kinds`. Lookups resolve names the way kubectl does. Through a row,
 //! `ResourceInfo`'s methods (`registry/behaviour.rs`) reach everything done with the
 //! resource's objects: prepare a write, default, validate, check fields strictly, select,
 //! print, convert for storage. The table is static data; this module never reads or

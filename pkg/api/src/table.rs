@@ -75,7 +75,7 @@ impl Column {
 }
 
 /// How a kind prints as a Table: Kubernetes' columns for it and each object's row. Each
-/// kind's entry (`crate::kinds`) fills one in from [`printers`].
+/// kind's entry (`crate::kinds`) fills one in from `printers`.
 #[derive(Clone, Copy, Debug)]
 pub struct Printer {
     /// The column definitions. Their descriptions come from the API documentation, so

@@ -18,7 +18,10 @@ pub(crate) mod meta;
 pub(crate) mod pods;
 pub(crate) mod rbac;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
+
+use crate::status::Status;
 
 pub use crate::field::{
     aggregate_message, go_quote, BadValue, ErrorList, ErrorType, FieldError, FieldPath,
@@ -41,10 +44,6 @@ pub use meta::{
     validate_owner_references, STANDARD_FINALIZERS, TOTAL_ANNOTATION_SIZE_LIMIT,
 };
 pub use pods::{validate_pod_spec, validate_pod_template_spec};
-
-use crate::status::Status;
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The field errors of a new object (empty when valid): the kind's own checks
 /// (`kind_errors`, which decodes the object as its type), then, only when those pass, the

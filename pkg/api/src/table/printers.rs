@@ -56,21 +56,21 @@ fn text(s: &str) -> String {
 /// Pods: the columns Kubernetes defines.
 pub(crate) fn pod_columns() -> Vec<Column> {
     vec![
-            name_col(),
-            col("Ready", "string", 0, text("The aggregate readiness state of this pod for accepting traffic.")),
-            col("Status", "string", 0, text("The aggregate status of the containers in this pod.")),
-            col(
-                "Restarts",
-                "string",
-                0,
-                text("The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
-            ),
-            age_col(),
-            col("IP", "string", 1, doc::<core::PodStatus>("podIP")),
-            col("Node", "string", 1, doc::<core::PodSpec>("nodeName")),
-            col("Nominated Node", "string", 1, doc::<core::PodStatus>("nominatedNodeName")),
-            col("Readiness Gates", "string", 1, doc::<core::PodSpec>("readinessGates")),
-        ]
+        name_col(),
+        col("Ready", "string", 0, text("The aggregate readiness state of this pod for accepting traffic.")),
+        col("Status", "string", 0, text("The aggregate status of the containers in this pod.")),
+        col(
+            "Restarts",
+            "string",
+            0,
+            text("The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+        ),
+        age_col(),
+        col("IP", "string", 1, doc::<core::PodStatus>("podIP")),
+        col("Node", "string", 1, doc::<core::PodSpec>("nodeName")),
+        col("Nominated Node", "string", 1, doc::<core::PodStatus>("nominatedNodeName")),
+        col("Readiness Gates", "string", 1, doc::<core::PodSpec>("readinessGates")),
+    ]
 }
 
 /// Deployments: the columns Kubernetes defines.
