@@ -1,10 +1,17 @@
 //! Compiles Kubernetes' protobuf wire schema (`proto/k8s`) into a descriptor set that
 //! `src/protobuf.rs` decodes request bodies with. Uses `$PROTOC` when set, else
-//! the protoc that the `protoc-bin-vendored` crate ships (no apt step).
+//! the protoc that the `protoc-bin-vendored` crate ships (no apt step). Only the
+//! `server` feature has protobuf bodies; without it there is nothing to build.
 
+#[cfg(feature = "server")]
 use std::path::Path;
+#[cfg(feature = "server")]
 use std::process::Command;
 
+#[cfg(not(feature = "server"))]
+fn main() {}
+
+#[cfg(feature = "server")]
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let mut files = Vec::new();
@@ -33,6 +40,7 @@ fn main() {
     assert!(status.success(), "{protoc} failed on proto/k8s");
 }
 
+#[cfg(feature = "server")]
 fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("proto/k8s is readable") {
         let path = entry.expect("directory entry").path();

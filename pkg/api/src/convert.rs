@@ -1,11 +1,10 @@
 //! Conversion between a served version and the stored form. Only events have two served
 //! versions sharing one store (`/registry/events` holds core/v1 Events; events.k8s.io/v1
 //! renames and regroups their fields); every other resource is stored as served, so its
-//! conversions are the identity. Pure JSON rewriting, no validation.
+//! conversions are the identity (each kind's entry in `crate::kinds` says which applies).
+//! Pure JSON rewriting, no validation.
 
 use serde_json::{Map, Value};
-
-use crate::registry::ResourceInfo;
 
 /// (events.k8s.io/v1 name, core/v1 name) of the fields that only change name.
 const EVENT_FIELDS: &[(&str, &str)] = &[
@@ -56,24 +55,6 @@ pub fn event_v1_to_core(v: &Value) -> Value {
 /// A core/v1 Event in its events.k8s.io/v1 form.
 pub fn event_core_to_v1(v: &Value) -> Value {
     rename(v, "events.k8s.io/v1", false)
-}
-
-/// An object as served by `info` converted to its stored form.
-pub fn to_storage(info: &ResourceInfo, obj: Value) -> Value {
-    if info.group == "events.k8s.io" && info.kind == "Event" {
-        event_v1_to_core(&obj)
-    } else {
-        obj
-    }
-}
-
-/// A stored object converted to the form `info` serves.
-pub fn from_storage(info: &ResourceInfo, obj: Value) -> Value {
-    if info.group == "events.k8s.io" && info.kind == "Event" {
-        event_core_to_v1(&obj)
-    } else {
-        obj
-    }
 }
 
 #[cfg(test)]

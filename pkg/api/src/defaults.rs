@@ -9,12 +9,14 @@
 //! Defaulting only adds what is missing; it never overwrites a value a client set and
 //! never validates (an invalid value stays for validation to report). Server-owned
 //! fields (uid, creationTimestamp, resourceVersion, generation, cluster IPs) are the
-//! registry's to set.
+//! registry's to set. Which defaulter a kind gets is its entry's business
+//! (`crate::kinds`); this module never dispatches on a kind. Part of the client side of
+//! the crate (no `server` feature): components compute QoS classes and pull policies as
+//! the apiserver does.
 
 use serde_json::{json, Map, Value};
 
 use crate::quantity::Quantity;
-use crate::registry::ResourceInfo;
 
 /// The default scheduler's name.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
@@ -28,23 +30,6 @@ pub const DEFAULT_VOLUME_MODE: i64 = 0o644;
 pub const DEFAULT_CLIENT_IP_SERVICE_AFFINITY_SECONDS: i64 = 10800;
 /// How long a pod tolerates its node being not-ready or unreachable (DefaultTolerationSeconds).
 pub const DEFAULT_NOT_READY_TOLERATION_SECONDS: i64 = 300;
-
-/// Applies the defaults of `info`'s kind to `obj`.
-pub fn default_object(info: &ResourceInfo, obj: &mut Value) {
-    match (info.group, info.kind) {
-        ("", "Pod") => default_pod(obj),
-        ("", "Service") => default_service(obj),
-        ("", "Namespace") => default_namespace(obj),
-        ("", "Secret") => default_secret(obj),
-        ("", "Node") => default_node(obj),
-        ("apps", "Deployment") => default_deployment(obj),
-        ("apps", "ReplicaSet") => default_replica_set(obj),
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-            default_role_binding(obj)
-        }
-        _ => {}
-    }
-}
 
 fn obj_mut<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
     let m = v.as_object_mut()?;
@@ -682,5 +667,6 @@ pub fn default_role_binding(b: &mut Value) {
     }
 }
 
-#[cfg(test)]
+// The cases go through the resource table, which only the server side has.
+#[cfg(all(test, feature = "server"))]
 mod tests;

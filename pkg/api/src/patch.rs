@@ -19,7 +19,7 @@ mod error;
 pub mod schema;
 mod strategic;
 
-pub use error::{PatchError, Result, MAX_JSON_PATCH_OPERATIONS};
+pub use error::{BodyError, PatchError, Result, MAX_JSON_PATCH_OPERATIONS};
 pub use schema::{merge_info, schema_for_kind, ListStrategy, Schema};
 pub use strategic::apply_strategic_merge_patch;
 
@@ -64,10 +64,9 @@ pub fn apply_patch(patch_type: PatchType, doc: &Value, body: &[u8], kind: &str) 
         PatchType::Merge => {
             let patch = parse_body(body)?;
             if !patch.is_object() {
-                return Err(PatchError::InvalidBody(format!(
-                    "a merge patch must be a JSON object, not {}",
-                    error::json_type_name(&patch)
-                )));
+                return Err(PatchError::InvalidBody(BodyError::MergePatchNotAnObject {
+                    found: error::json_type_name(&patch),
+                }));
             }
             Ok(apply_merge_patch(doc, &patch))
         }
@@ -82,14 +81,14 @@ pub fn apply_patch(patch_type: PatchType, doc: &Value, body: &[u8], kind: &str) 
 }
 
 fn parse_body(body: &[u8]) -> Result<Value> {
-    serde_json::from_slice(body).map_err(|e| PatchError::InvalidBody(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| PatchError::InvalidBody(BodyError::NotJson(e)))
 }
 
 /// Applies an RFC 6902 JSON patch. Either every operation applies or the
 /// patch fails as a whole.
 pub fn apply_json_patch(doc: &Value, patch_bytes: &[u8]) -> Result<Value> {
     let patch: json_patch::Patch = serde_json::from_slice(patch_bytes)
-        .map_err(|e| PatchError::InvalidBody(format!("error decoding patch: {e}")))?;
+        .map_err(|e| PatchError::InvalidBody(BodyError::NotJsonPatch(e)))?;
     if patch.0.len() > MAX_JSON_PATCH_OPERATIONS {
         return Err(PatchError::TooManyOperations {
             max: MAX_JSON_PATCH_OPERATIONS,

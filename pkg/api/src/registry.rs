@@ -1,11 +1,19 @@
 //! The resource table: every resource rkube serves, with what Kubernetes' discovery says
 //! about it (group, version, kind, plural, singular, scope, verbs, short names,
-//! categories, subresources) and where its objects live in the store (etcd's
-//! `/registry/<resource>` prefixes, e.g. `/registry/minions` for nodes). Lookups resolve
-//! names the way kubectl does. The table is static data; this module never reads or
+//! categories, subresources), where its objects live in the store (etcd's
+//! `/registry/<resource>` prefixes, e.g. `/registry/minions` for nodes), and its kind's
+//! entry in `crate::kinds`. Lookups resolve names the way kubectl does. Through a row,
+//! `ResourceInfo`'s methods (`registry/behaviour.rs`) reach everything done with the
+//! resource's objects: prepare a write, default, validate, check fields strictly, select,
+//! print, convert for storage. The table is static data; this module never reads or
 //! writes objects.
 
 use std::collections::BTreeSet;
+
+use crate::kinds::{self, Kind, ObjectType};
+use crate::status::Status;
+
+mod behaviour;
 
 /// Kubernetes' full verb set for a resource with the generic store.
 pub const ALL_VERBS: &[&str] = &[
@@ -56,6 +64,9 @@ pub struct ResourceInfo {
     pub categories: &'static [&'static str],
     /// The store key prefix, Kubernetes' etcd layout: `/registry/pods`.
     pub etcd_prefix: &'static str,
+    /// The kind's entry: everything done with its objects (see [`crate::kinds`]), reached
+    /// through the methods in `registry/behaviour.rs`.
+    pub(crate) behaviour: &'static Kind,
 }
 
 const fn status_of(kind: &'static str) -> Subresource {
@@ -91,6 +102,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/configmaps",
+        behaviour: &kinds::CONFIG_MAP,
     },
     ResourceInfo {
         group: "",
@@ -105,6 +117,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/events",
+        behaviour: &kinds::EVENT,
     },
     ResourceInfo {
         group: "",
@@ -127,6 +140,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         ],
         categories: &[],
         etcd_prefix: "/registry/namespaces",
+        behaviour: &kinds::NAMESPACE,
     },
     ResourceInfo {
         group: "",
@@ -141,6 +155,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[status_of("Node")],
         categories: &[],
         etcd_prefix: "/registry/minions",
+        behaviour: &kinds::NODE,
     },
     ResourceInfo {
         group: "",
@@ -169,6 +184,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         ],
         categories: &["all"],
         etcd_prefix: "/registry/pods",
+        behaviour: &kinds::POD,
     },
     ResourceInfo {
         group: "",
@@ -183,6 +199,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/secrets",
+        behaviour: &kinds::SECRET,
     },
     ResourceInfo {
         group: "",
@@ -197,6 +214,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/serviceaccounts",
+        behaviour: &kinds::SERVICE_ACCOUNT,
     },
     ResourceInfo {
         group: "",
@@ -211,6 +229,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[status_of("Service")],
         categories: &["all"],
         etcd_prefix: "/registry/services/specs",
+        behaviour: &kinds::SERVICE,
     },
     ResourceInfo {
         group: "apps",
@@ -225,6 +244,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[scale(), status_of("Deployment")],
         categories: &["all"],
         etcd_prefix: "/registry/deployments",
+        behaviour: &kinds::DEPLOYMENT,
     },
     ResourceInfo {
         group: "apps",
@@ -239,6 +259,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[scale(), status_of("ReplicaSet")],
         categories: &["all"],
         etcd_prefix: "/registry/replicasets",
+        behaviour: &kinds::REPLICA_SET,
     },
     ResourceInfo {
         group: "events.k8s.io",
@@ -253,6 +274,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/events",
+        behaviour: &kinds::EVENTS_K8S_IO_EVENT,
     },
     ResourceInfo {
         group: "rbac.authorization.k8s.io",
@@ -267,6 +289,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/clusterrolebindings",
+        behaviour: &kinds::CLUSTER_ROLE_BINDING,
     },
     ResourceInfo {
         group: "rbac.authorization.k8s.io",
@@ -281,6 +304,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/clusterroles",
+        behaviour: &kinds::CLUSTER_ROLE,
     },
     ResourceInfo {
         group: "rbac.authorization.k8s.io",
@@ -295,6 +319,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/rolebindings",
+        behaviour: &kinds::ROLE_BINDING,
     },
     ResourceInfo {
         group: "rbac.authorization.k8s.io",
@@ -309,6 +334,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/roles",
+        behaviour: &kinds::ROLE,
     },
     ResourceInfo {
         group: "coordination.k8s.io",
@@ -323,6 +349,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         categories: &[],
         etcd_prefix: "/registry/leases",
+        behaviour: &kinds::LEASE,
     },
 ];
 
@@ -519,6 +546,32 @@ pub fn serves_group_version(group: &str, version: &str) -> bool {
     RESOURCES
         .iter()
         .any(|r| r.group == group && r.version == version)
+}
+
+/// The type of a kind the table names, a resource's or a subresource body's
+/// (`("", "Binding")`, `("autoscaling", "Scale")`).
+pub(crate) fn object_type(group: &str, kind: &str) -> Option<&'static ObjectType> {
+    RESOURCES
+        .iter()
+        .map(|r| &r.behaviour.object)
+        .chain(kinds::BODIES)
+        .find(|t| t.group == group && t.kind == kind)
+}
+
+/// The unknown fields of a body of a kind named directly (subresource bodies such as
+/// `("", "Binding")` and `("autoscaling", "Scale")`; see
+/// [`ResourceInfo::unknown_fields`]); `version` is the one messages name. Kinds without a
+/// type here report nothing.
+pub fn unknown_fields_of_kind(
+    group: &str,
+    version: &str,
+    kind: &str,
+    v: &serde_json::Value,
+) -> Result<Vec<String>, Status> {
+    match object_type(group, kind) {
+        Some(t) => t.unknown_fields_at(version, v),
+        None => Ok(Vec::new()),
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,13 @@
 //! (`labelSelector=app=web,tier in (a,b)`, `fieldSelector=spec.nodeName=n1`), converting
 //! `metav1.LabelSelector` objects, and matching labels and objects. Parse errors carry
 //! Kubernetes' messages; the caller turns them into 400 Bad Request. Matching is pure and
-//! never looks anything up.
+//! never looks anything up. Part of the client side of the crate (no `server` feature):
+//! components parse and match selectors as the apiserver does.
 
 mod fields;
 mod labels;
 
-pub use fields::{field_set, supported_fields, FieldSelector, FieldTerm};
+pub use fields::{FieldSelector, FieldTerm};
 pub use labels::{LabelSelector, Operator, Requirement};
 
 /// A selector that could not be parsed or converted; the message is Kubernetes' own.

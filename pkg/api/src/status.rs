@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::validation::{aggregate_message, FieldError};
+use crate::field::{aggregate_message, FieldError};
 
 /// Results whose error is a [`Status`].
 pub type Result<T, E = Status> = std::result::Result<T, E>;
@@ -582,7 +582,7 @@ pub fn success(group: &str, resource: &str, name: &str, uid: &str) -> Value {
 }
 
 fn quote(s: &str) -> String {
-    crate::validation::go_quote(s)
+    crate::field::go_quote(s)
 }
 
 #[cfg(test)]

@@ -2,17 +2,18 @@
 //! `fieldValidation`: fields the kind does not have (found by decoding into the typed
 //! struct, encoding it again and listing what the round trip lost, as Kubernetes reports
 //! them: `unknown field "spec.foo"`) and fields given twice (`duplicate field
-//! "spec.replicas"`). This module reports; the caller decides between Strict (400),
-//! Warn (`Warning` headers) and Ignore.
+//! "spec.replicas"`). Which type a kind decodes into is its entry's business
+//! (`crate::kinds`); this module is generic over the type. It reports; the caller decides
+//! between Strict (400), Warn (`Warning` headers) and Ignore.
 
 use std::collections::HashSet;
 use std::fmt;
 
+use k8s_openapi::Resource;
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::registry::ResourceInfo;
 use crate::status::Status;
 
 /// The `fieldValidation` query parameter.
@@ -36,20 +37,22 @@ impl FieldValidation {
             "Strict" => Ok(FieldValidation::Strict),
             other => Err(Status::bad_request(format!(
                 "fieldValidation: Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
-                crate::validation::go_quote(other)
+                crate::field::go_quote(other)
             ))),
         }
     }
 }
 
-/// Decodes `v` as the kind of `info`; failures are 400 Bad Request with Kubernetes'
-/// framing (`Pod in version "v1" cannot be handled as a Pod: <why>`) and the JSON path
-/// of the offending field.
-pub fn decode<K: DeserializeOwned>(info: &ResourceInfo, v: &Value) -> Result<K, Status> {
-    decode_as(info.kind, info.version, v)
+/// Decodes `v` as a `K`; failures are 400 Bad Request with Kubernetes' framing (`Pod in
+/// version "v1" cannot be handled as a Pod: <why>`) and the JSON path of the offending
+/// field.
+pub fn decode<K: DeserializeOwned + Resource>(v: &Value) -> Result<K, Status> {
+    decode_as(K::KIND, K::VERSION, v)
 }
 
-fn decode_as<K: DeserializeOwned>(kind: &str, version: &str, v: &Value) -> Result<K, Status> {
+/// [`decode`] for a type named explicitly (types without a `Resource` impl, such as
+/// `DeleteOptions`).
+pub fn decode_as<K: DeserializeOwned>(kind: &str, version: &str, v: &Value) -> Result<K, Status> {
     serde_path_to_error::deserialize::<_, K>(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -64,7 +67,8 @@ fn decode_as<K: DeserializeOwned>(kind: &str, version: &str, v: &Value) -> Resul
     })
 }
 
-fn round_trip<K: DeserializeOwned + Serialize>(
+/// `v` decoded as a `K` and encoded again: what of `v` the type keeps.
+pub fn round_trip_as<K: DeserializeOwned + Serialize>(
     kind: &str,
     version: &str,
     v: &Value,
@@ -73,73 +77,13 @@ fn round_trip<K: DeserializeOwned + Serialize>(
     serde_json::to_value(&typed).map_err(|e| Status::internal_error(&e.to_string()))
 }
 
-/// The typed round trip of an object of `(group, kind)`; `None` for kinds this crate has
-/// no type for.
-fn round_trip_kind(
-    group: &str,
-    version: &str,
-    kind: &str,
-    v: &Value,
-) -> Option<Result<Value, Status>> {
-    use k8s_openapi::api::{
-        apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coord,
-        core::v1 as core, events::v1 as events, rbac::v1 as rbac,
-    };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
-    Some(match (group, kind) {
-        ("", "Pod") => round_trip::<core::Pod>(kind, version, v),
-        ("", "Namespace") => round_trip::<core::Namespace>(kind, version, v),
-        ("", "Node") => round_trip::<core::Node>(kind, version, v),
-        ("", "ConfigMap") => round_trip::<core::ConfigMap>(kind, version, v),
-        ("", "Secret") => round_trip::<core::Secret>(kind, version, v),
-        ("", "ServiceAccount") => round_trip::<core::ServiceAccount>(kind, version, v),
-        ("", "Service") => round_trip::<core::Service>(kind, version, v),
-        ("", "Event") => round_trip::<core::Event>(kind, version, v),
-        ("", "Binding") => round_trip::<core::Binding>(kind, version, v),
-        ("events.k8s.io", "Event") => round_trip::<events::Event>(kind, version, v),
-        ("apps", "Deployment") => round_trip::<apps::Deployment>(kind, version, v),
-        ("apps", "ReplicaSet") => round_trip::<apps::ReplicaSet>(kind, version, v),
-        ("autoscaling", "Scale") => round_trip::<autoscaling::Scale>(kind, version, v),
-        ("coordination.k8s.io", "Lease") => round_trip::<coord::Lease>(kind, version, v),
-        ("rbac.authorization.k8s.io", "Role") => round_trip::<rbac::Role>(kind, version, v),
-        ("rbac.authorization.k8s.io", "ClusterRole") => {
-            round_trip::<rbac::ClusterRole>(kind, version, v)
-        }
-        ("rbac.authorization.k8s.io", "RoleBinding") => {
-            round_trip::<rbac::RoleBinding>(kind, version, v)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            round_trip::<rbac::ClusterRoleBinding>(kind, version, v)
-        }
-        ("meta.k8s.io", "DeleteOptions") | ("", "DeleteOptions") => {
-            round_trip::<meta::DeleteOptions>(kind, version, v)
-        }
-        _ => return None,
-    })
-}
-
-/// The paths of fields in `v` that an object of `info`'s kind does not have, in
-/// Kubernetes' notation (`spec.foo`, `spec.containers[0].bar`). Null values are never
-/// unknown: dropping them changes nothing. A body that does not decode is a 400.
-pub fn unknown_fields(info: &ResourceInfo, v: &Value) -> Result<Vec<String>, Status> {
-    unknown_fields_of_kind(info.group, info.version, info.kind, v)
-}
-
-/// [`unknown_fields`] for a kind named directly (subresource bodies: `("", "Binding")`,
-/// `("autoscaling", "Scale")`). Kinds without a type here report nothing.
-pub fn unknown_fields_of_kind(
-    group: &str,
-    version: &str,
-    kind: &str,
-    v: &Value,
-) -> Result<Vec<String>, Status> {
-    let Some(out) = round_trip_kind(group, version, kind, v) else {
-        return Ok(Vec::new());
-    };
-    let out = out?;
+/// The paths of fields in `input` that its round trip (`output`) lost, in Kubernetes'
+/// notation (`spec.foo`, `spec.containers[0].bar`): the fields the type does not have.
+/// Null values are never unknown: dropping them changes nothing.
+pub fn lost_fields(input: &Value, output: &Value) -> Vec<String> {
     let mut paths = Vec::new();
-    lost_fields(v, &out, "", &mut paths);
-    Ok(paths)
+    collect_lost(input, output, "", &mut paths);
+    paths
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -150,7 +94,7 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn lost_fields(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
+fn collect_lost(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
     match (input, output) {
         (Value::Object(i), Value::Object(o)) => {
             for (k, v) in i {
@@ -160,13 +104,13 @@ fn lost_fields(input: &Value, output: &Value, path: &str, out: &mut Vec<String>)
                 let p = join(path, k);
                 match o.get(k) {
                     None => out.push(p),
-                    Some(ov) => lost_fields(v, ov, &p, out),
+                    Some(ov) => collect_lost(v, ov, &p, out),
                 }
             }
         }
         (Value::Array(i), Value::Array(o)) => {
             for (idx, (a, b)) in i.iter().zip(o).enumerate() {
-                lost_fields(a, b, &format!("{path}[{idx}]"), out);
+                collect_lost(a, b, &format!("{path}[{idx}]"), out);
             }
         }
         _ => {}
@@ -258,10 +202,14 @@ impl<'de> Visitor<'de> for DupSeed<'_> {
     }
 }
 
-/// Everything strict decoding objects to in a raw body of `info`'s kind, as Kubernetes
-/// words each item: `duplicate field "x"` first, then `unknown field "spec.foo"`. A body
-/// that is not JSON, or does not decode as the kind, is a 400.
-pub fn strict_errors(info: &ResourceInfo, raw: &[u8]) -> Result<Vec<String>, Status> {
+/// Everything strict decoding objects to in a raw body, as Kubernetes words each item:
+/// `duplicate field "x"` first, then `unknown field "spec.foo"` for each path
+/// `unknown_fields` finds in the parsed body. A body that is not JSON, or does not decode
+/// as the kind, is a 400.
+pub fn strict_errors(
+    raw: &[u8],
+    unknown_fields: impl FnOnce(&Value) -> Result<Vec<String>, Status>,
+) -> Result<Vec<String>, Status> {
     let v: Value = serde_json::from_slice(raw).map_err(|e| Status::bad_request(e.to_string()))?;
     let mut errs: Vec<String> = duplicate_fields(raw)
         .map_err(|e| Status::bad_request(e.to_string()))?
@@ -269,7 +217,7 @@ pub fn strict_errors(info: &ResourceInfo, raw: &[u8]) -> Result<Vec<String>, Sta
         .map(|p| format!("duplicate field \"{p}\""))
         .collect();
     errs.extend(
-        unknown_fields(info, &v)?
+        unknown_fields(&v)?
             .into_iter()
             .map(|p| format!("unknown field \"{p}\"")),
     );

@@ -4,17 +4,13 @@
 //! printers compute them (pod STATUS from container states, READY counts, AGE as a human
 //! duration, service PORT(S), node ROLES). Like Kubernetes' server, every column is
 //! filled; kubectl hides priority-1 columns unless `-o wide`. Pure: the current time is
-//! an argument.
+//! an argument. Each kind's columns and cells are its entry's [`Printer`]
+//! (`crate::kinds`); this module renders whatever printer it is given.
 
-mod printers;
-
-use std::collections::HashMap;
-use std::sync::OnceLock;
+pub(crate) mod printers;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Map, Value};
-
-use crate::registry::ResourceInfo;
 
 pub use printers::pod_status_reason;
 
@@ -78,30 +74,30 @@ impl Column {
     }
 }
 
-/// The columns of `info`'s kind, cached after the first call.
-pub fn column_definitions(info: &ResourceInfo) -> &'static [Column] {
-    static CACHE: OnceLock<HashMap<(&'static str, &'static str), Vec<Column>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| {
-        crate::registry::RESOURCES
-            .iter()
-            .map(|r| ((r.group, r.kind), printers::columns(r.group, r.kind)))
-            .collect()
-    });
-    cache
-        .get(&(info.group, info.kind))
-        .map_or(&[], Vec::as_slice)
+/// How a kind prints as a Table: Kubernetes' columns for it and each object's row. Each
+/// kind's entry (`crate::kinds`) fills one in from `printers`.
+#[derive(Clone, Copy, Debug)]
+pub struct Printer {
+    /// The column definitions. Their descriptions come from the API documentation, so
+    /// building them is not free: the resource table builds each kind's once.
+    pub columns: fn() -> Vec<Column>,
+    /// One object's cells, in column order; `now` is the time ages are counted to.
+    pub cells: fn(&Value, Timestamp) -> Vec<Value>,
+    /// Extra conditions of an object's row (pods that completed), if any.
+    pub conditions: fn(&Value) -> Option<Value>,
 }
 
-/// The cells of one object's row, in column order.
-pub fn row_cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Vec<Value> {
-    printers::cells(info.group, info.kind, obj, now)
+/// [`Printer::conditions`] for kinds whose rows carry none.
+pub fn no_conditions(_: &Value) -> Option<Value> {
+    None
 }
 
-/// The objects as a Table. `list_meta` becomes the table's metadata (a list's
-/// `resourceVersion`, `continue`, `remainingItemCount`; for a single object, its
-/// resourceVersion).
+/// The objects as a Table of `columns`, each row from `printer`. `list_meta` becomes the
+/// table's metadata (a list's `resourceVersion`, `continue`, `remainingItemCount`; for a
+/// single object, its resourceVersion).
 pub fn to_table(
-    info: &ResourceInfo,
+    columns: &[Column],
+    printer: &Printer,
     objects: &[Value],
     list_meta: Value,
     opts: TableOptions,
@@ -110,19 +106,14 @@ pub fn to_table(
     let columns = if opts.no_headers {
         Value::Null
     } else {
-        Value::Array(
-            column_definitions(info)
-                .iter()
-                .map(Column::to_json)
-                .collect(),
-        )
+        Value::Array(columns.iter().map(Column::to_json).collect())
     };
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
             let mut row = Map::new();
-            row.insert("cells".into(), Value::Array(row_cells(info, obj, now)));
-            if let Some(c) = printers::row_conditions(info.group, info.kind, obj) {
+            row.insert("cells".into(), Value::Array((printer.cells)(obj, now)));
+            if let Some(c) = (printer.conditions)(obj) {
                 row.insert("conditions".into(), c);
             }
             let object = match opts.include_object {

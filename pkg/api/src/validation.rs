@@ -1,36 +1,32 @@
 //! Validation of objects on create and update, with Kubernetes' field paths, error types
-//! and messages: `ObjectMeta` rules shared by every kind, then each kind's required,
-//! enumerated and immutable fields. Entry points take an object as JSON (already
+//! and messages: the `ObjectMeta` rules shared by every kind, each kind's required,
+//! enumerated and immutable fields (one submodule per API group), and the bodies of the
+//! `binding`, `scale` and `log` subresources. Checks take decoded objects (already
 //! defaulted, with a name generated from `generateName` when there was one) and answer
-//! `Ok(())` or the 422 Invalid [`Status`] Kubernetes would answer. Validation never
-//! changes an object and never looks at other objects (a pod's namespace existing is
-//! the registry's question).
+//! field errors; [`create_errors`], [`update_errors`] and [`status_update_errors`] put a
+//! kind's checks and the shared ones in Kubernetes' order, [`into_result`] makes the 422.
+//!
+//! Which checks a kind gets is its entry's business (`crate::kinds`); this module never
+//! dispatches on a kind, never changes an object and never looks at other objects (a
+//! pod's namespace existing is the registry's question).
 
-mod affinity;
-mod apps;
-mod core;
-mod errors;
-mod events;
-pub(crate) mod gofmt;
-mod meta;
-mod names;
-mod path;
-mod pods;
-mod rbac;
+pub(crate) mod affinity;
+pub(crate) mod apps;
+pub(crate) mod core;
+pub(crate) mod events;
+pub(crate) mod meta;
+pub(crate) mod pods;
+pub(crate) mod rbac;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-pub use affinity::{
-    validate_affinity, validate_node_selector, validate_topology_spread_constraints,
+use crate::status::Status;
+
+pub use crate::field::{
+    aggregate_message, go_quote, BadValue, ErrorList, ErrorType, FieldError, FieldPath,
 };
-pub(crate) use errors::aggregate_strings;
-pub use errors::{aggregate_message, go_quote, BadValue, ErrorList, ErrorType, FieldError};
-pub use meta::{
-    validate_annotations, validate_finalizers, validate_label_name, validate_labels,
-    validate_object_meta, validate_object_meta_accessor, validate_object_meta_update,
-    validate_owner_references, STANDARD_FINALIZERS, TOTAL_ANNOTATION_SIZE_LIMIT,
-};
-pub use names::{
+pub use crate::names::{
     generate_name, inclusive_range_error, is_config_map_key, is_dns1035_label, is_dns1123_label,
     is_dns1123_subdomain, is_env_var_name, is_qualified_name, is_valid_cidr, is_valid_ip,
     is_valid_label_value, is_valid_path_segment_name, is_valid_percent, is_valid_port_name,
@@ -39,173 +35,82 @@ pub use names::{
     DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, EMPTY_ERROR, FIELD_IMMUTABLE_ERROR,
     GENERATED_NAME_ALPHABET, IS_NEGATIVE_ERROR,
 };
-pub use path::FieldPath;
+pub use affinity::{
+    validate_affinity, validate_node_selector, validate_topology_spread_constraints,
+};
+pub use meta::{
+    validate_annotations, validate_finalizers, validate_label_name, validate_labels,
+    validate_object_meta, validate_object_meta_accessor, validate_object_meta_update,
+    validate_owner_references, STANDARD_FINALIZERS, TOTAL_ANNOTATION_SIZE_LIMIT,
+};
 pub use pods::{validate_pod_spec, validate_pod_template_spec};
 
-use crate::registry::ResourceInfo;
-use crate::status::Status;
-use crate::strict::decode;
-
-use k8s_openapi::api::{
-    apps::v1 as appsv1, coordination::v1 as coordv1, core::v1 as corev1, rbac::v1 as rbacv1,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-/// The field errors of a new object of `info`'s kind (empty when valid). A body that does
-/// not decode as the kind is a 400 Bad Request.
-pub fn create_errors(info: &ResourceInfo, obj: &Value) -> Result<ErrorList, Status> {
-    let errs = match (info.group, info.kind) {
-        ("", "Pod") => pods::validate_pod(&decode::<corev1::Pod>(info, obj)?),
-        ("", "Namespace") => core::validate_namespace(&decode::<corev1::Namespace>(info, obj)?),
-        ("", "Node") => core::validate_node(&decode::<corev1::Node>(info, obj)?),
-        ("", "ConfigMap") => core::validate_config_map(&decode::<corev1::ConfigMap>(info, obj)?),
-        ("", "Secret") => core::validate_secret(&decode::<corev1::Secret>(info, obj)?),
-        ("", "ServiceAccount") => {
-            core::validate_service_account(&decode::<corev1::ServiceAccount>(info, obj)?)
-        }
-        ("", "Service") => core::validate_service(&decode::<corev1::Service>(info, obj)?),
-        ("", "Event") | ("events.k8s.io", "Event") => {
-            let _: corev1::Event = decode_event(info, obj)?;
-            events::validate_event_create(&event_core_form(info, obj), info.group)
-        }
-        ("apps", "Deployment") => apps::validate_deployment(
-            &decode::<appsv1::Deployment>(info, obj)?,
-            selector_present(obj),
-        ),
-        ("apps", "ReplicaSet") => apps::validate_replica_set(
-            &decode::<appsv1::ReplicaSet>(info, obj)?,
-            selector_present(obj),
-        ),
-        ("coordination.k8s.io", "Lease") => {
-            rbac::validate_lease(&decode::<coordv1::Lease>(info, obj)?)
-        }
-        ("rbac.authorization.k8s.io", "Role") => {
-            rbac::validate_role(&decode::<rbacv1::Role>(info, obj)?)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRole") => {
-            rbac::validate_cluster_role(&decode::<rbacv1::ClusterRole>(info, obj)?)
-        }
-        ("rbac.authorization.k8s.io", "RoleBinding") => {
-            rbac::validate_role_binding(&decode::<rbacv1::RoleBinding>(info, obj)?)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            rbac::validate_cluster_role_binding(&decode::<rbacv1::ClusterRoleBinding>(info, obj)?)
-        }
-        _ => ErrorList::new(),
-    };
+/// The field errors of a new object (empty when valid): the kind's own checks
+/// (`kind_errors`, which decodes the object as its type), then, only when those pass, the
+/// `ObjectMeta` checks every kind shares; Kubernetes orders them so, so that the kind's
+/// more specific messages win. A body that does not decode is a 400 Bad Request.
+pub fn create_errors(
+    obj: &Value,
+    namespaced: bool,
+    kind_errors: impl FnOnce(&Value) -> Result<ErrorList, Status>,
+) -> Result<ErrorList, Status> {
+    let errs = kind_errors(obj)?;
     if !errs.is_empty() {
         return Ok(errs);
     }
-    // Kubernetes runs the generic ObjectMeta checks after the kind's own, so that the
-    // kind's more specific messages win.
     let meta = object_meta(obj)?;
     Ok(validate_object_meta_accessor(
         &meta,
-        info.namespaced,
+        namespaced,
         name_is_path_segment,
         &FieldPath::new("metadata"),
     ))
 }
 
-/// Validates a new object; `Err` is the 422 Invalid Status (or 400 for an undecodable body).
-pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Result<(), Status> {
-    let errs = create_errors(info, obj)?;
-    into_result(info, obj, errs)
-}
-
-/// The field errors of an update of `old` to `new` (both full objects of `info`'s kind).
-pub fn update_errors(info: &ResourceInfo, new: &Value, old: &Value) -> Result<ErrorList, Status> {
+/// The field errors of an update of `old` to `new`: the shared `ObjectMeta` checks first,
+/// as in Kubernetes' BeforeUpdate, then the kind's own (`kind_errors`).
+pub fn update_errors(
+    new: &Value,
+    old: &Value,
+    namespaced: bool,
+    kind_errors: impl FnOnce(&Value, &Value) -> Result<ErrorList, Status>,
+) -> Result<ErrorList, Status> {
     let meta_path = FieldPath::new("metadata");
     let new_meta = object_meta(new)?;
     let old_meta = object_meta(old)?;
-    // The generic checks come first on update, as in Kubernetes' BeforeUpdate.
     let mut errs =
-        validate_object_meta_accessor(&new_meta, info.namespaced, name_is_path_segment, &meta_path);
+        validate_object_meta_accessor(&new_meta, namespaced, name_is_path_segment, &meta_path);
     errs.extend(validate_object_meta_update(
         &new_meta, &old_meta, &meta_path,
     ));
-    let kind_errs = match (info.group, info.kind) {
-        ("", "Pod") => pods::validate_pod_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "Namespace") => {
-            core::validate_namespace_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        ("", "Node") => core::validate_node_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "ConfigMap") => {
-            core::validate_config_map_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        ("", "Secret") => core::validate_secret_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "ServiceAccount") => {
-            core::validate_service_account_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        ("", "Service") => core::validate_service_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "Event") | ("events.k8s.io", "Event") => {
-            let _: corev1::Event = decode_event(info, new)?;
-            events::validate_event_update(
-                &event_core_form(info, new),
-                &event_core_form(info, old),
-                info.group,
-            )
-        }
-        ("apps", "Deployment") => apps::validate_deployment_update(
-            &decode(info, new)?,
-            &decode(info, old)?,
-            selector_present(new),
-        ),
-        ("apps", "ReplicaSet") => apps::validate_replica_set_update(
-            &decode(info, new)?,
-            &decode(info, old)?,
-            selector_present(new),
-        ),
-        ("coordination.k8s.io", "Lease") => {
-            rbac::validate_lease_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        ("rbac.authorization.k8s.io", "Role") => {
-            rbac::validate_role_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRole") => {
-            rbac::validate_cluster_role_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        ("rbac.authorization.k8s.io", "RoleBinding") => {
-            rbac::validate_role_binding_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            rbac::validate_cluster_role_binding_update(&decode(info, new)?, &decode(info, old)?)
-        }
-        _ => ErrorList::new(),
-    };
-    errs.extend(kind_errs);
+    errs.extend(kind_errors(new, old)?);
     Ok(errs)
-}
-
-/// Validates an update; `Err` is the 422 Invalid Status (or 400 for an undecodable body).
-pub fn validate_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<(), Status> {
-    let errs = update_errors(info, new, old)?;
-    into_result(info, new, errs)
 }
 
 /// The field errors of a write to the `status` subresource: metadata may not change
-/// identity, and the status itself must be consistent (replica counts, addresses).
+/// identity, and the kind's own checks (`kind_errors`) keep the status consistent
+/// (replica counts, addresses).
 pub fn status_update_errors(
-    info: &ResourceInfo,
     new: &Value,
     old: &Value,
+    kind_errors: impl FnOnce(&Value, &Value) -> Result<ErrorList, Status>,
 ) -> Result<ErrorList, Status> {
     let meta_path = FieldPath::new("metadata");
     let mut errs = validate_object_meta_update(&object_meta(new)?, &object_meta(old)?, &meta_path);
-    errs.extend(match (info.group, info.kind) {
-        ("apps", "Deployment") => apps::validate_deployment_status(&decode(info, new)?),
-        ("apps", "ReplicaSet") => apps::validate_replica_set_status(&decode(info, new)?),
-        ("", "Pod") => pods::validate_pod_status_update(&decode(info, new)?, &decode(info, old)?),
-        ("", "Node") => core::validate_node_update(&decode(info, new)?, &decode(info, old)?),
-        _ => ErrorList::new(),
-    });
+    errs.extend(kind_errors(new, old)?);
     Ok(errs)
 }
 
-/// Validates a write to the `status` subresource.
-pub fn validate_status_update(info: &ResourceInfo, new: &Value, old: &Value) -> Result<(), Status> {
-    let errs = status_update_errors(info, new, old)?;
-    into_result(info, new, errs)
+/// `Ok` for no errors, else the 422 Invalid Status naming the object of `(group, kind)`.
+pub fn into_result(group: &str, kind: &str, obj: &Value, errs: ErrorList) -> Result<(), Status> {
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Err(Status::invalid(group, kind, name, &errs))
 }
 
 /// Validates the body of a `pods/binding` create (a core/v1 `Binding`): the target must
@@ -360,18 +265,8 @@ pub fn validate_pod_log_options(pod: &str, opts: &PodLogOptions) -> Result<(), S
     Err(Status::invalid("", "PodLogOptions", pod, &errs))
 }
 
-fn into_result(info: &ResourceInfo, obj: &Value, errs: ErrorList) -> Result<(), Status> {
-    if errs.is_empty() {
-        return Ok(());
-    }
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    Err(Status::invalid(info.group, info.kind, name, &errs))
-}
-
-fn object_meta(obj: &Value) -> Result<ObjectMeta, Status> {
+/// The object's metadata, decoded; none is the empty ObjectMeta.
+pub(crate) fn object_meta(obj: &Value) -> Result<ObjectMeta, Status> {
     match obj.get("metadata") {
         None | Some(Value::Null) => Ok(ObjectMeta::default()),
         Some(m) => serde_json::from_value(m.clone())
@@ -379,26 +274,10 @@ fn object_meta(obj: &Value) -> Result<ObjectMeta, Status> {
     }
 }
 
-fn selector_present(obj: &Value) -> bool {
+/// Whether the object has a `spec.selector` (Kubernetes tells a missing selector from an
+/// empty one, which decoding into the typed struct cannot).
+pub(crate) fn selector_present(obj: &Value) -> bool {
     !matches!(obj.pointer("/spec/selector"), None | Some(Value::Null))
-}
-
-fn decode_event(info: &ResourceInfo, obj: &Value) -> Result<corev1::Event, Status> {
-    if info.group == "events.k8s.io" {
-        let _: k8s_openapi::api::events::v1::Event = decode(info, obj)?;
-        let core = crate::registry::by_kind("", "Event").expect("core events are served");
-        decode(core, &crate::convert::event_v1_to_core(obj))
-    } else {
-        decode(info, obj)
-    }
-}
-
-fn event_core_form(info: &ResourceInfo, obj: &Value) -> Value {
-    if info.group == "events.k8s.io" {
-        crate::convert::event_v1_to_core(obj)
-    } else {
-        obj.clone()
-    }
 }
 
 #[cfg(test)]

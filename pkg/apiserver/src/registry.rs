@@ -252,12 +252,6 @@ fn parse_rv(rv: &str) -> Result<i64> {
         .map_err(|_| Status::bad_request(format!("invalid resource version: {rv:?}")))
 }
 
-/// The parts of an object that a spec update must not touch and a status
-/// update may only touch.
-fn has_status_subresource(info: &ResourceInfo) -> bool {
-    info.subresource("status").is_some()
-}
-
 impl Registry {
     /// A registry with the default admission chain.
     pub fn new(store: Arc<Store>) -> Self {
@@ -378,7 +372,7 @@ impl Registry {
         }
         let mut warnings = Vec::new();
         if opts.field_validation != rkube_api::strict::FieldValidation::Ignore {
-            let errs = rkube_api::strict::strict_errors(info, raw)?;
+            let errs = info.strict_errors(raw)?;
             if !errs.is_empty() {
                 if opts.field_validation == rkube_api::strict::FieldValidation::Strict {
                     return Err(rkube_api::strict::strict_decoding_status(&errs));
@@ -435,16 +429,8 @@ impl Registry {
         m.remove("resourceVersion");
         m.remove("deletionTimestamp");
         m.remove("deletionGracePeriodSeconds");
-        if obj.get("spec").is_some() || matches!(info.kind, "Deployment" | "ReplicaSet" | "Pod") {
-            meta_mut(&mut obj).insert("generation".into(), json!(1));
-        }
-        rkube_api::defaults::default_object(info, &mut obj);
-        if has_status_subresource(info) && !matches!(info.kind, "Pod" | "Namespace" | "Node") {
-            // Status is written only through /status; a create starts without it.
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
-        }
+        // Generation, the kind's defaults, and no status where /status writes it.
+        info.prepare_for_create(&mut obj);
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let attrs = crate::admission::Attributes {
             info,
@@ -455,7 +441,7 @@ impl Registry {
             dry_run: opts.dry_run,
         };
         self.admission.mutate(&attrs, &mut obj)?;
-        rkube_api::validation::validate_create(info, &obj)?;
+        info.validate_create(&obj)?;
         self.admission.validate(&attrs, &obj, self).await?;
         if opts.dry_run {
             return Ok(Written {
@@ -568,39 +554,12 @@ impl Registry {
                 m.insert("namespace".into(), Value::String(ns.into()));
             }
         }
-        let status_split = has_status_subresource(info);
+        // What each kind keeps from the stored object (status or everything but it),
+        // then its defaults.
         match subresource {
-            Some("status") => {
-                // Only status (and metadata labels/annotations) change through /status.
-                let mut merged = old.clone();
-                merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
-                if let Some(o) = merged.as_object_mut() {
-                    if o.get("status").is_some_and(Value::is_null) {
-                        o.remove("status");
-                    }
-                }
-                obj = merged;
-            }
-            None if status_split => {
-                match old.get("status") {
-                    Some(s) => obj["status"] = s.clone(),
-                    None => {
-                        if let Some(o) = obj.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
-                }
-                if obj.get("spec") != old.get("spec") {
-                    let g = meta(&old)
-                        .get("generation")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0);
-                    meta_mut(&mut obj).insert("generation".into(), json!(g + 1));
-                }
-            }
-            _ => {}
+            Some("status") => info.prepare_for_status_update(&mut obj, &old),
+            _ => info.prepare_for_update(&mut obj, &old),
         }
-        rkube_api::defaults::default_object(info, &mut obj);
         let attrs = crate::admission::Attributes {
             info,
             namespace: ns,
@@ -611,8 +570,8 @@ impl Registry {
         };
         self.admission.mutate(&attrs, &mut obj)?;
         match subresource {
-            Some("status") => rkube_api::validation::validate_status_update(info, &obj, &old)?,
-            _ => rkube_api::validation::validate_update(info, &obj, &old)?,
+            Some("status") => info.validate_status_update(&obj, &old)?,
+            _ => info.validate_update(&obj, &old)?,
         }
         self.admission.validate(&attrs, &obj, self).await?;
         let mut out = obj.clone();
@@ -918,9 +877,7 @@ impl Registry {
                     break 'pages;
                 }
                 let obj = from_stored(&kv.value, kv.mod_revision)?;
-                if labels.matches_object(&obj)
-                    && fields.matches(&rkube_api::selectors::field_set(info, &obj))
-                {
+                if labels.matches_object(&obj) && fields.matches(&info.field_set(&obj)) {
                     items.push(obj);
                 }
                 last_seen = Some(kv.key);
@@ -1212,11 +1169,8 @@ async fn forward_watch(
     // the field set of each object nor the previous object, whose decoding would double
     // the JSON work per event and watcher.
     let everything = labels.is_empty() && fields.is_empty();
-    let matches = |o: &Value| {
-        everything
-            || (labels.matches_object(o)
-                && fields.matches(&rkube_api::selectors::field_set(&info, o)))
-    };
+    let matches =
+        |o: &Value| everything || (labels.matches_object(o) && fields.matches(&info.field_set(o)));
     if let Some((items, revision)) = initial {
         for o in items {
             if tx.send(Ok(WatchEvent::Added(o))).await.is_err() {

@@ -497,8 +497,7 @@ async fn handle(
                 .await?;
             if table_requested(headers) {
                 let rv = obj["metadata"]["resourceVersion"].clone();
-                let table = rkube_api::table::to_table(
-                    info,
+                let table = info.to_table(
                     &[obj],
                     json!({"resourceVersion": rv}),
                     table_options(q),
@@ -520,13 +519,8 @@ async fn handle(
                 list_meta["continue"] = Value::String(tok);
             }
             if table_requested(headers) {
-                let table = rkube_api::table::to_table(
-                    info,
-                    &items,
-                    list_meta,
-                    table_options(q),
-                    crate::registry::now(),
-                );
+                let table =
+                    info.to_table(&items, list_meta, table_options(q), crate::registry::now());
                 return Ok(json_response(StatusCode::OK, &table));
             }
             let list = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": list_meta, "items": items});
@@ -754,8 +748,7 @@ async fn watch_response(
     let info = *info;
     let line = move |typ: &str, obj: Value| -> Bytes {
         let obj = if as_table && typ != "ERROR" && typ != "BOOKMARK" {
-            rkube_api::table::to_table(
-                &info,
+            info.to_table(
                 &[obj],
                 json!({}),
                 rkube_api::table::TableOptions {

@@ -4,7 +4,7 @@ use super::*;
 use crate::registry::lookup;
 
 fn apply(group: &str, plural: &str, mut v: Value) -> Value {
-    default_object(lookup(group, "v1", plural).unwrap(), &mut v);
+    lookup(group, "v1", plural).unwrap().default_object(&mut v);
     v
 }
 
@@ -390,5 +390,5 @@ fn defaulted_objects_of_kubectl_commands_validate() {
         "spec":{"replicas":1,"selector":{"matchLabels":{"app":"nginx"}},
             "template":{"metadata":{"labels":{"app":"nginx"}},"spec":{"containers":[{"name":"nginx","image":"nginx","resources":{}}]}},"strategy":{}}}),
     );
-    assert!(crate::validation::validate_create(deploy, &d).is_ok());
+    assert!(deploy.validate_create(&d).is_ok());
 }

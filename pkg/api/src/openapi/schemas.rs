@@ -1,7 +1,8 @@
 //! The schema definitions of the OpenAPI documents, generated from the
-//! k8s-openapi types: each type's `JsonSchema` impl (the crate's `schemars`
-//! feature) gives its Kubernetes name (`io.k8s.api.apps.v1.Deployment`),
-//! descriptions, types, formats and required fields. What those impls do not
+//! k8s-openapi types (each kind's entry in [`crate::kinds`] names its type):
+//! each type's `JsonSchema` impl (the crate's `schemars` feature) gives its
+//! Kubernetes name (`io.k8s.api.apps.v1.Deployment`), descriptions, types,
+//! formats and required fields. What those impls do not
 //! carry is added here from other sources, never typed in per field:
 //!
 //! - `x-kubernetes-group-version-kind`, from the types' `Resource` constants;
@@ -19,8 +20,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::schemars::generate::SchemaSettings;
-use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
-use k8s_openapi::{ListableResource, Resource};
 use serde_json::{json, Map, Value};
 
 use crate::patch::{schema_for_kind, ListStrategy, Schema as PatchSchema};
@@ -111,68 +110,6 @@ pub(crate) fn refs_in(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Adds `T`'s schema (and every schema it references) to the generator and
-/// returns its name and group, version and kind.
-fn add<T: JsonSchema + Resource>(gen: &mut SchemaGenerator) -> (String, Gvk) {
-    gen.subschema_for::<T>();
-    let gvk = Gvk {
-        group: T::GROUP,
-        version: T::VERSION,
-        kind: T::KIND,
-    };
-    (T::schema_name().into_owned(), gvk)
-}
-
-fn add_listable<T: JsonSchema + ListableResource>(
-    gen: &mut SchemaGenerator,
-) -> (String, Gvk, Option<&'static str>) {
-    let (name, gvk) = add::<T>(gen);
-    (name, gvk, Some(T::LIST_KIND))
-}
-
-/// The k8s-openapi type of a kind the resource table names (a resource's kind
-/// or a subresource's), added to the generator. `None` for a kind rkube has no
-/// type for.
-fn add_kind(
-    gen: &mut SchemaGenerator,
-    group: &str,
-    kind: &str,
-) -> Option<(String, Gvk, Option<&'static str>)> {
-    use k8s_openapi::api::{
-        apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coordination,
-        core::v1 as core, events::v1 as events, rbac::v1 as rbac,
-    };
-    Some(match (group, kind) {
-        ("", "ConfigMap") => add_listable::<core::ConfigMap>(gen),
-        ("", "Event") => add_listable::<core::Event>(gen),
-        ("", "Namespace") => add_listable::<core::Namespace>(gen),
-        ("", "Node") => add_listable::<core::Node>(gen),
-        ("", "Pod") => add_listable::<core::Pod>(gen),
-        ("", "Secret") => add_listable::<core::Secret>(gen),
-        ("", "ServiceAccount") => add_listable::<core::ServiceAccount>(gen),
-        ("", "Service") => add_listable::<core::Service>(gen),
-        ("", "Binding") => {
-            let (name, gvk) = add::<core::Binding>(gen);
-            (name, gvk, None)
-        }
-        ("apps", "Deployment") => add_listable::<apps::Deployment>(gen),
-        ("apps", "ReplicaSet") => add_listable::<apps::ReplicaSet>(gen),
-        ("autoscaling", "Scale") => {
-            let (name, gvk) = add::<autoscaling::Scale>(gen);
-            (name, gvk, None)
-        }
-        ("events.k8s.io", "Event") => add_listable::<events::Event>(gen),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            add_listable::<rbac::ClusterRoleBinding>(gen)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRole") => add_listable::<rbac::ClusterRole>(gen),
-        ("rbac.authorization.k8s.io", "RoleBinding") => add_listable::<rbac::RoleBinding>(gen),
-        ("rbac.authorization.k8s.io", "Role") => add_listable::<rbac::Role>(gen),
-        ("coordination.k8s.io", "Lease") => add_listable::<coordination::Lease>(gen),
-        _ => return None,
-    })
-}
-
 /// The kinds the documents describe: every resource's kind and every
 /// subresource's, each once.
 pub(crate) fn served_kinds() -> Vec<(&'static str, &'static str)> {
@@ -204,9 +141,15 @@ pub(crate) fn build() -> Definitions {
     let mut kinds = Vec::new();
     let mut list_kinds = Vec::new();
     for (group, kind) in served_kinds() {
-        let (name, gvk, list_kind) = add_kind(&mut gen, group, kind)
+        let object = registry::object_type(group, kind)
             .unwrap_or_else(|| panic!("no k8s-openapi type for served kind {group}/{kind}"));
-        let list = list_kind.map(|list_kind| {
+        let name = object.add_schema(&mut gen);
+        let gvk = Gvk {
+            group: object.group,
+            version: object.version,
+            kind: object.kind,
+        };
+        let list = object.list_kind.map(|list_kind| {
             list_kinds.push((name.clone(), gvk, list_kind));
             (list_kind, format!("{name}List"))
         });

@@ -19,8 +19,8 @@ pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
     /// The body is not JSON, or not the shape the patch type needs.
-    #[error("{0}")]
-    InvalidBody(String),
+    #[error(transparent)]
+    InvalidBody(BodyError),
     /// A strategic merge patch whose top level is not a JSON object.
     #[error("json: cannot unmarshal {found} into Go value of type map[string]interface {{}}")]
     NotAnObject { found: &'static str },
@@ -73,6 +73,20 @@ pub enum PatchError {
     /// A merge list of objects without a declared merge key.
     #[error("cannot merge lists without merge key for type map")]
     NoMergeKeyDeclared,
+}
+
+/// Why a PATCH body could not be read as a patch of its type.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Not JSON (merge and strategic merge patches).
+    #[error("{0}")]
+    NotJson(#[source] serde_json::Error),
+    /// Not a list of JSON patch operations.
+    #[error("error decoding patch: {0}")]
+    NotJsonPatch(#[source] serde_json::Error),
+    /// A merge patch whose top level is not a JSON object.
+    #[error("a merge patch must be a JSON object, not {found}")]
+    MergePatchNotAnObject { found: &'static str },
 }
 
 impl PatchError {

@@ -10,9 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use serde_json::Value;
 
 use super::SelectorError;
-use crate::validation::{
-    aggregate_strings, is_qualified_name, is_valid_label_value, FieldError, FieldPath,
-};
+use crate::field::{aggregate_strings, gofmt, FieldError, FieldPath};
+use crate::names::{is_qualified_name, is_valid_label_value};
 
 /// A requirement's operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,14 +46,14 @@ impl Requirement {
             errs.push(FieldError::invalid(&key_path, key, msgs.join("; ")).to_string());
         }
         let values_path = FieldPath::new("values");
-        let raw_values = crate::validation::gofmt::strings(Some(&values));
+        let raw_values = gofmt::strings(Some(&values));
         match operator {
             Operator::In | Operator::NotIn => {
                 if values.is_empty() {
                     errs.push(
                         FieldError::invalid(
                             &values_path,
-                            crate::validation::gofmt::raw(raw_values.clone()),
+                            gofmt::raw(raw_values.clone()),
                             "for 'in', 'notin' operators, values set can't be empty",
                         )
                         .to_string(),
@@ -66,7 +65,7 @@ impl Requirement {
                     errs.push(
                         FieldError::invalid(
                             &values_path,
-                            crate::validation::gofmt::raw(raw_values.clone()),
+                            gofmt::raw(raw_values.clone()),
                             "exact-match compatibility requires one single value",
                         )
                         .to_string(),
@@ -78,7 +77,7 @@ impl Requirement {
                     errs.push(
                         FieldError::invalid(
                             &values_path,
-                            crate::validation::gofmt::raw(raw_values.clone()),
+                            gofmt::raw(raw_values.clone()),
                             "values set must be empty for exists and does not exist",
                         )
                         .to_string(),
@@ -90,7 +89,7 @@ impl Requirement {
                     errs.push(
                         FieldError::invalid(
                             &values_path,
-                            crate::validation::gofmt::raw(raw_values.clone()),
+                            gofmt::raw(raw_values.clone()),
                             "for 'Gt', 'Lt' operators, exactly one value is required",
                         )
                         .to_string(),
@@ -267,7 +266,7 @@ impl LabelSelector {
                 other => {
                     return Err(SelectorError::new(format!(
                         "{} is not a valid label selector operator",
-                        crate::validation::go_quote(other)
+                        gofmt::go_quote(other)
                     )))
                 }
             };
@@ -548,7 +547,7 @@ impl Parser {
         if !msgs.is_empty() {
             return Err(SelectorError::new(format!(
                 "<nil>: Invalid value: {}: {}",
-                crate::validation::go_quote(&lit),
+                gofmt::go_quote(&lit),
                 msgs.join("; ")
             )));
         }

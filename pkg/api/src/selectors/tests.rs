@@ -4,7 +4,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use serde_json::json;
 
 use super::*;
-use crate::registry::lookup;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -213,117 +212,6 @@ fn field_selectors_match_field_sets_with_absent_fields_empty() {
             "{sel}"
         );
     }
-}
-
-#[test]
-fn unsupported_field_labels_are_refused_per_resource() {
-    let pods = lookup("", "v1", "pods").unwrap();
-    let nodes = lookup("", "v1", "nodes").unwrap();
-    let cms = lookup("", "v1", "configmaps").unwrap();
-    let roles = lookup("rbac.authorization.k8s.io", "v1", "clusterroles").unwrap();
-    let cases = [
-        (pods, "spec.nodeName=n1", Ok("spec.nodeName=n1")),
-        (pods, "spec.host=n1", Ok("spec.nodeName=n1")),
-        (
-            pods,
-            "status.phase=Running,metadata.namespace=default",
-            Ok("metadata.namespace=default,status.phase=Running"),
-        ),
-        (
-            pods,
-            "spec.foo=x",
-            Err("field label not supported: spec.foo"),
-        ),
-        (
-            nodes,
-            "spec.unschedulable=false",
-            Ok("spec.unschedulable=false"),
-        ),
-        (
-            nodes,
-            "metadata.namespace=x",
-            Err("field label not supported: metadata.namespace"),
-        ),
-        (cms, "metadata.namespace=x", Ok("metadata.namespace=x")),
-        (cms, "data.x=y", Err("field label not supported: data.x")),
-        (roles, "metadata.namespace=", Ok("metadata.namespace=")),
-    ];
-    for (info, sel, want) in cases {
-        let got = FieldSelector::parse(sel).unwrap().for_resource(info);
-        match want {
-            Ok(s) => assert_eq!(got.unwrap().to_string(), s, "{sel}"),
-            Err(m) => assert_eq!(got.unwrap_err().message, m, "{sel}"),
-        }
-    }
-}
-
-#[test]
-fn events_k8s_io_field_labels_map_onto_core_event_fields() {
-    let ev = lookup("events.k8s.io", "v1", "events").unwrap();
-    let s = FieldSelector::parse("regarding.name=web,reportingController=kubelet")
-        .unwrap()
-        .for_resource(ev)
-        .unwrap();
-    assert_eq!(
-        s.to_string(),
-        "involvedObject.name=web,reportingComponent=kubelet"
-    );
-    assert!(FieldSelector::parse("involvedObject.name=web")
-        .unwrap()
-        .for_resource(ev)
-        .is_err());
-}
-
-#[test]
-fn field_sets_hold_what_kubernetes_makes_selectable() {
-    let pods = lookup("", "v1", "pods").unwrap();
-    let pod = json!({
-        "metadata": {"name": "p", "namespace": "default"},
-        "spec": {"nodeName": "n1", "restartPolicy": "Always", "schedulerName": "default-scheduler", "serviceAccountName": "default"},
-        "status": {"phase": "Running", "podIPs": [{"ip": "10.244.0.5"}]}
-    });
-    let f = field_set(pods, &pod);
-    assert_eq!(f["spec.nodeName"], "n1");
-    assert_eq!(f["status.podIP"], "10.244.0.5");
-    assert_eq!(f["spec.hostNetwork"], "false");
-    assert_eq!(f["metadata.namespace"], "default");
-    assert!(
-        FieldSelector::parse("spec.nodeName=n1,status.phase=Running")
-            .unwrap()
-            .matches(&f)
-    );
-
-    let ev = lookup("", "v1", "events").unwrap();
-    let event = json!({"metadata": {"name": "e", "namespace": "default"},
-        "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Scheduled", "type": "Normal",
-        "reportingComponent": "default-scheduler"});
-    let f = field_set(ev, &event);
-    assert_eq!(f["involvedObject.kind"], "Pod");
-    assert_eq!(f["source"], "default-scheduler");
-
-    let v1 = lookup("events.k8s.io", "v1", "events").unwrap();
-    let new_event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"},
-        "regarding": {"kind": "Pod", "name": "p"}, "reportingController": "kubelet"});
-    let f = field_set(v1, &new_event);
-    let sel = FieldSelector::parse("regarding.name=p,reportingController=kubelet")
-        .unwrap()
-        .for_resource(v1)
-        .unwrap();
-    assert!(sel.matches(&f));
-
-    let nodes = lookup("", "v1", "nodes").unwrap();
-    let f = field_set(
-        nodes,
-        &json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}}),
-    );
-    assert_eq!(f["spec.unschedulable"], "true");
-    assert!(!f.contains_key("metadata.namespace"));
-
-    let rs = lookup("apps", "v1", "replicasets").unwrap();
-    assert_eq!(
-        field_set(rs, &json!({"status": {"replicas": 3}}))["status.replicas"],
-        "3"
-    );
 }
 
 #[test]

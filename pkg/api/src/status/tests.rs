@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::validation::{FieldError, FieldPath};
+use crate::field::{FieldError, FieldPath};
 
 #[test]
 fn constructors_produce_kubernetes_messages_codes_and_reasons() {

@@ -1,6 +1,8 @@
 //! Per-kind columns and cells, following Kubernetes' server-side printers
 //! (`pkg/printers/internalversion`). Column descriptions come from the same API
-//! documentation Kubernetes uses (the OpenAPI descriptions k8s-openapi carries).
+//! documentation Kubernetes uses (the OpenAPI descriptions k8s-openapi carries). Each
+//! kind's entry (`crate::kinds`) picks its columns, cells and row conditions from here;
+//! nothing here dispatches on a kind.
 
 use std::collections::BTreeSet;
 
@@ -51,109 +53,302 @@ fn text(s: &str) -> String {
     s.to_string()
 }
 
-/// The columns of a kind, as Kubernetes defines them.
-pub(super) fn columns(group: &str, kind: &str) -> Vec<Column> {
-    match (group, kind) {
-        ("", "Pod") => vec![
-            name_col(),
-            col("Ready", "string", 0, text("The aggregate readiness state of this pod for accepting traffic.")),
-            col("Status", "string", 0, text("The aggregate status of the containers in this pod.")),
-            col(
-                "Restarts",
-                "string",
-                0,
-                text("The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
-            ),
-            age_col(),
-            col("IP", "string", 1, doc::<core::PodStatus>("podIP")),
-            col("Node", "string", 1, doc::<core::PodSpec>("nodeName")),
-            col("Nominated Node", "string", 1, doc::<core::PodStatus>("nominatedNodeName")),
-            col("Readiness Gates", "string", 1, doc::<core::PodSpec>("readinessGates")),
-        ],
-        ("apps", "Deployment") => vec![
-            name_col(),
-            col("Ready", "string", 0, text("Number of the pod with ready state")),
-            col("Up-to-date", "string", 0, doc::<apps::DeploymentStatus>("updatedReplicas")),
-            col("Available", "string", 0, doc::<apps::DeploymentStatus>("availableReplicas")),
-            age_col(),
-            col("Containers", "string", 1, text("Names of each container in the template.")),
-            col("Images", "string", 1, text("Images referenced by each container in the template.")),
-            col("Selector", "string", 1, doc::<apps::DeploymentSpec>("selector")),
-        ],
-        ("apps", "ReplicaSet") => vec![
-            name_col(),
-            col("Desired", "integer", 0, doc::<apps::ReplicaSetSpec>("replicas")),
-            col("Current", "integer", 0, doc::<apps::ReplicaSetStatus>("replicas")),
-            col("Ready", "integer", 0, doc::<apps::ReplicaSetStatus>("readyReplicas")),
-            age_col(),
-            col("Containers", "string", 1, text("Names of each container in the template.")),
-            col("Images", "string", 1, text("Images referenced by each container in the template.")),
-            col("Selector", "string", 1, doc::<apps::ReplicaSetSpec>("selector")),
-        ],
-        ("", "Namespace") => vec![
-            name_col(),
-            col("Status", "string", 0, text("The status of the namespace")),
-            age_col(),
-        ],
-        ("", "ConfigMap") => vec![name_col(), col("Data", "string", 0, doc::<core::ConfigMap>("data")), age_col()],
-        ("", "Secret") => vec![
-            name_col(),
-            col("Type", "string", 0, doc::<core::Secret>("type")),
-            col("Data", "string", 0, doc::<core::Secret>("data")),
-            age_col(),
-        ],
-        ("", "Service") => vec![
-            name_col(),
-            col("Type", "string", 0, doc::<core::ServiceSpec>("type")),
-            col("Cluster-IP", "string", 0, doc::<core::ServiceSpec>("clusterIP")),
-            col("External-IP", "string", 0, doc::<core::ServiceSpec>("externalIPs")),
-            col("Port(s)", "string", 0, doc::<core::ServiceSpec>("ports")),
-            age_col(),
-            col("Selector", "string", 1, doc::<core::ServiceSpec>("selector")),
-        ],
-        ("", "Node") => vec![
-            name_col(),
-            col("Status", "string", 0, text("The status of the node")),
-            col("Roles", "string", 0, text("The roles of the node")),
-            age_col(),
-            col("Version", "string", 0, doc::<core::NodeSystemInfo>("kubeletVersion")),
-            col("Internal-IP", "string", 1, doc::<core::NodeStatus>("addresses")),
-            col("External-IP", "string", 1, doc::<core::NodeStatus>("addresses")),
-            col("OS-Image", "string", 1, doc::<core::NodeSystemInfo>("osImage")),
-            col("Kernel-Version", "string", 1, doc::<core::NodeSystemInfo>("kernelVersion")),
-            col("Container-Runtime", "string", 1, doc::<core::NodeSystemInfo>("containerRuntimeVersion")),
-        ],
-        ("", "Event") | ("events.k8s.io", "Event") => vec![
-            col("Last Seen", "string", 0, doc::<core::Event>("lastTimestamp")),
-            col("Type", "string", 0, doc::<core::Event>("type")),
-            col("Reason", "string", 0, doc::<core::Event>("reason")),
-            col("Object", "string", 0, doc::<core::Event>("involvedObject")),
-            col("Subobject", "string", 1, doc::<core::ObjectReference>("fieldPath")),
-            col("Source", "string", 1, doc::<core::Event>("source")),
-            col("Message", "string", 0, doc::<core::Event>("message")),
-            col("First Seen", "string", 1, doc::<core::Event>("firstTimestamp")),
-            col("Count", "string", 1, doc::<core::Event>("count")),
-            Column {
-                format: "name",
-                ..col("Name", "string", 1, doc::<ObjectMeta>("name"))
-            },
-        ],
-        ("coordination.k8s.io", "Lease") => vec![
-            name_col(),
-            col("Holder", "string", 0, doc::<coord::LeaseSpec>("holderIdentity")),
-            age_col(),
-        ],
-        ("", "ServiceAccount") => vec![
-            name_col(),
-            col("Secrets", "string", 0, doc::<core::ServiceAccount>("secrets")),
-            age_col(),
-        ],
-        ("rbac.authorization.k8s.io", "RoleBinding") => binding_columns(doc::<rbac::RoleBinding>("roleRef"), "roleBinding"),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            binding_columns(doc::<rbac::ClusterRoleBinding>("roleRef"), "clusterRoleBinding")
-        }
-        _ => vec![name_col(), col("Created At", "date", 0, doc::<ObjectMeta>("creationTimestamp"))],
-    }
+/// Pods: the columns Kubernetes defines.
+pub(crate) fn pod_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col("Ready", "string", 0, text("The aggregate readiness state of this pod for accepting traffic.")),
+        col("Status", "string", 0, text("The aggregate status of the containers in this pod.")),
+        col(
+            "Restarts",
+            "string",
+            0,
+            text("The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+        ),
+        age_col(),
+        col("IP", "string", 1, doc::<core::PodStatus>("podIP")),
+        col("Node", "string", 1, doc::<core::PodSpec>("nodeName")),
+        col("Nominated Node", "string", 1, doc::<core::PodStatus>("nominatedNodeName")),
+        col("Readiness Gates", "string", 1, doc::<core::PodSpec>("readinessGates")),
+    ]
+}
+
+/// Deployments: the columns Kubernetes defines.
+pub(crate) fn deployment_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col(
+            "Ready",
+            "string",
+            0,
+            text("Number of the pod with ready state"),
+        ),
+        col(
+            "Up-to-date",
+            "string",
+            0,
+            doc::<apps::DeploymentStatus>("updatedReplicas"),
+        ),
+        col(
+            "Available",
+            "string",
+            0,
+            doc::<apps::DeploymentStatus>("availableReplicas"),
+        ),
+        age_col(),
+        col(
+            "Containers",
+            "string",
+            1,
+            text("Names of each container in the template."),
+        ),
+        col(
+            "Images",
+            "string",
+            1,
+            text("Images referenced by each container in the template."),
+        ),
+        col(
+            "Selector",
+            "string",
+            1,
+            doc::<apps::DeploymentSpec>("selector"),
+        ),
+    ]
+}
+
+/// ReplicaSets: the columns Kubernetes defines.
+pub(crate) fn replica_set_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col(
+            "Desired",
+            "integer",
+            0,
+            doc::<apps::ReplicaSetSpec>("replicas"),
+        ),
+        col(
+            "Current",
+            "integer",
+            0,
+            doc::<apps::ReplicaSetStatus>("replicas"),
+        ),
+        col(
+            "Ready",
+            "integer",
+            0,
+            doc::<apps::ReplicaSetStatus>("readyReplicas"),
+        ),
+        age_col(),
+        col(
+            "Containers",
+            "string",
+            1,
+            text("Names of each container in the template."),
+        ),
+        col(
+            "Images",
+            "string",
+            1,
+            text("Images referenced by each container in the template."),
+        ),
+        col(
+            "Selector",
+            "string",
+            1,
+            doc::<apps::ReplicaSetSpec>("selector"),
+        ),
+    ]
+}
+
+/// Namespaces: the columns Kubernetes defines.
+pub(crate) fn namespace_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col("Status", "string", 0, text("The status of the namespace")),
+        age_col(),
+    ]
+}
+
+/// ConfigMaps: the columns Kubernetes defines.
+pub(crate) fn config_map_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col("Data", "string", 0, doc::<core::ConfigMap>("data")),
+        age_col(),
+    ]
+}
+
+/// Secrets: the columns Kubernetes defines.
+pub(crate) fn secret_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col("Type", "string", 0, doc::<core::Secret>("type")),
+        col("Data", "string", 0, doc::<core::Secret>("data")),
+        age_col(),
+    ]
+}
+
+/// Services: the columns Kubernetes defines.
+pub(crate) fn service_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col("Type", "string", 0, doc::<core::ServiceSpec>("type")),
+        col(
+            "Cluster-IP",
+            "string",
+            0,
+            doc::<core::ServiceSpec>("clusterIP"),
+        ),
+        col(
+            "External-IP",
+            "string",
+            0,
+            doc::<core::ServiceSpec>("externalIPs"),
+        ),
+        col("Port(s)", "string", 0, doc::<core::ServiceSpec>("ports")),
+        age_col(),
+        col(
+            "Selector",
+            "string",
+            1,
+            doc::<core::ServiceSpec>("selector"),
+        ),
+    ]
+}
+
+/// Nodes: the columns Kubernetes defines.
+pub(crate) fn node_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col("Status", "string", 0, text("The status of the node")),
+        col("Roles", "string", 0, text("The roles of the node")),
+        age_col(),
+        col(
+            "Version",
+            "string",
+            0,
+            doc::<core::NodeSystemInfo>("kubeletVersion"),
+        ),
+        col(
+            "Internal-IP",
+            "string",
+            1,
+            doc::<core::NodeStatus>("addresses"),
+        ),
+        col(
+            "External-IP",
+            "string",
+            1,
+            doc::<core::NodeStatus>("addresses"),
+        ),
+        col(
+            "OS-Image",
+            "string",
+            1,
+            doc::<core::NodeSystemInfo>("osImage"),
+        ),
+        col(
+            "Kernel-Version",
+            "string",
+            1,
+            doc::<core::NodeSystemInfo>("kernelVersion"),
+        ),
+        col(
+            "Container-Runtime",
+            "string",
+            1,
+            doc::<core::NodeSystemInfo>("containerRuntimeVersion"),
+        ),
+    ]
+}
+
+/// Events (both served versions): the columns Kubernetes defines.
+pub(crate) fn event_columns() -> Vec<Column> {
+    vec![
+        col(
+            "Last Seen",
+            "string",
+            0,
+            doc::<core::Event>("lastTimestamp"),
+        ),
+        col("Type", "string", 0, doc::<core::Event>("type")),
+        col("Reason", "string", 0, doc::<core::Event>("reason")),
+        col("Object", "string", 0, doc::<core::Event>("involvedObject")),
+        col(
+            "Subobject",
+            "string",
+            1,
+            doc::<core::ObjectReference>("fieldPath"),
+        ),
+        col("Source", "string", 1, doc::<core::Event>("source")),
+        col("Message", "string", 0, doc::<core::Event>("message")),
+        col(
+            "First Seen",
+            "string",
+            1,
+            doc::<core::Event>("firstTimestamp"),
+        ),
+        col("Count", "string", 1, doc::<core::Event>("count")),
+        Column {
+            format: "name",
+            ..col("Name", "string", 1, doc::<ObjectMeta>("name"))
+        },
+    ]
+}
+
+/// Leases: the columns Kubernetes defines.
+pub(crate) fn lease_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col(
+            "Holder",
+            "string",
+            0,
+            doc::<coord::LeaseSpec>("holderIdentity"),
+        ),
+        age_col(),
+    ]
+}
+
+/// ServiceAccounts: the columns Kubernetes defines.
+pub(crate) fn service_account_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col(
+            "Secrets",
+            "string",
+            0,
+            doc::<core::ServiceAccount>("secrets"),
+        ),
+        age_col(),
+    ]
+}
+
+/// RoleBindings: the columns Kubernetes defines.
+pub(crate) fn role_binding_columns() -> Vec<Column> {
+    binding_columns(doc::<rbac::RoleBinding>("roleRef"), "roleBinding")
+}
+
+/// ClusterRoleBindings: the columns Kubernetes defines.
+pub(crate) fn cluster_role_binding_columns() -> Vec<Column> {
+    binding_columns(
+        doc::<rbac::ClusterRoleBinding>("roleRef"),
+        "clusterRoleBinding",
+    )
+}
+
+/// Kinds without a printer of their own (Kubernetes' default table): the columns Kubernetes defines.
+pub(crate) fn default_columns() -> Vec<Column> {
+    vec![
+        name_col(),
+        col(
+            "Created At",
+            "date",
+            0,
+            doc::<ObjectMeta>("creationTimestamp"),
+        ),
+    ]
 }
 
 fn binding_columns(role_doc: String, what: &str) -> Vec<Column> {
@@ -202,120 +397,146 @@ fn or_none(s: &str) -> String {
     }
 }
 
-/// The cells of one row.
-pub(super) fn cells(group: &str, kind: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
-    let name = json!(str_at(obj, "/metadata/name"));
-    match (group, kind) {
-        ("", "Pod") => pod_cells(obj, now),
-        ("apps", "Deployment") => {
-            let (containers, images) = container_cells(obj);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    int_at(obj, "/status/readyReplicas"),
-                    int_at(obj, "/spec/replicas")
-                )),
-                json!(int_at(obj, "/status/updatedReplicas")),
-                json!(int_at(obj, "/status/availableReplicas")),
-                age(obj, now),
-                json!(containers),
-                json!(images),
-                json!(selector_string(obj)),
-            ]
-        }
-        ("apps", "ReplicaSet") => {
-            let (containers, images) = container_cells(obj);
-            vec![
-                name,
-                json!(int_at(obj, "/spec/replicas")),
-                json!(int_at(obj, "/status/replicas")),
-                json!(int_at(obj, "/status/readyReplicas")),
-                age(obj, now),
-                json!(containers),
-                json!(images),
-                json!(selector_string(obj)),
-            ]
-        }
-        ("", "Namespace") => vec![name, json!(str_at(obj, "/status/phase")), age(obj, now)],
-        ("", "ConfigMap") => {
-            let n = obj
-                .get("data")
-                .and_then(Value::as_object)
-                .map_or(0, |m| m.len())
-                + obj
-                    .get("binaryData")
-                    .and_then(Value::as_object)
-                    .map_or(0, |m| m.len());
-            vec![name, json!(n), age(obj, now)]
-        }
-        ("", "Secret") => {
-            let n = obj
-                .get("data")
-                .and_then(Value::as_object)
-                .map_or(0, |m| m.len());
-            vec![name, json!(str_at(obj, "/type")), json!(n), age(obj, now)]
-        }
-        ("", "Service") => service_cells(obj, now),
-        ("", "Node") => node_cells(obj, now),
-        ("", "Event") => event_cells(obj, now),
-        ("events.k8s.io", "Event") => {
-            let core = if str_at(obj, "/apiVersion") == "events.k8s.io/v1" {
-                crate::convert::event_v1_to_core(obj)
-            } else {
-                obj.clone()
-            };
-            event_cells(&core, now)
-        }
-        ("coordination.k8s.io", "Lease") => vec![
-            name,
-            json!(str_at(obj, "/spec/holderIdentity")),
-            age(obj, now),
-        ],
-        ("", "ServiceAccount") => vec![name, json!(arr(obj, "/secrets").len()), age(obj, now)],
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-            let role = format!(
-                "{}/{}",
-                str_at(obj, "/roleRef/kind"),
-                str_at(obj, "/roleRef/name")
-            );
-            let (mut users, mut groups, mut sas) = (Vec::new(), Vec::new(), Vec::new());
-            for s in arr(obj, "/subjects") {
-                let n = str_at(s, "/name").to_string();
-                match str_at(s, "/kind") {
-                    "User" => users.push(n),
-                    "Group" => groups.push(n),
-                    "ServiceAccount" => sas.push(format!("{}:{n}", str_at(s, "/namespace"))),
-                    _ => {}
-                }
-            }
-            vec![
-                name,
-                json!(role),
-                age(obj, now),
-                json!(users.join(", ")),
-                json!(groups.join(", ")),
-                json!(sas.join(", ")),
-            ]
-        }
-        _ => {
-            let created = obj
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<Timestamp>().ok())
-                .map_or("0001-01-01T00:00:00Z".to_string(), |t| {
-                    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-                });
-            vec![name, json!(created)]
-        }
-    }
+fn name(obj: &Value) -> Value {
+    json!(str_at(obj, "/metadata/name"))
 }
 
-/// Extra row conditions: pods that completed carry Kubernetes' `Completed` condition.
-pub(super) fn row_conditions(group: &str, kind: &str, obj: &Value) -> Option<Value> {
-    if (group, kind) != ("", "Pod") {
-        return None;
+/// Deployments: NAME READY UP-TO-DATE AVAILABLE AGE, and CONTAINERS IMAGES SELECTOR wide.
+pub(crate) fn deployment_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let (containers, images) = container_cells(obj);
+    vec![
+        name(obj),
+        json!(format!(
+            "{}/{}",
+            int_at(obj, "/status/readyReplicas"),
+            int_at(obj, "/spec/replicas")
+        )),
+        json!(int_at(obj, "/status/updatedReplicas")),
+        json!(int_at(obj, "/status/availableReplicas")),
+        age(obj, now),
+        json!(containers),
+        json!(images),
+        json!(selector_string(obj)),
+    ]
+}
+
+/// ReplicaSets: NAME DESIRED CURRENT READY AGE, and CONTAINERS IMAGES SELECTOR wide.
+pub(crate) fn replica_set_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let (containers, images) = container_cells(obj);
+    vec![
+        name(obj),
+        json!(int_at(obj, "/spec/replicas")),
+        json!(int_at(obj, "/status/replicas")),
+        json!(int_at(obj, "/status/readyReplicas")),
+        age(obj, now),
+        json!(containers),
+        json!(images),
+        json!(selector_string(obj)),
+    ]
+}
+
+/// Namespaces: NAME STATUS AGE.
+pub(crate) fn namespace_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(obj),
+        json!(str_at(obj, "/status/phase")),
+        age(obj, now),
+    ]
+}
+
+/// ConfigMaps: NAME DATA (keys of data and binaryData) AGE.
+pub(crate) fn config_map_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let n = obj
+        .get("data")
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len())
+        + obj
+            .get("binaryData")
+            .and_then(Value::as_object)
+            .map_or(0, |m| m.len());
+    vec![name(obj), json!(n), age(obj, now)]
+}
+
+/// Secrets: NAME TYPE DATA AGE.
+pub(crate) fn secret_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let n = obj
+        .get("data")
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len());
+    vec![
+        name(obj),
+        json!(str_at(obj, "/type")),
+        json!(n),
+        age(obj, now),
+    ]
+}
+
+/// events.k8s.io/v1 Events print as their core/v1 form does.
+pub(crate) fn events_v1_event_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let core = if str_at(obj, "/apiVersion") == "events.k8s.io/v1" {
+        crate::convert::event_v1_to_core(obj)
+    } else {
+        obj.clone()
+    };
+    event_cells(&core, now)
+}
+
+/// Leases: NAME HOLDER AGE.
+pub(crate) fn lease_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(obj),
+        json!(str_at(obj, "/spec/holderIdentity")),
+        age(obj, now),
+    ]
+}
+
+/// ServiceAccounts: NAME SECRETS AGE.
+pub(crate) fn service_account_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![name(obj), json!(arr(obj, "/secrets").len()), age(obj, now)]
+}
+
+/// RoleBindings and ClusterRoleBindings: NAME ROLE AGE, and USERS GROUPS SERVICEACCOUNTS
+/// wide.
+pub(crate) fn binding_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let role = format!(
+        "{}/{}",
+        str_at(obj, "/roleRef/kind"),
+        str_at(obj, "/roleRef/name")
+    );
+    let (mut users, mut groups, mut sas) = (Vec::new(), Vec::new(), Vec::new());
+    for s in arr(obj, "/subjects") {
+        let n = str_at(s, "/name").to_string();
+        match str_at(s, "/kind") {
+            "User" => users.push(n),
+            "Group" => groups.push(n),
+            "ServiceAccount" => sas.push(format!("{}:{n}", str_at(s, "/namespace"))),
+            _ => {}
+        }
     }
+    vec![
+        name(obj),
+        json!(role),
+        age(obj, now),
+        json!(users.join(", ")),
+        json!(groups.join(", ")),
+        json!(sas.join(", ")),
+    ]
+}
+
+/// Kubernetes' default table: NAME and CREATED AT (RFC 3339, the zero time when unknown).
+pub(crate) fn default_cells(obj: &Value, _now: Timestamp) -> Vec<Value> {
+    let created = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .map_or("0001-01-01T00:00:00Z".to_string(), |t| {
+            t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+        });
+    vec![name(obj), json!(created)]
+}
+
+/// Pods that completed carry Kubernetes' `Completed` row condition.
+pub(crate) fn pod_conditions(obj: &Value) -> Option<Value> {
     match str_at(obj, "/status/phase") {
         "Succeeded" => Some(json!([{
             "type": "Completed", "status": "True", "reason": "Succeeded",
@@ -502,7 +723,7 @@ pub fn pod_status_reason(pod: &Value) -> String {
     summarize_pod(pod).reason
 }
 
-fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
+pub(crate) fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
     let s = summarize_pod(pod);
     let mut restarts = s.restarts.to_string();
     if s.restarts != 0 {
@@ -547,7 +768,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
+pub(crate) fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
     let typ = str_at(svc, "/spec/type");
     let mut cluster_ip = str_at(svc, "/spec/clusterIPs/0").to_string();
     if cluster_ip.is_empty() {
@@ -632,7 +853,7 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
+pub(crate) fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
     let mut status: Vec<String> = Vec::new();
     if let Some(c) = arr(node, "/status/conditions")
         .iter()
@@ -706,7 +927,7 @@ fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
+pub(crate) fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
     let since = |p: &str| {
         let v = ev
             .pointer(p)

@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::apps::validate_label_selector;
-use super::errors::{ErrorList, FieldError};
 use super::meta::validate_label_name;
-use super::names::{is_dns1123_subdomain, is_valid_label_value, name_is_dns_label};
-use super::path::FieldPath;
+use crate::field::FieldPath;
+use crate::field::{ErrorList, FieldError};
+use crate::names::{is_dns1123_subdomain, is_valid_label_value, name_is_dns_label};
 
 /// `spec.affinity`.
 pub fn validate_affinity(a: &Affinity, path: &FieldPath) -> ErrorList {

@@ -7,17 +7,17 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as MetaLabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::errors::{BadValue, ErrorList, FieldError};
-use super::gofmt;
 use super::meta::{
     validate_label_name, validate_labels, validate_nonnegative, validate_object_meta,
     validate_object_meta_update,
 };
-use super::names::{
+use super::pods::validate_pod_template_spec;
+use crate::field::gofmt;
+use crate::field::FieldPath;
+use crate::field::{BadValue, ErrorList, FieldError};
+use crate::names::{
     is_valid_label_value, is_valid_percent, name_is_dns_subdomain, FIELD_IMMUTABLE_ERROR,
 };
-use super::path::FieldPath;
-use super::pods::validate_pod_template_spec;
 use crate::selectors::LabelSelector;
 
 /// Kubernetes' `ValidateLabelSelector` (strict: label values in selectors must be valid).

@@ -8,19 +8,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::errors::{BadValue, ErrorList, FieldError};
-use super::gofmt;
 use super::meta::{
     validate_dns1123_label, validate_dns1123_subdomain, validate_kube_finalizer_name,
     validate_label_name, validate_labels, validate_object_meta, validate_object_meta_update,
 };
-use super::names::{
+use super::pods::validate_taint_effect;
+use crate::field::gofmt;
+use crate::field::FieldPath;
+use crate::field::{BadValue, ErrorList, FieldError};
+use crate::names::{
     is_config_map_key, is_qualified_name, is_valid_cidr, is_valid_ip, is_valid_label_value,
     is_valid_port_name, is_valid_port_num, name_is_dns1035_label, name_is_dns_label,
     name_is_dns_subdomain, parse_cidr, FIELD_IMMUTABLE_ERROR,
 };
-use super::path::FieldPath;
-use super::pods::validate_taint_effect;
 
 /// The most bytes a ConfigMap's or Secret's data may hold.
 pub const MAX_SECRET_SIZE: usize = 1024 * 1024;

@@ -8,13 +8,13 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use super::errors::{ErrorList, FieldError};
 use super::meta::{validate_object_meta, validate_object_meta_update};
-use super::names::{
+use crate::field::BadValue;
+use crate::field::FieldPath;
+use crate::field::{ErrorList, FieldError};
+use crate::names::{
     is_dns1123_subdomain, is_qualified_name, name_is_dns_subdomain, FIELD_IMMUTABLE_ERROR,
 };
-use super::path::FieldPath;
-use super::BadValue;
 
 const REPORTING_INSTANCE_LENGTH_LIMIT: usize = 128;
 const ACTION_LENGTH_LIMIT: usize = 128;

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use super::errors::{BadValue, ErrorList, FieldError};
-use super::gofmt;
-use super::names::{
+use crate::field::gofmt;
+use crate::field::FieldPath;
+use crate::field::{BadValue, ErrorList, FieldError};
+use crate::names::{
     is_dns1123_subdomain, is_qualified_name, is_valid_label_value, name_is_dns_label,
     NameValidator, FIELD_IMMUTABLE_ERROR, IS_NEGATIVE_ERROR,
 };
-use super::path::FieldPath;
 
 /// The most bytes all annotations of an object may hold (keys plus values).
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
@@ -365,7 +365,7 @@ pub fn validate_dns1123_subdomain(v: &str, path: &FieldPath) -> ErrorList {
 
 /// A DNS-1123 label at `path` (container names, hostnames, service port names).
 pub fn validate_dns1123_label(v: &str, path: &FieldPath) -> ErrorList {
-    super::names::is_dns1123_label(v)
+    crate::names::is_dns1123_label(v)
         .into_iter()
         .map(|m| FieldError::invalid(path, v, m))
         .collect()

@@ -13,17 +13,17 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::errors::{BadValue, ErrorList, FieldError};
 use super::meta::{
     validate_annotations, validate_dns1123_label, validate_label_name, validate_labels,
     validate_nonnegative, validate_object_meta, validate_object_meta_update,
 };
-use super::names::{
+use crate::field::FieldPath;
+use crate::field::{BadValue, ErrorList, FieldError};
+use crate::names::{
     inclusive_range_error, is_config_map_key, is_dns1123_subdomain, is_env_var_name,
     is_qualified_name, is_valid_ip, is_valid_label_value, is_valid_port_name, is_valid_port_num,
     name_is_dns_subdomain,
 };
-use super::path::FieldPath;
 use crate::quantity::Quantity;
 
 const MAX_INT32: i64 = i32::MAX as i64;
@@ -805,7 +805,7 @@ fn parse_quantities(
                     errs.push(FieldError::invalid(
                         &p,
                         q.0.as_str(),
-                        super::names::IS_NEGATIVE_ERROR,
+                        crate::names::IS_NEGATIVE_ERROR,
                     ));
                 }
                 out.insert(name.clone(), v);

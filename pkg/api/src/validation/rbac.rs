@@ -9,11 +9,11 @@ use k8s_openapi::api::rbac::v1::{
 };
 
 use super::apps::validate_label_selector;
-use super::errors::{BadValue, ErrorList, FieldError};
-use super::gofmt;
 use super::meta::{validate_object_meta, validate_object_meta_update};
-use super::names::{is_dns1123_subdomain, name_is_dns_subdomain, name_is_path_segment};
-use super::path::FieldPath;
+use crate::field::gofmt;
+use crate::field::FieldPath;
+use crate::field::{BadValue, ErrorList, FieldError};
+use crate::names::{is_dns1123_subdomain, name_is_dns_subdomain, name_is_path_segment};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 

@@ -1,8 +1,12 @@
-//! Format checks for names and small values (DNS-1123 labels and subdomains, DNS-1035
-//! labels, qualified names, label values, config keys, ports, percents, IPs, CIDRs), each
-//! returning Kubernetes' messages (empty when valid), and the name validators that
-//! `ObjectMeta` validation takes per kind. Hand-written matchers stand in for Kubernetes'
-//! regular expressions, which the messages still quote.
+//! Format checks for names and small values, as apimachinery's `util/validation` and the
+//! name validators of `api/validation` have them: DNS-1123 labels and subdomains, DNS-1035
+//! labels, qualified names, label values, config keys, ports, percents, IPs, CIDRs, each
+//! returning Kubernetes' messages (empty when valid), the name validators that `ObjectMeta`
+//! validation takes per kind, and `generateName`'s suffixes. Hand-written matchers stand in
+//! for Kubernetes' regular expressions, which the messages still quote.
+//!
+//! A leaf like [`crate::field`]: label selectors and validation both check names with it,
+//! so it uses nothing else of the crate.
 
 pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
 pub const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
@@ -418,3 +422,6 @@ pub fn generate_name(base: &str, mut random: impl FnMut() -> u32) -> String {
     }
     name
 }
+
+#[cfg(test)]
+mod tests;

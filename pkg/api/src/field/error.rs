@@ -1,10 +1,12 @@
 //! Field errors as Kubernetes' `field.Error` renders them (`spec.replicas: Invalid value:
 //! -1: must be greater than or equal to 0`) and their aggregation into one message. The
-//! texts here are Kubernetes' own; clients and tests match on them.
+//! texts here are Kubernetes' own; clients and tests match on them. An error only
+//! describes a failure; deciding that a value is wrong is the validators' job.
 
 use std::collections::HashSet;
 use std::fmt;
 
+use super::gofmt::go_quote;
 use super::path::FieldPath;
 
 /// The kind of a field error; its [`reason`](ErrorType::reason) is what a `StatusCause`
@@ -263,7 +265,8 @@ pub fn aggregate_message(errs: &[FieldError]) -> String {
     aggregate_strings(errs.iter().map(ToString::to_string))
 }
 
-pub(crate) fn aggregate_strings(msgs: impl Iterator<Item = String>) -> String {
+/// [`aggregate_message`] for messages already rendered (selector requirement errors).
+pub fn aggregate_strings(msgs: impl Iterator<Item = String>) -> String {
     let mut seen = HashSet::new();
     let mut unique = Vec::new();
     for m in msgs {
@@ -276,37 +279,4 @@ pub(crate) fn aggregate_strings(msgs: impl Iterator<Item = String>) -> String {
         1 => unique.remove(0),
         _ => format!("[{}]", unique.join(", ")),
     }
-}
-
-/// Go's `strconv.Quote`: double quotes, with `"` and `\` escaped, the usual C escapes, and
-/// other non-printable characters as `\x`, `\u` or `\U` escapes.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32))
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32))
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

@@ -1,13 +1,14 @@
-//! Go's `%#v` rendering of the few composite values Kubernetes puts into validation
-//! messages (`map[string]string{"app":"x"}`, `[]string{"a", "b"}`,
-//! `v1.LabelSelector{...}`), so that messages read exactly as Kubernetes writes them.
+//! Go's rendering of the values Kubernetes puts into its messages: `strconv.Quote` for
+//! strings, and `%#v` for the few composite values validation reports
+//! (`map[string]string{"app":"x"}`, `[]string{"a", "b"}`, `v1.LabelSelector{...}`), so
+//! that messages read exactly as Kubernetes writes them. Formatting only.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::errors::{go_quote, BadValue};
+use super::error::BadValue;
 
 /// `map[string]string{"a":"b", "c":"d"}` (keys sorted, as Go prints maps), or
 /// `map[string]string(nil)` for none.
@@ -80,4 +81,37 @@ pub fn raw(s: String) -> BadValue {
 /// A timestamp as Go's `time.Time.String()` prints one in UTC.
 pub fn time(t: &k8s_openapi::jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()
+}
+
+/// Go's `strconv.Quote`: double quotes, with `"` and `\` escaped, the usual C escapes, and
+/// other non-printable characters as `\x`, `\u` or `\U` escapes.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => {
+                if (c as u32) < 0x10000 {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                } else {
+                    out.push_str(&format!("\\U{:08x}", c as u32))
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
