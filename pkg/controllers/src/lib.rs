@@ -8,12 +8,14 @@
 //! - [`config`]: the controller-manager's flags (which controllers, concurrency, timings,
 //!   CIDRs).
 //! - [`serviceaccount`]: every namespace gets its `default` ServiceAccount.
+//! - [`nodeipam`]: every node gets a pod CIDR from the cluster CIDR.
 //!
 //! [`run`] starts every enabled controller over one informer factory and returns when
 //! the shutdown token fired and they all stopped. Never: reach the store or the
 //! apiserver's internals; everything goes through the API as any client's would.
 
 pub mod config;
+pub mod nodeipam;
 pub mod serviceaccount;
 
 use std::future::Future;
@@ -81,14 +83,18 @@ type Start = fn(Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every controller and how to start it. Adding a controller is one row here, one
 /// module, and its name in [`config::ALL`].
-const CONTROLLERS: &[(&str, Start)] =
-    &[("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx)))];
+const CONTROLLERS: &[(&str, Start)] = &[
+    ("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx))),
+    ("nodeipam", |ctx| Box::pin(nodeipam::run(ctx))),
+];
 
 /// Why the controllers could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("unknown controllers in --controllers: {0:?} (known: {known:?})", known = config::ALL)]
     UnknownControllers(Vec<String>),
+    #[error("node IPAM: {0}")]
+    NodeIpam(String),
 }
 
 /// Checks the flags before anything starts.
@@ -97,6 +103,7 @@ pub fn validate(config: &Config) -> Result<(), Error> {
     if !unknown.is_empty() {
         return Err(Error::UnknownControllers(unknown));
     }
+    nodeipam::validate(config).map_err(Error::NodeIpam)?;
     Ok(())
 }
 
