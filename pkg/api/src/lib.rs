@@ -17,6 +17,7 @@
 //! - [`status`]: Kubernetes `Status` errors (code, reason, message, details with causes).
 //! - [`selectors`]: label and field selectors: parsing and matching.
 //! - [`defaults`]: Kubernetes' defaulters per kind, and a pod's QoS class.
+//! - [`taints`]: whether a toleration tolerates a taint; the well-known taint keys.
 //!
 //! The `server` part:
 //! - [`strict`]: decoding into k8s-openapi types; unknown and duplicate field detection for
@@ -47,6 +48,7 @@ pub mod names;
 pub mod quantity;
 pub mod selectors;
 pub mod status;
+pub mod taints;
 
 #[cfg(feature = "server")]
 pub mod convert;
