@@ -36,7 +36,7 @@ enum Command {
     Down(DownArgs),
     /// Run the TCP load balancer in front of the apiservers (`rkube up` starts it as a
     /// background process; kubectl reaches the cluster through it).
-    Lb(rkube_ops::lb::LbOptions),
+    Lb(rkube_lb::LbOptions),
     /// Benchmarks (they start and stop their own processes; no cluster needed).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -267,7 +267,7 @@ async fn main() -> ExitCode {
         Command::Up(args) => up(args).await,
         Command::Status(args) => status(args).await,
         Command::Down(args) => down(args).await,
-        Command::Lb(opts) => rkube_ops::lb::serve_until_signalled(opts).await,
+        Command::Lb(opts) => rkube_lb::serve_until_signalled(opts).await,
         Command::Bench(BenchCommand::Store(args)) => return bench_store(args).await,
         Command::Bench(BenchCommand::Api(args)) => return bench_api(args).await,
     };
@@ -321,7 +321,7 @@ fn print_out(text: &str) {
 }
 
 async fn bench_store(args: BenchStoreArgs) -> ExitCode {
-    use rkube_ops::bench::{StoreBenchOptions, Target};
+    use rkube_bench::{StoreBenchOptions, Target};
     let opts = StoreBenchOptions {
         ops: args.ops,
         concurrent_ops: args.concurrent_ops,
@@ -342,8 +342,8 @@ async fn bench_store(args: BenchStoreArgs) -> ExitCode {
         keep_data: args.keep_data,
         ..Default::default()
     };
-    let progress: rkube_ops::bench::Progress = std::sync::Arc::new(|line| eprintln!("{line}"));
-    match rkube_ops::bench::run_store(opts, progress).await {
+    let progress: rkube_bench::Progress = std::sync::Arc::new(|line| eprintln!("{line}"));
+    match rkube_bench::run_store(opts, progress).await {
         Ok(report) => {
             match args.output {
                 Output::Table => print!("{}", report.render_table()),
@@ -359,7 +359,7 @@ async fn bench_store(args: BenchStoreArgs) -> ExitCode {
 }
 
 async fn bench_api(args: BenchApiArgs) -> ExitCode {
-    let opts = rkube_ops::bench::api::ApiBenchOptions {
+    let opts = rkube_bench::api::ApiBenchOptions {
         pods: args.pods,
         clients: args.clients,
         rate: args.rate,
@@ -374,8 +374,8 @@ async fn bench_api(args: BenchApiArgs) -> ExitCode {
         keep_data: args.keep_data,
         ..Default::default()
     };
-    let progress: rkube_ops::bench::Progress = std::sync::Arc::new(|line| eprintln!("{line}"));
-    match rkube_ops::bench::api::run_api(opts, progress).await {
+    let progress: rkube_bench::Progress = std::sync::Arc::new(|line| eprintln!("{line}"));
+    match rkube_bench::api::run_api(opts, progress).await {
         Ok(report) => {
             match args.output {
                 Output::Table => print_out(&report.render_table()),

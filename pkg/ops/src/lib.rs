@@ -11,21 +11,18 @@
 //! - [`pki`]: the cluster CA, serving and client certificates and tokens under `DIR/pki`.
 //! - [`tls`]: TLS clients of the API port (gRPC channels, health checks) trusting that CA.
 //! - [`apiserver_cmd`]: the one builder of `rkube-apiserver` command lines.
-//! - [`lb`]: `rkube lb`, the TCP load balancer kubectl reaches the apiservers through.
 //! - [`up`]: start whatever of the cluster is not running and wait until it is ready.
 //! - [`status`]: ask every replica for its Raft status; render it as a table or as JSON.
 //! - [`down`]: stop every process of the cluster, optionally delete the directory.
 //!
 //! Nothing here runs cluster logic itself: every replica is a separate `rkube-apiserver`
-//! process, and the load balancer a separate `rkube lb` process, that outlive the `rkube`
-//! command that started them.
+//! process, and the load balancer a separate `rkube lb` process (crate `rkube-lb`), that
+//! outlive the `rkube` command that started them. The benchmarks are crate `rkube-bench`.
 
 pub mod apiserver_cmd;
-pub mod bench;
 pub mod down;
 mod error;
 pub mod layout;
-pub mod lb;
 pub mod pki;
 pub mod process;
 pub mod status;

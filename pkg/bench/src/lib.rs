@@ -17,19 +17,32 @@
 //! (`--target leader`). The systems run one after the other, never at the same time.
 //!
 //! Modules: [`cluster`] (command lines, processes, readiness, leader detection),
-//! [`workload`] (the runs), [`stats`] (percentiles), [`report`] (results, table, goals).
+//! [`workload`] (the runs), [`stats`] (percentiles), [`report`] (results, table, goals),
+//! [`etcd`] (the part of etcd's v3 API the benchmark drives); [`api`] is `rkube bench api`.
 //! The member processes are children of the benchmark, not detached like `rkube up`'s:
 //! they are killed and the temporary directory removed on every way out, errors and
 //! Ctrl-C included.
 
 pub mod api;
 pub mod cluster;
+/// The part of etcd's v3 API that the store benchmark drives (compiled by this crate's
+/// build script, so no rkube component links etcd's protocol).
+#[allow(clippy::all)]
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}
 pub mod report;
 pub mod stats;
 pub mod workload;
 
 #[cfg(test)]
 mod tests;
+
+// The benchmarks were `rkube_ops::bench` before they became a crate of their own; the alias
+// keeps the `crate::bench::` paths of their modules valid, so edits made to them elsewhere
+// before the move still merge.
+use crate as bench;
+use rkube_ops::{apiserver_cmd, pki, process, tls};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -158,7 +171,7 @@ pub enum BenchError {
     InvalidOptions(String),
     /// Finding the rkube binary failed.
     #[error(transparent)]
-    Ops(#[from] crate::Error),
+    Ops(#[from] rkube_ops::Error),
     #[error("failed to {action} {}", path.display())]
     Io {
         action: &'static str,

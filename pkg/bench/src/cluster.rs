@@ -392,9 +392,9 @@ impl Cluster {
                 }
                 System::Etcd => {
                     let mut c =
-                        rkube_proto::etcd::maintenance_client::MaintenanceClient::new(channel);
+                        crate::etcd::maintenance_client::MaintenanceClient::new(channel);
                     let r = c
-                        .status(rkube_proto::etcd::StatusRequest {})
+                        .status(crate::etcd::StatusRequest {})
                         .await
                         .ok()?
                         .into_inner();

@@ -19,7 +19,7 @@ use super::{BenchError, Progress};
 #[derive(Clone)]
 pub enum KvConn {
     Rkube(rkube_proto::store::kv_client::KvClient<Channel>),
-    Etcd(rkube_proto::etcd::kv_client::KvClient<Channel>),
+    Etcd(crate::etcd::kv_client::KvClient<Channel>),
 }
 
 impl KvConn {
@@ -27,7 +27,7 @@ impl KvConn {
         let ch = channel(addr)?;
         Ok(match system {
             System::Rkube => KvConn::Rkube(rkube_proto::store::kv_client::KvClient::new(ch)),
-            System::Etcd => KvConn::Etcd(rkube_proto::etcd::kv_client::KvClient::new(ch)),
+            System::Etcd => KvConn::Etcd(crate::etcd::kv_client::KvClient::new(ch)),
         })
     }
 
@@ -43,7 +43,7 @@ impl KvConn {
                 .await
                 .map(drop),
             KvConn::Etcd(c) => c
-                .put(rkube_proto::etcd::PutRequest {
+                .put(crate::etcd::PutRequest {
                     key,
                     value,
                     lease: 0,
