@@ -391,8 +391,7 @@ impl Cluster {
                     })
                 }
                 System::Etcd => {
-                    let mut c =
-                        crate::etcd::maintenance_client::MaintenanceClient::new(channel);
+                    let mut c = crate::etcd::maintenance_client::MaintenanceClient::new(channel);
                     let r = c
                         .status(crate::etcd::StatusRequest {})
                         .await
