@@ -23,6 +23,18 @@ pub const DOWN_GRACE: Duration = Duration::from_secs(10);
 const KILL_WAIT: Duration = Duration::from_secs(5);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// `rkube down`'s flags (cmd/rkube flattens them).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(about = "Stop every process of the cluster", long_about = None)]
+pub struct DownOptions {
+    /// The cluster directory: layout, data, logs and pid files.
+    #[arg(long, value_name = "DIR", env = "RKUBE_DIR", default_value = crate::layout::DEFAULT_DIR)]
+    pub dir: PathBuf,
+    /// Also delete the cluster directory (data, logs, layout)
+    #[arg(long)]
+    pub purge: bool,
+}
+
 /// What `down` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownReport {

@@ -116,14 +116,6 @@ pub enum Error {
     #[error("cluster certificates: {0}")]
     Pki(String),
 
-    /// A listening socket could not be opened.
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-
     /// Sending a signal failed for a reason other than "no such process".
     #[error("failed to send {signal} to pid {pid}")]
     Signal {
@@ -155,6 +147,22 @@ impl Error {
             source,
         }
     }
+}
+
+/// `e` and its sources, joined by `: ` (a source whose text the chain already holds is
+/// skipped, as some errors repeat their cause in their own message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn tail_suffix(tail: &str) -> String {

@@ -29,8 +29,11 @@ pub mod status;
 pub mod tls;
 pub mod up;
 
-pub use down::{down, DownReport, StoppedProcess};
-pub use error::{Error, Result};
+pub use down::{down, DownOptions, DownReport, StoppedProcess};
+pub use error::{error_chain, Error, Result};
 pub use layout::{ApiserverSpec, ClusterDir, ClusterLayout, DEFAULT_DIR};
-pub use status::{status, ApiserverStatus, ComponentStatus, NodeStatus, StatusReport, ROLE_DOWN};
+pub use status::{
+    status, ApiserverStatus, ComponentStatus, NodeStatus, Output, Report, StatusOptions,
+    StatusReport, ROLE_DOWN,
+};
 pub use up::{parse_duration, up, up_with_progress, Cluster, ReplicaStart, UpOptions};

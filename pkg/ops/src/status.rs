@@ -9,7 +9,7 @@
 //! pure.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::layout::{ApiserverSpec, ClusterDir};
 use crate::pki::ClusterPki;
 use crate::process::{self, APISERVER_BIN, LB_NAME, RKUBE_BIN};
-use crate::Result;
+use crate::{error_chain, Result};
 
 /// The `kind` of the load balancer in [`StatusReport::components`].
 pub const LB_KIND: &str = "load-balancer";
@@ -30,6 +30,43 @@ pub const ROLE_DOWN: &str = "down";
 
 /// How long `status` waits for one replica before calling it down.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `rkube status`'s flags (cmd/rkube flattens them).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(
+    about = "Show every replica's process, Raft role, term and indexes",
+    long_about = None
+)]
+pub struct StatusOptions {
+    /// The cluster directory: layout, data, logs and pid files.
+    #[arg(long, value_name = "DIR", env = "RKUBE_DIR", default_value = crate::layout::DEFAULT_DIR)]
+    pub dir: PathBuf,
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+/// How a report is printed: kubectl-style columns or the JSON contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+/// A report that prints in either [`Output`] form (`rkube status`, the benchmarks).
+pub trait Report {
+    fn render_as(&self, output: Output) -> String;
+}
+
+impl Report for StatusReport {
+    fn render_as(&self, output: Output) -> String {
+        match output {
+            Output::Table => self.render_table(),
+            Output::Json => self.to_json(),
+        }
+    }
+}
 
 /// The whole cluster, as `rkube status -o json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,20 +231,6 @@ async fn query(
         .await
         .map(tonic::Response::into_inner)
         .map_err(|s| format!("Status call to {addr} failed: {}", s.message()))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 impl ApiserverStatus {

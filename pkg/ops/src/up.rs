@@ -42,30 +42,48 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const LOG_TAIL_LINES: usize = 10;
 
-/// What `up` should do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `up` should do: `rkube up`'s flags (cmd/rkube flattens them) and the telemetry
+/// settings it passes on to every process.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(
+    about = "Start the cluster (or whatever of it is not running) and wait until it is ready",
+    long_about = None,
+    after_help = "The telemetry flags --log-format and --otlp-endpoint (or \
+                  OTEL_EXPORTER_OTLP_ENDPOINT) are passed on to every process `up` starts."
+)]
 pub struct UpOptions {
-    /// The cluster directory (created if missing).
+    /// The cluster directory: layout, data, logs and pid files.
+    #[arg(long, value_name = "DIR", env = "RKUBE_DIR", default_value = crate::layout::DEFAULT_DIR)]
     pub dir: PathBuf,
-    /// Replicas of a new cluster (default [`DEFAULT_APISERVERS`]). For an existing cluster,
-    /// `None` means "as laid out"; a different number is refused.
+    /// Apiserver replicas [default: 3 for a new cluster; an existing cluster keeps its own]
+    #[arg(long, value_name = "N")]
     pub apiservers: Option<usize>,
-    /// Kubelets. `None` is the contract's default (1), which for now starts none and says
-    /// so; `Some(0)` starts none silently; anything else is refused until kubelets exist.
+    /// Kubelets to run [default: 1; 0 = control plane only]. Kubelets are not available
+    /// yet: only 0 is accepted, and the default starts none.
+    #[arg(long, value_name = "N")]
     pub nodes: Option<usize>,
-    /// Replica `i` listens for clients on `base + i`; free ports when `None`.
+    /// Replica i serves clients on port N+i (default: free ports, chosen once at creation)
+    #[arg(long, value_name = "N")]
     pub api_port_base: Option<u16>,
-    /// Replica `i` listens for Raft peers on `base + i`; free ports when `None`.
+    /// Replica i serves Raft peers on port N+i (default: free ports, chosen once at creation)
+    #[arg(long, value_name = "N")]
     pub peer_port_base: Option<u16>,
-    /// The load balancer (kubectl's address) listens on this port; a free port when `None`.
+    /// The load balancer, kubectl's address, listens on this port (default: a free port,
+    /// chosen once at creation)
+    #[arg(long, value_name = "PORT")]
     pub lb_port: Option<u16>,
-    /// Where the binaries are; see [`process::find_binary`] for the default search.
+    /// Directory holding rkube-apiserver and rkube (default: next to rkube, then $PATH)
+    #[arg(long, value_name = "DIR", env = "RKUBE_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
-    /// How long to wait for the cluster to become ready.
+    /// How long to wait for the cluster to become ready (e.g. 60s, 2m, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Passed to every process as `--log-format` when set (`text` or `json`).
+    /// Passed to every process as `--log-format` when set (`text` or `json`); the binary
+    /// fills it from its own telemetry flags.
+    #[arg(skip)]
     pub log_format: Option<String>,
     /// Passed to every process as `--otlp-endpoint` when set.
+    #[arg(skip)]
     pub otlp_endpoint: Option<String>,
 }
 

@@ -359,3 +359,23 @@ async fn up_without_the_apiserver_binary_says_where_it_looked() {
     assert!(matches!(err, Error::BinaryNotFound { .. }), "{err}");
     assert!(err.to_string().contains(&tmp.path().display().to_string()));
 }
+
+#[test]
+fn the_flags_defaults_are_the_options_defaults() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        up: UpOptions,
+    }
+    let cli: Cli = clap::Parser::try_parse_from(["up", "--dir", "/c"]).unwrap();
+    assert_eq!(
+        UpOptions {
+            bin_dir: None,
+            ..cli.up
+        },
+        UpOptions::new("/c")
+    );
+    let cli: Cli = clap::Parser::try_parse_from(["up", "--nodes", "0", "--timeout", "2m"]).unwrap();
+    assert_eq!(cli.up.nodes, Some(0));
+    assert_eq!(cli.up.timeout, Duration::from_secs(120));
+}
