@@ -240,8 +240,25 @@ pub enum BenchError {
         timeout: Duration,
         logs: Vec<PathBuf>,
     },
+    #[error("bad address {addr:?}")]
+    Address {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("a client task failed")]
+    ClientTask(#[source] tokio::task::JoinError),
+    #[error("{system}: the writer made no progress for {}s before kill {kill}", waited.as_secs())]
+    NoProgress {
+        system: &'static str,
+        kill: usize,
+        waited: Duration,
+    },
+    /// What went wrong, as the API benchmark's phases describe it.
     #[error("{0}")]
     Failed(String),
+    #[error("the benchmark thread panicked")]
+    Panicked,
     #[error("interrupted")]
     Interrupted,
 }
@@ -326,8 +343,7 @@ where
             let _ = tx.send(result);
         })
         .map_err(|e| BenchError::io("start a thread in", ".", e))?;
-    rx.await
-        .map_err(|_| BenchError::Failed("the benchmark thread panicked".into()))?
+    rx.await.map_err(|_| BenchError::Panicked)?
 }
 
 /// [`run_store`] on the current runtime (no thread, no Ctrl-C handling).

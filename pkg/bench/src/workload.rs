@@ -60,13 +60,22 @@ impl KvConn {
         key: Bytes,
         value: Bytes,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), PutFailed> {
         match tokio::time::timeout(timeout, self.put(key, value)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
-            Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+            Ok(Err(status)) => Err(PutFailed::Refused(status)),
+            Err(_) => Err(PutFailed::TimedOut(timeout)),
         }
     }
+}
+
+/// Why one Put did not succeed (a sample of these goes into the report).
+#[derive(Debug, thiserror::Error)]
+pub enum PutFailed {
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Refused(tonic::Status),
+    #[error("no answer within {}ms", .0.as_millis())]
+    TimedOut(Duration),
 }
 
 /// A value of `size` bytes: printable, deterministic, different per seed (so values do
@@ -175,9 +184,7 @@ pub async fn throughput(
     let mut latencies = Vec::with_capacity(plan.ops);
     let mut errors = Vec::new();
     for t in tasks {
-        let (l, e, warm) = t
-            .await
-            .map_err(|e| BenchError::Failed(format!("a client task failed: {e}")))?;
+        let (l, e, warm) = t.await.map_err(BenchError::ClientTask)?;
         latencies.extend(l);
         errors.extend(e);
         if let Some(w) = warm {
@@ -302,10 +309,11 @@ async fn kill_loop(
         match tokio::time::timeout(plan.ready_timeout, rx.recv()).await {
             Ok(Some(_)) => {}
             _ => {
-                return Err(BenchError::Failed(format!(
-                    "{label}: the writer made no progress for {}s before kill {k}",
-                    plan.ready_timeout.as_secs()
-                )))
+                return Err(BenchError::NoProgress {
+                    system: label,
+                    kill: k,
+                    waited: plan.ready_timeout,
+                })
             }
         }
         let name = cluster.name(leader).to_string();

@@ -48,9 +48,12 @@ pub enum Error {
     #[error("invalid cluster layout {}: {reason}", path.display())]
     LayoutInvalid { path: PathBuf, reason: String },
 
-    /// No free local port could be reserved.
-    #[error("failed to reserve a free port on 127.0.0.1")]
-    PortAllocation(#[source] std::io::Error),
+    /// Not enough free local ports (see [`crate::ports`]).
+    #[error("cannot find {count} free ports on 127.0.0.1 in {}-{}", range.start, range.end - 1)]
+    PortAllocation {
+        count: usize,
+        range: std::ops::Range<u16>,
+    },
 
     /// The binary to run was found nowhere.
     #[error(
@@ -112,9 +115,25 @@ pub enum Error {
         pid_file: PathBuf,
     },
 
-    /// Certificates, keys or TLS settings could not be made or read.
-    #[error("cluster certificates: {0}")]
-    Pki(String),
+    /// A certificate or key file could not be used.
+    #[error("{}: not a usable PEM file", path.display())]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: PemProblem,
+    },
+
+    /// A certificate or key could not be made.
+    #[error("cluster certificates: cannot {action}")]
+    Certificate {
+        action: &'static str,
+        #[source]
+        source: rcgen::Error,
+    },
+
+    /// The TLS library refused the client configuration.
+    #[error("cannot configure TLS")]
+    Tls(#[source] rustls::Error),
 
     /// Sending a signal failed for a reason other than "no such process".
     #[error("failed to send {signal} to pid {pid}")]
@@ -124,6 +143,17 @@ pub enum Error {
         #[source]
         source: nix::Error,
     },
+}
+
+/// What is wrong with a PEM file.
+#[derive(Debug, thiserror::Error)]
+pub enum PemProblem {
+    #[error("cannot parse it")]
+    Parse(#[source] rustls::pki_types::pem::Error),
+    #[error("it holds no certificate")]
+    NoCertificate,
+    #[error("TLS refuses it")]
+    Refused(#[source] rustls::Error),
 }
 
 impl Error {
@@ -169,6 +199,7 @@ fn tail_suffix(tail: &str) -> String {
     if tail.trim().is_empty() {
         String::new()
     } else {
-        format!("; its last lines:\n{}", tail.trim_end())
+        let lines: Vec<String> = tail.lines().map(|l| format!("    {l}")).collect();
+        format!("; its last lines:\n{}", lines.join("\n"))
     }
 }

@@ -14,10 +14,10 @@
 //!
 //! The layout is written once, when the cluster is created, and reused on every later
 //! `up`: a Raft member's identity includes its addresses, so a restart must keep them.
-//! This module does no process work and no network I/O beyond reserving free ports.
+//! This module does no process work and no network I/O beyond choosing free ports.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -260,7 +260,7 @@ impl ClusterLayout {
     }
 
     /// Lays out a new cluster: ports come from the bases when given (replica `i` gets
-    /// `base + i`), otherwise from the kernel (bind `127.0.0.1:0`, note the port, release).
+    /// `base + i`), otherwise free ports (see [`crate::ports`]).
     pub fn allocate(
         apiservers: usize,
         api_port_base: Option<u16>,
@@ -280,7 +280,7 @@ impl ClusterLayout {
         if peer.is_none() {
             free_needed += apiservers;
         }
-        let mut free = reserve_free_ports(free_needed, &taken)?.into_iter();
+        let mut free = crate::ports::free_ports(free_needed, &taken)?.into_iter();
         let api = api.unwrap_or_else(|| free.by_ref().take(apiservers).collect());
         let peer = peer.unwrap_or_else(|| free.by_ref().take(apiservers).collect());
         Self::plan(apiservers, &api, &peer)
@@ -362,7 +362,7 @@ impl ClusterLayout {
                 ))
             }
             Some(p) => p,
-            None => reserve_free_ports(1, &taken)?[0],
+            None => crate::ports::free_ports(1, &taken)?[0],
         };
         let mut next = self.clone();
         next.load_balancer = Some(SocketAddr::from((LOOPBACK, port)));
@@ -455,22 +455,6 @@ pub fn ports_from_base(flag: &str, base: u16, count: usize) -> Result<Vec<u16>> 
             })
         })
         .collect()
-}
-
-/// Reserves `count` distinct free ports on 127.0.0.1, skipping `avoid`. All listeners are
-/// held until every port is chosen, so the kernel cannot hand out the same port twice.
-fn reserve_free_ports(count: usize, avoid: &BTreeSet<u16>) -> Result<Vec<u16>> {
-    let mut held = Vec::with_capacity(count);
-    let mut ports = Vec::with_capacity(count);
-    while ports.len() < count {
-        let listener = TcpListener::bind((LOOPBACK, 0)).map_err(Error::PortAllocation)?;
-        let port = listener.local_addr().map_err(Error::PortAllocation)?.port();
-        if !avoid.contains(&port) {
-            ports.push(port);
-        }
-        held.push(listener);
-    }
-    Ok(ports)
 }
 
 #[cfg(test)]

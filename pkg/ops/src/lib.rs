@@ -9,6 +9,7 @@
 //! - [`process`]: binary discovery, detached spawning, pid files, "is this pid really our
 //!   process" checks through `/proc`, signals. The only module that touches processes.
 //! - [`pki`]: the cluster CA, serving and client certificates and tokens under `DIR/pki`.
+//! - [`ports`]: free loopback ports for servers that bind them later.
 //! - [`tls`]: TLS clients of the API port (gRPC channels, health checks) trusting that CA.
 //! - [`apiserver_cmd`]: the one builder of `rkube-apiserver` command lines.
 //! - [`up`]: start whatever of the cluster is not running and wait until it is ready.
@@ -24,6 +25,7 @@ pub mod down;
 mod error;
 pub mod layout;
 pub mod pki;
+pub mod ports;
 pub mod process;
 pub mod status;
 pub mod tls;

@@ -156,8 +156,8 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn pki_error(what: &str, e: rcgen::Error) -> Error {
-    Error::Pki(format!("{what}: {e}"))
+fn pki_error(action: &'static str, source: rcgen::Error) -> Error {
+    Error::Certificate { action, source }
 }
 
 fn validity(params: &mut CertificateParams, lifetime: Duration) {
@@ -235,7 +235,7 @@ pub fn issue_serving(ca_key_pem: &str, ips: &[IpAddr]) -> Result<CertPair> {
     params.subject_alt_names = vec![SanType::DnsName(
         "localhost"
             .try_into()
-            .map_err(|e| pki_error("DNS name", e))?,
+            .map_err(|e| pki_error("use localhost as a DNS name", e))?,
     )];
     params
         .subject_alt_names

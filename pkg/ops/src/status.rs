@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::layout::{ApiserverSpec, ClusterDir};
 use crate::pki::ClusterPki;
 use crate::process::{self, APISERVER_BIN, LB_NAME, RKUBE_BIN};
-use crate::{error_chain, Result};
+use crate::Result;
 
 /// The `kind` of the load balancer in [`StatusReport::components`].
 pub const LB_KIND: &str = "load-balancer";
@@ -118,7 +118,45 @@ pub struct NodeStatus {
 #[derive(Debug, Clone)]
 pub(crate) enum Probe {
     Answered(StatusResponse),
-    Unreachable(String),
+    Unreachable(Unreachable),
+}
+
+/// Why an apiserver (or the load balancer in front of them) gave no status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unreachable {
+    /// No channel can be built for the address.
+    #[error("cannot dial {addr}")]
+    Address {
+        addr: SocketAddr,
+        #[source]
+        source: Arc<rkube_client::InvalidAddress>,
+    },
+    /// The call failed: no connection, or the server's error.
+    #[error("Status call to {addr} failed")]
+    Call {
+        addr: SocketAddr,
+        #[source]
+        source: CallFailed,
+    },
+    #[error("no answer within {}s", .0.as_secs_f64())]
+    TimedOut(Duration),
+}
+
+/// A failed gRPC call, shown by its status message (tonic's `Display` of a status lists
+/// metadata and details too) with the transport's causes as its sources.
+#[derive(Debug, Clone)]
+pub struct CallFailed(pub tonic::Status);
+
+impl std::fmt::Display for CallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.message())
+    }
+}
+
+impl std::error::Error for CallFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
 }
 
 /// Gathers the status of the cluster in `dir`. Fails only when `dir` holds no cluster (or
@@ -204,8 +242,8 @@ pub(crate) async fn probe(
 ) -> Probe {
     match tokio::time::timeout(timeout, query(addr, tls, timeout)).await {
         Ok(Ok(status)) => Probe::Answered(status),
-        Ok(Err(reason)) => Probe::Unreachable(reason),
-        Err(_) => Probe::Unreachable(format!("no answer within {}s", timeout.as_secs_f64())),
+        Ok(Err(why)) => Probe::Unreachable(why),
+        Err(_) => Probe::Unreachable(Unreachable::TimedOut(timeout)),
     }
 }
 
@@ -213,24 +251,22 @@ async fn query(
     addr: SocketAddr,
     tls: Option<&Arc<rustls::ClientConfig>>,
     timeout: Duration,
-) -> std::result::Result<StatusResponse, String> {
-    let channel = match tls {
-        Some(config) => crate::tls::grpc_channel(addr, config.clone(), timeout).await,
-        None => {
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| e.to_string())?
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .connect()
-                .await
-        }
-    }
-    .map_err(|e| format!("cannot connect to {addr}: {}", error_chain(&e)))?;
+) -> std::result::Result<StatusResponse, Unreachable> {
+    let channel =
+        rkube_client::channel(&addr.to_string(), tls.cloned(), timeout).map_err(|source| {
+            Unreachable::Address {
+                addr,
+                source: Arc::new(source),
+            }
+        })?;
     MaintenanceClient::new(channel)
         .status(StatusRequest {})
         .await
         .map(tonic::Response::into_inner)
-        .map_err(|s| format!("Status call to {addr} failed: {}", s.message()))
+        .map_err(|status| Unreachable::Call {
+            addr,
+            source: CallFailed(status),
+        })
 }
 
 impl ApiserverStatus {

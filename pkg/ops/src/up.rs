@@ -626,7 +626,7 @@ async fn wait_lb(
         check_processes(std::slice::from_mut(lb), dir_arg)?;
         let reason = match probe(address, Some(client), PROBE_TIMEOUT).await {
             Probe::Answered(_) => return Ok(()),
-            Probe::Unreachable(reason) => reason,
+            Probe::Unreachable(why) => crate::error_chain(&why),
         };
         let now = Instant::now();
         if now >= deadline {
@@ -746,7 +746,7 @@ pub(crate) fn assess(specs: &[ApiserverSpec], probes: &[Probe]) -> Readiness {
     let mut answers = Vec::with_capacity(specs.len());
     for (spec, probe) in specs.iter().zip(probes) {
         let status = match probe {
-            Probe::Unreachable(reason) => return waiting(spec, reason.clone()),
+            Probe::Unreachable(why) => return waiting(spec, crate::error_chain(why)),
             Probe::Answered(status) => status,
         };
         if status.id != spec.id {
@@ -817,9 +817,20 @@ pub(crate) fn assess(specs: &[ApiserverSpec], probes: &[Probe]) -> Readiness {
     }
 }
 
+/// A duration flag that [`parse_duration`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDuration {
+    #[error("invalid duration {0:?}: expected e.g. 60, 60s, 500ms, 2m")]
+    NoNumber(String),
+    #[error("invalid duration {text:?}: unknown unit {unit:?} (use ms, s, m or h)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("duration {0:?} is too long")]
+    TooLong(String),
+}
+
 /// Parses a duration flag: a whole number with an optional unit `ms`, `s`, `m` or `h`
 /// (a bare number means seconds). Pure.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, InvalidDuration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -827,19 +838,20 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 60, 60s, 500ms, 2m"))?;
+        .map_err(|_| InvalidDuration::NoNumber(text.to_string()))?;
     let millis = match unit.trim() {
         "ms" => Some(value),
         "" | "s" => value.checked_mul(1_000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
         other => {
-            return Err(format!(
-                "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
-            ))
+            return Err(InvalidDuration::UnknownUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            })
         }
     }
-    .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    .ok_or_else(|| InvalidDuration::TooLong(text.to_string()))?;
     Ok(Duration::from_millis(millis))
 }
 

@@ -69,7 +69,7 @@ fn allocate_without_bases_gives_distinct_free_ports() {
     for s in &layout.apiservers {
         assert!(s.api_address.ip().is_loopback() && s.peer_address.ip().is_loopback());
         // Released again, so the replica can bind it.
-        TcpListener::bind(s.api_address).unwrap();
+        std::net::TcpListener::bind(s.api_address).unwrap();
     }
 }
 

@@ -36,7 +36,7 @@ fn report() -> StatusReport {
             ApiserverStatus::from_probe(
                 &l.apiservers[2],
                 None,
-                &Probe::Unreachable("refused".into()),
+                &Probe::Unreachable(super::Unreachable::TimedOut(Duration::from_secs(2))),
             ),
         ],
         components: vec![],
@@ -177,4 +177,24 @@ async fn status_reports_replicas_nobody_serves_as_down() {
         assert_eq!(a.pid, None);
         assert_eq!(a.api_address, spec.api_address.to_string());
     }
+}
+
+#[tokio::test]
+async fn a_probe_of_a_closed_port_names_the_refused_connection() {
+    let addr = SocketAddr::from(([127, 0, 0, 1], crate::ports::free_port().unwrap()));
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        probe(addr, None, Duration::from_secs(2)),
+    )
+    .await
+    .expect("a refused connect fails fast");
+    let Probe::Unreachable(why) = answer else {
+        panic!("nothing listens on {addr}, yet it answered")
+    };
+    let text = crate::error_chain(&why);
+    assert!(
+        text.starts_with(&format!("Status call to {addr} failed")),
+        "{text}"
+    );
+    assert!(text.contains("Connection refused"), "{text}");
 }

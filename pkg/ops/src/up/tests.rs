@@ -46,10 +46,10 @@ fn a_settled_cluster_is_ready_with_its_leader_and_term() {
 #[test]
 fn an_unreachable_replica_is_waited_for_by_name() {
     let mut probes = settled();
-    probes[2] = Probe::Unreachable("cannot connect to 127.0.0.1:6445: refused".into());
+    probes[2] = Probe::Unreachable(crate::status::Unreachable::TimedOut(Duration::from_secs(1)));
     let (name, reason) = waiting_on(assess(&specs(), &probes));
     assert_eq!(name, "a3");
-    assert!(reason.contains("refused"));
+    assert_eq!(reason, "no answer within 1s");
 }
 
 #[test]
@@ -245,6 +245,7 @@ fn parse_duration_takes_seconds_by_default_and_common_units() {
     assert!(parse_duration("s").is_err());
     assert!(parse_duration("5 days")
         .unwrap_err()
+        .to_string()
         .contains("unknown unit"));
     assert!(parse_duration("-5s").is_err());
     assert!(parse_duration("99999999999999999999h").is_err());
