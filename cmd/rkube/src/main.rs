@@ -61,9 +61,11 @@ async fn main() -> ExitCode {
     let progress: rkube_bench::Progress = std::sync::Arc::new(|line| eprintln!("{line}"));
     match cli.command {
         Command::Up(mut o) => {
-            o.log_format = clap::ValueEnum::to_possible_value(&cli.telemetry.log_format)
-                .map(|v| v.get_name().to_string());
-            o.otlp_endpoint = cli.telemetry.otlp_endpoint().map(str::to_string);
+            o.telemetry = rkube_ops::components::Telemetry {
+                log_format: clap::ValueEnum::to_possible_value(&cli.telemetry.log_format)
+                    .map(|v| v.get_name().to_string()),
+                otlp_endpoint: cli.telemetry.otlp_endpoint().map(str::to_string),
+            };
             finish(rkube_ops::up(&o).await.map(drop))
         }
         Command::Status(o) => finish(rkube_ops::status(&o.dir).await.map(|r| show(&r, o.output))),

@@ -45,8 +45,16 @@ pub enum Error {
     },
 
     /// `cluster.json` exists but cannot be used.
-    #[error("invalid cluster layout {}: {reason}", path.display())]
-    LayoutInvalid { path: PathBuf, reason: String },
+    #[error("invalid cluster layout {}", path.display())]
+    LayoutInvalid {
+        path: PathBuf,
+        #[source]
+        source: crate::layout::LayoutProblem,
+    },
+
+    /// The flags lay out a cluster that cannot work (e.g. one port for two servers).
+    #[error(transparent)]
+    BadLayout(#[from] crate::layout::LayoutProblem),
 
     /// Not enough free local ports (see [`crate::ports`]).
     #[error("cannot find {count} free ports on 127.0.0.1 in {}-{}", range.start, range.end - 1)]
@@ -162,7 +170,7 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::InvalidOptions(_) | Error::NodesNotSupported { .. }
+            Error::InvalidOptions(_) | Error::NodesNotSupported { .. } | Error::BadLayout(_)
         )
     }
 

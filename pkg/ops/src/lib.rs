@@ -10,10 +10,15 @@
 //!   process" checks through `/proc`, signals. The only module that touches processes.
 //! - [`pki`]: the cluster CA, serving and client certificates and tokens under `DIR/pki`.
 //! - [`ports`]: free loopback ports for servers that bind them later.
-//! - [`tls`]: TLS clients of the API port (gRPC channels, health checks) trusting that CA.
+//! - [`tls`]: TLS clients of the API port (configurations, streams, health checks) trusting
+//!   that CA; gRPC channels come from `rkube_client::channel`.
 //! - [`apiserver_cmd`]: the one builder of `rkube-apiserver` command lines.
+//! - [`components`]: the table of the cluster's processes (apiservers, load balancer,
+//!   controller-manager, scheduler, kubelets): binary, command line, pid and log names,
+//!   readiness probe. `up`, `status` and `down` iterate it.
 //! - [`up`]: start whatever of the cluster is not running and wait until it is ready.
-//! - [`status`]: ask every replica for its Raft status; render it as a table or as JSON.
+//! - [`status`]: every replica's Raft status, every component's health and Lease, the
+//!   nodes; rendered as a table or as JSON.
 //! - [`down`]: stop every process of the cluster, optionally delete the directory.
 //!
 //! Nothing here runs cluster logic itself: every replica is a separate `rkube-apiserver`
@@ -21,6 +26,7 @@
 //! outlive the `rkube` command that started them. The benchmarks are crate `rkube-bench`.
 
 pub mod apiserver_cmd;
+pub mod components;
 pub mod down;
 mod error;
 pub mod layout;
