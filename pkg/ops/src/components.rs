@@ -217,18 +217,29 @@ pub fn table(
     rows
 }
 
-/// The client identity of each component in `layout` (their certificates in `DIR/pki`).
+/// The client identities of the cluster's components (their certificates in `DIR/pki`):
+/// the controller-manager's and the scheduler's always (a cluster has them, whether or not
+/// this `rkube` runs them), and one per kubelet of the layout.
 pub fn identities(layout: &ClusterLayout) -> Vec<ClientIdentity> {
-    layout
-        .components
-        .iter()
-        .filter_map(|c| match c.kind {
-            Kind::ControllerManager => Some(ClientIdentity::controller_manager(&c.name)),
-            Kind::Scheduler => Some(ClientIdentity::scheduler(&c.name)),
-            Kind::Kubelet => c.node.as_deref().map(|n| ClientIdentity::node(&c.name, n)),
-            Kind::Apiserver | Kind::LoadBalancer => None,
-        })
-        .collect()
+    let name = |kind: Kind| {
+        layout
+            .components
+            .iter()
+            .find(|c| c.kind == kind)
+            .map_or(kind.as_str(), |c| c.name.as_str())
+    };
+    let mut ids = vec![
+        ClientIdentity::controller_manager(name(Kind::ControllerManager)),
+        ClientIdentity::scheduler(name(Kind::Scheduler)),
+    ];
+    ids.extend(
+        layout
+            .components
+            .iter()
+            .filter(|c| c.kind == Kind::Kubelet)
+            .filter_map(|c| Some(ClientIdentity::node(&c.name, c.node.as_deref()?))),
+    );
+    ids
 }
 
 fn apiserver_row(

@@ -182,6 +182,8 @@ async fn up_status_up_again_down_and_purge_round_trip() {
             "ca.key",
             "apiserver-a1.crt",
             "admin.crt",
+            "controller-manager.crt",
+            "scheduler.key",
             "tokens.csv",
         ] {
             assert!(sb.dir.join("pki").join(file).is_file(), "{file}");

@@ -270,12 +270,16 @@ fn each_component_has_the_identity_kubernetes_gives_it() {
     assert_eq!(
         ids,
         [
-            id("kubelet-n1", "system:node:n1", Some("system:nodes")),
-            id("scheduler", "system:kube-scheduler", None),
             id("controller-manager", "system:kube-controller-manager", None),
+            id("scheduler", "system:kube-scheduler", None),
+            id("kubelet-n1", "system:node:n1", Some("system:nodes")),
             id("kubelet-n2", "system:node:n2", Some("system:nodes")),
         ]
     );
+    // A control plane without them still has their identities.
+    let bare = ClusterLayout::plan(1, &[6443], &[2380]).unwrap();
+    let files: Vec<String> = identities(&bare).into_iter().map(|i| i.file).collect();
+    assert_eq!(files, ["controller-manager", "scheduler"]);
 }
 
 #[test]
