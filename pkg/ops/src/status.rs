@@ -235,14 +235,20 @@ pub async fn status(dir: &Path) -> Result<StatusReport> {
         ..rkube_client::Config::new(layout.apiservers.iter().map(|s| s.api_address.to_string()))
     })
     .ok();
+    let probes = futures::future::join_all(
+        processes
+            .iter()
+            .map(|(row, p, pid)| health(row.readiness, p.address, *pid, tls.as_ref())),
+    )
+    .await;
+    // With no replica answering, asking for Leases and Nodes would only wait out the
+    // client's deadline.
+    let answered = probes
+        .iter()
+        .any(|h| matches!(h, Health::Status(Probe::Answered(_))));
+    let client = client.filter(|_| answered);
     let leases: Vec<&str> = table.iter().filter_map(|row| row.kind.lease()).collect();
-    let (probes, lease_reads, nodes) = futures::join!(
-        futures::future::join_all(processes.iter().map(|(row, p, pid)| health(
-            row.readiness,
-            p.address,
-            *pid,
-            tls.as_ref()
-        )),),
+    let (lease_reads, nodes) = futures::join!(
         futures::future::join_all(leases.iter().map(|name| read_lease(client.as_ref(), name))),
         list_nodes(client.as_ref()),
     );
