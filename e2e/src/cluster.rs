@@ -54,32 +54,10 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A free loopback port for a test server. Ports come from below Linux's
-/// ephemeral range (32768 and up), so a client socket of another test cannot
-/// take one between this check and the server's bind, and no port is handed out
-/// twice in one test process (tests run as threads of one process, and a
-/// released port can come back from the kernel at once).
+/// A free loopback port for a test server (see `rkube_ops::ports`: below the ephemeral
+/// range, never handed out twice in one process).
 pub fn free_port() -> u16 {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    const LOW: u32 = 20_000;
-    const HIGH: u32 = 32_768;
-    let mut given = GIVEN.lock().unwrap();
-    let given = given.get_or_insert_with(HashSet::new);
-    // A per-process starting point, so parallel test binaries spread out.
-    let seed = std::process::id().wrapping_mul(2_654_435_761);
-    for i in 0..(HIGH - LOW) {
-        let port = (LOW + (seed.wrapping_add(i * 7919)) % (HIGH - LOW)) as u16;
-        if given.contains(&port) {
-            continue;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            given.insert(port);
-            return port;
-        }
-    }
-    panic!("no free loopback port below the ephemeral range");
+    rkube_ops::ports::free_port().expect("a free loopback port")
 }
 
 #[derive(Debug, Clone)]
@@ -439,9 +417,7 @@ impl Cluster {
     }
 
     pub fn log_tail(&self, i: usize) -> String {
-        let s = std::fs::read_to_string(&self.replicas[i].log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        rkube_ops::process::log_tail(&self.replicas[i].log, 30)
     }
 }
 

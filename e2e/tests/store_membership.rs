@@ -122,9 +122,7 @@ impl ExtraReplica {
     }
 
     fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        rkube_ops::process::log_tail(&self.log, 30)
     }
 
     fn kill(&mut self) {

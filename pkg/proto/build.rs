@@ -4,7 +4,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rkube/store/v1/kv.proto",
         "rkube/raft/v1/raft.proto",
         "rkube/api/v1/api.proto",
-        "etcd/etcdserverpb.proto",
     ];
     let paths: Vec<_> = files.iter().map(|f| root.join(f)).collect();
     for p in &paths {

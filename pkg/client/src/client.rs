@@ -211,7 +211,12 @@ impl Client {
                         addr: addr.clone(),
                         channel,
                     })
-                    .map_err(Error::Invalid)
+                    .map_err(|e| {
+                        let cause = std::error::Error::source(&e)
+                            .map(|s| format!(": {s}"))
+                            .unwrap_or_default();
+                        Error::Invalid(format!("{e}{cause}"))
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Client {

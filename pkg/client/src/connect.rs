@@ -3,6 +3,8 @@
 //!
 //! tonic is built without its TLS features, so channels use this connector;
 //! every error it returns happens before a single request byte is written.
+//! It is rkube's one tonic-over-rustls connector: the operator tool's status
+//! probes use [`channel`] too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,25 @@ pub(crate) fn never_connected(s: &tonic::Status) -> bool {
     false
 }
 
+/// An endpoint address no channel can be built for.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidAddress {
+    /// The host is neither an IP address nor a DNS name (TLS must name the server).
+    #[error("{addr}: not a server name")]
+    ServerName {
+        addr: String,
+        #[source]
+        source: rustls_pki_types::InvalidDnsNameError,
+    },
+    /// `http://<addr>` is not a URI.
+    #[error("{addr}: not a valid address")]
+    Uri {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
 /// The host part of `host:port` (brackets of an IPv6 literal removed).
 fn host_of(addr: &str) -> &str {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
@@ -39,15 +60,23 @@ fn host_of(addr: &str) -> &str {
 }
 
 /// A lazily connecting channel to `addr` (`host:port`): the first call
-/// connects, and a call after the connection broke reconnects.
-pub(crate) fn channel(
+/// connects, and a call after the connection broke reconnects. With `tls`,
+/// the server's certificate must be valid for `addr`'s host (an IP address or
+/// a DNS name); a TCP connect and a TLS handshake each give up after
+/// `connect_timeout`.
+pub fn channel(
     addr: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
     connect_timeout: Duration,
-) -> Result<Channel, String> {
+) -> Result<Channel, InvalidAddress> {
     let target = addr.to_string();
-    let server_name = rustls_pki_types::ServerName::try_from(host_of(addr).to_string())
-        .map_err(|e| format!("{addr}: {e}"))?;
+    let server_name =
+        rustls_pki_types::ServerName::try_from(host_of(addr).to_string()).map_err(|source| {
+            InvalidAddress::ServerName {
+                addr: addr.to_string(),
+                source,
+            }
+        })?;
     let connector = tower::service_fn(move |_: http::Uri| {
         let (target, tls, name) = (target.clone(), tls.clone(), server_name.clone());
         async move {
@@ -78,7 +107,10 @@ pub(crate) fn channel(
     });
     let scheme = "http";
     let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
-        .map_err(|e| format!("{addr}: {e}"))?
+        .map_err(|source| InvalidAddress::Uri {
+            addr: addr.to_string(),
+            source,
+        })?
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))

@@ -14,6 +14,8 @@
 //! - [`Api`] (`typed.rs`): the same calls typed with k8s-openapi's types.
 //! - [`Error`] (`error.rs`): the server's Kubernetes `Status`, or why no
 //!   answer came.
+//! - [`channel`] (`connect.rs`): one endpoint's lazily connecting gRPC
+//!   channel over TCP or TLS (rustls), for callers of other rkube services.
 //!
 //! This crate never decides what a request means; the apiserver does. It only
 //! decides where to send it and whether sending it again is safe.
@@ -25,6 +27,7 @@ mod typed;
 mod watch;
 
 pub use client::{Client, Config, DeleteParams, ListParams, ObjectList, PatchType, WriteParams};
+pub use connect::{channel, InvalidAddress};
 pub use error::{Error, Result};
 pub use rkube_api::status::{Reason, Status};
 pub use typed::{Api, TypedEvent, TypedWatch};

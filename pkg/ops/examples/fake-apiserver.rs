@@ -9,12 +9,111 @@
 //! Its behaviour comes from the file `fake-mode` in its working directory (the cluster
 //! directory): `ok` (default), `exit` (fail at start), `no-leader` (never elect),
 //! `ignore-term` (ignore SIGTERM, so only SIGKILL stops it).
+//!
+//! It also serves `rkube.api.v1.Resources` Get and List (what `rkube status` reads: Leases
+//! and Nodes) from the files `fake-objects/<resource>/<namespace>/<name>.json` in that
+//! directory (namespace `_` for cluster-scoped objects), which tests and the stand-in
+//! components write; a missing file is a Kubernetes NotFound.
 
 use std::net::SocketAddr;
 
+use rkube_proto::api::resources_server::{Resources, ResourcesServer};
+use rkube_proto::api::{self as pb, ResourceRef};
 use rkube_proto::store::maintenance_server::{Maintenance, MaintenanceServer};
 use rkube_proto::store::*;
 use tonic::{Request, Response, Status};
+
+/// The objects of a resource (in one namespace, or in all when `namespace` is empty).
+fn object_dir(r: &ResourceRef) -> std::path::PathBuf {
+    let dir = std::path::Path::new("fake-objects").join(&r.resource);
+    match r.namespace.as_str() {
+        "" => dir,
+        ns => dir.join(ns),
+    }
+}
+
+fn not_found(r: &ResourceRef) -> Status {
+    let status = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+        "code": 404, "message": format!("{} {:?} not found", r.resource, r.name),
+    });
+    Status::with_details(
+        tonic::Code::NotFound,
+        "not found",
+        serde_json::to_vec(&status).unwrap().into(),
+    )
+}
+
+/// Serves objects from files; see the module docs.
+struct Objects;
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Resources for Objects {
+    async fn get(&self, req: Request<pb::GetRequest>) -> Reply<pb::ObjectResponse> {
+        let r = req.into_inner().r#ref.unwrap_or_default();
+        let dir = match r.namespace.as_str() {
+            "" => object_dir(&r).join("_"),
+            _ => object_dir(&r),
+        };
+        match std::fs::read(dir.join(format!("{}.json", r.name))) {
+            Ok(object) => Ok(Response::new(pb::ObjectResponse {
+                object: object.into(),
+                warnings: vec![],
+            })),
+            Err(_) => Err(not_found(&r)),
+        }
+    }
+
+    async fn list(&self, req: Request<pb::ListRequest>) -> Reply<pb::ListResponse> {
+        let r = req.into_inner().r#ref.unwrap_or_default();
+        let mut items = Vec::new();
+        let mut dirs = vec![object_dir(&r)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "json") {
+                    if let Ok(object) = std::fs::read(&path) {
+                        items.push(object.into());
+                    }
+                }
+            }
+        }
+        Ok(Response::new(pb::ListResponse {
+            items,
+            resource_version: "7".into(),
+            r#continue: String::new(),
+        }))
+    }
+
+    type WatchStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+    async fn watch(&self, _: Request<pb::WatchRequest>) -> Reply<Self::WatchStream> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn create(&self, _: Request<pb::CreateRequest>) -> Reply<pb::ObjectResponse> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn update(&self, _: Request<pb::UpdateRequest>) -> Reply<pb::ObjectResponse> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn update_status(&self, _: Request<pb::UpdateRequest>) -> Reply<pb::ObjectResponse> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn patch(&self, _: Request<pb::PatchRequest>) -> Reply<pb::ObjectResponse> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn delete(&self, _: Request<pb::DeleteRequest>) -> Reply<pb::ObjectResponse> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn bind(&self, _: Request<pb::BindRequest>) -> Reply<pb::ObjectResponse> {
+        Err(Status::unimplemented("fake"))
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Fake {
@@ -179,7 +278,9 @@ async fn main() {
         leader,
         members,
     };
-    let server = tonic::transport::Server::builder().add_service(MaintenanceServer::new(fake));
+    let server = tonic::transport::Server::builder()
+        .add_service(MaintenanceServer::new(fake))
+        .add_service(ResourcesServer::new(Objects));
     match (tls_cert, tls_key) {
         (Some(cert), Some(key)) => {
             let listener = tokio::net::TcpListener::bind(api)

@@ -12,8 +12,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
+use crate::components;
 use crate::layout::{ClusterDir, ClusterLayout};
-use crate::process::{self, APISERVER_BIN, LB_NAME, RKUBE_BIN};
+use crate::process;
 use crate::{Error, Result};
 
 /// How long processes get to exit after SIGTERM before they are killed.
@@ -22,6 +23,18 @@ pub const DOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a SIGKILLed process may take to disappear before `down` gives up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `rkube down`'s flags (cmd/rkube flattens them).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(about = "Stop every process of the cluster", long_about = None)]
+pub struct DownOptions {
+    /// The cluster directory: layout, data, logs and pid files.
+    #[arg(long, value_name = "DIR", env = "RKUBE_DIR", default_value = crate::layout::DEFAULT_DIR)]
+    pub dir: PathBuf,
+    /// Also delete the cluster directory (data, logs, layout)
+    #[arg(long)]
+    pub purge: bool,
+}
 
 /// What `down` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +52,8 @@ pub struct DownReport {
 /// One stopped process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoppedProcess {
-    /// `apiserver` for the layout's replicas, `load balancer`, or `process` for any other
-    /// pid file.
+    /// `apiserver`, `load balancer`, `controller-manager`, `scheduler`, `kubelet` for the
+    /// table's processes, or `process` for any other pid file.
     pub kind: String,
     pub name: String,
     pub pid: u32,
@@ -208,9 +221,19 @@ fn pid_files(dir: &ClusterDir) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The live processes behind the pid files. An apiserver of the layout must be exactly
-/// that replica; any other pid file must name an rkube process working inside `dir`.
+/// The live processes behind the pid files. A process of the table of components must be
+/// exactly that process (its binary, with its marker argument); any other pid file must
+/// name an rkube process working inside `dir`.
 fn find_targets(dir: &ClusterDir, layout: Option<&ClusterLayout>) -> Result<Vec<Target>> {
+    let table = layout.map_or_else(Vec::new, |l| {
+        components::table(dir, l, &components::Telemetry::default())
+    });
+    let known = |name: &str| {
+        table.iter().find_map(|row| {
+            let p = row.processes.iter().find(|p| p.name == name)?;
+            Some((row, p))
+        })
+    };
     let mut targets = Vec::new();
     for pid_file in pid_files(dir)? {
         let Some(name) = pid_file
@@ -219,14 +242,10 @@ fn find_targets(dir: &ClusterDir, layout: Option<&ClusterLayout>) -> Result<Vec<
         else {
             continue;
         };
-        let (kind, pid) = match layout.and_then(|l| l.apiserver(&name)) {
-            Some(_) => (
-                "apiserver",
-                process::running_pid(&pid_file, APISERVER_BIN, &dir.data_dir(&name))?,
-            ),
-            None if name == LB_NAME => (
-                "load balancer",
-                process::running_pid(&pid_file, RKUBE_BIN, &crate::status::lb_marker(dir))?,
+        let (kind, pid) = match known(&name) {
+            Some((row, p)) => (
+                row.kind.label(),
+                process::running_pid(&pid_file, row.binary, &p.marker)?,
             ),
             None => (
                 "process",

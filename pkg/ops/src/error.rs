@@ -45,12 +45,23 @@ pub enum Error {
     },
 
     /// `cluster.json` exists but cannot be used.
-    #[error("invalid cluster layout {}: {reason}", path.display())]
-    LayoutInvalid { path: PathBuf, reason: String },
+    #[error("invalid cluster layout {}", path.display())]
+    LayoutInvalid {
+        path: PathBuf,
+        #[source]
+        source: crate::layout::LayoutProblem,
+    },
 
-    /// No free local port could be reserved.
-    #[error("failed to reserve a free port on 127.0.0.1")]
-    PortAllocation(#[source] std::io::Error),
+    /// The flags lay out a cluster that cannot work (e.g. one port for two servers).
+    #[error(transparent)]
+    BadLayout(#[from] crate::layout::LayoutProblem),
+
+    /// Not enough free local ports (see [`crate::ports`]).
+    #[error("cannot find {count} free ports on 127.0.0.1 in {}-{}", range.start, range.end - 1)]
+    PortAllocation {
+        count: usize,
+        range: std::ops::Range<u16>,
+    },
 
     /// The binary to run was found nowhere.
     #[error(
@@ -112,17 +123,25 @@ pub enum Error {
         pid_file: PathBuf,
     },
 
-    /// Certificates, keys or TLS settings could not be made or read.
-    #[error("cluster certificates: {0}")]
-    Pki(String),
-
-    /// A listening socket could not be opened.
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: String,
+    /// A certificate or key file could not be used.
+    #[error("{}: not a usable PEM file", path.display())]
+    Pem {
+        path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: PemProblem,
     },
+
+    /// A certificate or key could not be made.
+    #[error("cluster certificates: cannot {action}")]
+    Certificate {
+        action: &'static str,
+        #[source]
+        source: rcgen::Error,
+    },
+
+    /// The TLS library refused the client configuration.
+    #[error("cannot configure TLS")]
+    Tls(#[source] rustls::Error),
 
     /// Sending a signal failed for a reason other than "no such process".
     #[error("failed to send {signal} to pid {pid}")]
@@ -134,13 +153,24 @@ pub enum Error {
     },
 }
 
+/// What is wrong with a PEM file.
+#[derive(Debug, thiserror::Error)]
+pub enum PemProblem {
+    #[error("cannot parse it")]
+    Parse(#[source] rustls::pki_types::pem::Error),
+    #[error("it holds no certificate")]
+    NoCertificate,
+    #[error("TLS refuses it")]
+    Refused(#[source] rustls::Error),
+}
+
 impl Error {
     /// Whether the error is the caller's to fix by changing flags (a usage error), as opposed
     /// to a failure of the cluster or of the machine.
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::InvalidOptions(_) | Error::NodesNotSupported { .. }
+            Error::InvalidOptions(_) | Error::NodesNotSupported { .. } | Error::BadLayout(_)
         )
     }
 
@@ -157,10 +187,27 @@ impl Error {
     }
 }
 
+/// `e` and its sources, joined by `: ` (a source whose text the chain already holds is
+/// skipped, as some errors repeat their cause in their own message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
 fn tail_suffix(tail: &str) -> String {
     if tail.trim().is_empty() {
         String::new()
     } else {
-        format!("; its last lines:\n{}", tail.trim_end())
+        let lines: Vec<String> = tail.lines().map(|l| format!("    {l}")).collect();
+        format!("; its last lines:\n{}", lines.join("\n"))
     }
 }

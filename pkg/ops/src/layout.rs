@@ -3,7 +3,8 @@
 //! Everything of one local cluster lives under one directory (default `./.rkube`):
 //!
 //! ```text
-//! DIR/cluster.json        the layout: replica names, Raft ids, API and peer addresses
+//! DIR/cluster.json        the layout: replica names, Raft ids, API and peer addresses, the
+//!                         load balancer's and each component's address
 //! DIR/data/<name>/        each process's data (the apiserver's Raft log and state machine)
 //! DIR/logs/<name>.log     each process's stdout and stderr
 //! DIR/pids/<name>.pid     each running process's pid (`lb.pid` for the load balancer)
@@ -14,16 +15,17 @@
 //!
 //! The layout is written once, when the cluster is created, and reused on every later
 //! `up`: a Raft member's identity includes its addresses, so a restart must keep them.
-//! This module does no process work and no network I/O beyond reserving free ports.
+//! This module does no process work and no network I/O beyond choosing free ports.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::components::Kind;
 use crate::{Error, Result};
 
 /// The directory `rkube` uses when `--dir` is not given.
@@ -125,11 +127,11 @@ impl ClusterDir {
         let layout: ClusterLayout =
             serde_json::from_slice(&bytes).map_err(|e| Error::LayoutInvalid {
                 path: path.clone(),
-                reason: e.to_string(),
+                source: LayoutProblem::Json(e),
             })?;
         layout
             .validate()
-            .map_err(|reason| Error::LayoutInvalid { path, reason })?;
+            .map_err(|source| Error::LayoutInvalid { path, source })?;
         Ok(layout)
     }
 
@@ -198,6 +200,52 @@ pub struct ClusterLayout {
     /// before the load balancer existed; `up` adds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<SocketAddr>,
+    /// The controller-manager, the scheduler and the kubelets, as far as this cluster runs
+    /// them (absent in layouts written before there were any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentAddress>,
+}
+
+/// A component of the cluster and where its health and metrics server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentAddress {
+    /// Its process name (`controller-manager`, `scheduler`, `kubelet-n1`).
+    pub name: String,
+    pub kind: Kind,
+    /// Plain HTTP: `/healthz`, `/readyz`, `/metrics`.
+    pub listen: SocketAddr,
+    /// The node a kubelet runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// Why a layout cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutProblem {
+    #[error("it is not a layout")]
+    Json(#[source] serde_json::Error),
+    #[error("version {0} is not supported (this rkube reads version {LAYOUT_VERSION})")]
+    Version(u32),
+    #[error("no apiservers")]
+    NoApiservers,
+    #[error("invalid process name {0:?}")]
+    BadName(String),
+    #[error("replica {0} has id 0 (ids start at 1)")]
+    ZeroId(String),
+    #[error("duplicate name {0}")]
+    DuplicateName(String),
+    #[error("duplicate replica id {0}")]
+    DuplicateId(u64),
+    #[error("{name} has port 0 in {addr}")]
+    PortZero { name: String, addr: SocketAddr },
+    #[error("address {0} is used twice")]
+    AddressTwice(SocketAddr),
+    #[error("{name} is of kind {kind}, which is not a component")]
+    NotAComponent { name: String, kind: Kind },
+    #[error("kubelet {0} names no node")]
+    NoNode(String),
+    #[error("node {0} is run by two kubelets")]
+    DuplicateNode(String),
 }
 
 /// One apiserver replica: its name (`a1`, `a2`, ...), Raft id and addresses.
@@ -254,13 +302,14 @@ impl ClusterLayout {
                 })
                 .collect(),
             load_balancer: None,
+            components: Vec::new(),
         };
-        layout.validate().map_err(Error::InvalidOptions)?;
+        layout.validate()?;
         Ok(layout)
     }
 
     /// Lays out a new cluster: ports come from the bases when given (replica `i` gets
-    /// `base + i`), otherwise from the kernel (bind `127.0.0.1:0`, note the port, release).
+    /// `base + i`), otherwise free ports (see [`crate::ports`]).
     pub fn allocate(
         apiservers: usize,
         api_port_base: Option<u16>,
@@ -280,7 +329,7 @@ impl ClusterLayout {
         if peer.is_none() {
             free_needed += apiservers;
         }
-        let mut free = reserve_free_ports(free_needed, &taken)?.into_iter();
+        let mut free = crate::ports::free_ports(free_needed, &taken)?.into_iter();
         let api = api.unwrap_or_else(|| free.by_ref().take(apiservers).collect());
         let peer = peer.unwrap_or_else(|| free.by_ref().take(apiservers).collect());
         Self::plan(apiservers, &api, &peer)
@@ -294,6 +343,7 @@ impl ClusterLayout {
         apiservers: Option<usize>,
         api_port_base: Option<u16>,
         peer_port_base: Option<u16>,
+        nodes: Option<usize>,
     ) -> Result<()> {
         let fixed = |what: String| {
             Error::InvalidOptions(format!(
@@ -307,6 +357,11 @@ impl ClusterLayout {
         if let Some(n) = apiservers {
             if n != self.apiservers.len() {
                 return Err(fixed(format!("--apiservers {n} was given")));
+            }
+        }
+        if let Some(n) = nodes {
+            if n != self.nodes() {
+                return Err(fixed(format!("--nodes {n} was given")));
             }
         }
         let api_ports: Vec<u16> = self
@@ -350,11 +405,7 @@ impl ClusterLayout {
                 _ => Ok(false),
             };
         }
-        let taken: BTreeSet<u16> = self
-            .apiservers
-            .iter()
-            .flat_map(|s| [s.api_address.port(), s.peer_address.port()])
-            .collect();
+        let taken = self.ports();
         let port = match port {
             Some(0) => {
                 return Err(Error::InvalidOptions(
@@ -362,28 +413,98 @@ impl ClusterLayout {
                 ))
             }
             Some(p) => p,
-            None => reserve_free_ports(1, &taken)?[0],
+            None => crate::ports::free_ports(1, &taken)?[0],
         };
         let mut next = self.clone();
         next.load_balancer = Some(SocketAddr::from((LOOPBACK, port)));
-        next.validate().map_err(Error::InvalidOptions)?;
+        next.validate()?;
         *self = next;
         Ok(true)
     }
 
-    /// A one-line description: `3 apiservers: a1 127.0.0.1:6443, ...`.
+    /// Adds what the layout lacks of one `controller-manager` and one `scheduler` (when
+    /// `kinds` holds them) and of `nodes` kubelets (`kubelet-n1` runs node `n1`, ...), each
+    /// on a free port. Returns whether the layout changed (and must be saved). Components
+    /// already laid out keep their ports; none is removed.
+    pub fn ensure_components(&mut self, kinds: &[Kind], nodes: usize) -> Result<bool> {
+        let mut wanted: Vec<(String, Kind, Option<String>)> = Vec::new();
+        for kind in [Kind::ControllerManager, Kind::Scheduler] {
+            if kinds.contains(&kind) && !self.components.iter().any(|c| c.kind == kind) {
+                wanted.push((kind.as_str().to_string(), kind, None));
+            }
+        }
+        for i in 1..=nodes {
+            let node = format!("n{i}");
+            if !self
+                .components
+                .iter()
+                .any(|c| c.node.as_deref() == Some(&node))
+            {
+                wanted.push((format!("kubelet-{node}"), Kind::Kubelet, Some(node)));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(false);
+        }
+        let ports = crate::ports::free_ports(wanted.len(), &self.ports())?;
+        let mut next = self.clone();
+        next.components.extend(
+            wanted
+                .into_iter()
+                .zip(ports)
+                .map(|((name, kind, node), port)| ComponentAddress {
+                    name,
+                    kind,
+                    listen: SocketAddr::from((LOOPBACK, port)),
+                    node,
+                }),
+        );
+        next.validate()?;
+        *self = next;
+        Ok(true)
+    }
+
+    /// How many kubelets the layout has.
+    pub fn nodes(&self) -> usize {
+        self.components
+            .iter()
+            .filter(|c| c.kind == Kind::Kubelet)
+            .count()
+    }
+
+    /// Every port the layout uses.
+    fn ports(&self) -> BTreeSet<u16> {
+        self.apiservers
+            .iter()
+            .flat_map(|s| [s.api_address.port(), s.peer_address.port()])
+            .chain(self.load_balancer.map(|a| a.port()))
+            .chain(self.components.iter().map(|c| c.listen.port()))
+            .collect()
+    }
+
+    /// A one-line description: `3 apiservers: a1 api 127.0.0.1:6443 peer ..., ...` and
+    /// the components, if any.
     pub fn describe(&self) -> String {
         let replicas: Vec<String> = self
             .apiservers
             .iter()
             .map(|s| format!("{} api {} peer {}", s.name, s.api_address, s.peer_address))
             .collect();
-        format!(
+        let mut text = format!(
             "{} apiserver{}: {}",
             self.apiservers.len(),
             if self.apiservers.len() == 1 { "" } else { "s" },
             replicas.join(", ")
-        )
+        );
+        if !self.components.is_empty() {
+            let components: Vec<String> = self
+                .components
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.listen))
+                .collect();
+            text.push_str(&format!("; {}", components.join(", ")));
+        }
+        text
     }
 
     /// Looks up a replica by name.
@@ -391,52 +512,80 @@ impl ClusterLayout {
         self.apiservers.iter().find(|s| s.name == name)
     }
 
-    /// Rejects layouts that could not work: no replicas, duplicate names, ids or ports.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Rejects layouts that could not work: no replicas, duplicate names, ids, nodes or
+    /// addresses, names that cannot be file names.
+    pub fn validate(&self) -> std::result::Result<(), LayoutProblem> {
         if self.version != LAYOUT_VERSION {
-            return Err(format!(
-                "version {} is not supported (this rkube reads version {LAYOUT_VERSION})",
-                self.version
-            ));
+            return Err(LayoutProblem::Version(self.version));
         }
         if self.apiservers.is_empty() {
-            return Err("no apiservers".to_string());
+            return Err(LayoutProblem::NoApiservers);
         }
-        let mut names = BTreeSet::new();
+        let mut names = BTreeSet::from([crate::process::LB_NAME]);
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
-        for s in &self.apiservers {
-            if s.name.is_empty() || s.name.contains(['/', '\0']) || s.name.starts_with('.') {
-                return Err(format!("invalid replica name {:?}", s.name));
+        let mut address = |name: &str, addr: SocketAddr| {
+            if addr.port() == 0 {
+                return Err(LayoutProblem::PortZero {
+                    name: name.to_string(),
+                    addr,
+                });
             }
+            if !addrs.insert(addr) {
+                return Err(LayoutProblem::AddressTwice(addr));
+            }
+            Ok(())
+        };
+        for s in &self.apiservers {
+            check_name(&s.name)?;
             if s.id == 0 {
-                return Err(format!("replica {} has id 0 (ids start at 1)", s.name));
+                return Err(LayoutProblem::ZeroId(s.name.clone()));
             }
             if !names.insert(s.name.as_str()) {
-                return Err(format!("duplicate replica name {}", s.name));
+                return Err(LayoutProblem::DuplicateName(s.name.clone()));
             }
             if !ids.insert(s.id) {
-                return Err(format!("duplicate replica id {}", s.id));
+                return Err(LayoutProblem::DuplicateId(s.id));
             }
-            for addr in [s.api_address, s.peer_address] {
-                if addr.port() == 0 {
-                    return Err(format!("replica {} has port 0 in {addr}", s.name));
-                }
-                if !addrs.insert(addr) {
-                    return Err(format!("address {addr} is used twice"));
-                }
-            }
+            address(&s.name, s.api_address)?;
+            address(&s.name, s.peer_address)?;
         }
         if let Some(lb) = self.load_balancer {
-            if lb.port() == 0 {
-                return Err(format!("the load balancer has port 0 in {lb}"));
+            address("the load balancer", lb)?;
+        }
+        let mut nodes = BTreeSet::new();
+        for c in &self.components {
+            check_name(&c.name)?;
+            if !c.kind.is_component() {
+                return Err(LayoutProblem::NotAComponent {
+                    name: c.name.clone(),
+                    kind: c.kind,
+                });
             }
-            if addrs.contains(&lb) {
-                return Err(format!("address {lb} is used twice"));
+            if !names.insert(c.name.as_str()) {
+                return Err(LayoutProblem::DuplicateName(c.name.clone()));
             }
+            match (&c.node, c.kind) {
+                (None, Kind::Kubelet) => return Err(LayoutProblem::NoNode(c.name.clone())),
+                (Some(node), _) if !nodes.insert(node.as_str()) => {
+                    return Err(LayoutProblem::DuplicateNode(node.clone()))
+                }
+                _ => {}
+            }
+            address(&c.name, c.listen)?;
         }
         Ok(())
     }
+}
+
+/// A process name becomes file names (`pids/<name>.pid`, `pki/<name>.crt`): no paths, no
+/// hidden files, and none of the names `pki` uses itself.
+fn check_name(name: &str) -> std::result::Result<(), LayoutProblem> {
+    let reserved = ["admin", "ca"].contains(&name) || name.starts_with("apiserver-");
+    if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') || reserved {
+        return Err(LayoutProblem::BadName(name.to_string()));
+    }
+    Ok(())
 }
 
 /// `count` consecutive ports from `base`, refusing to run past 65535.
@@ -455,22 +604,6 @@ pub fn ports_from_base(flag: &str, base: u16, count: usize) -> Result<Vec<u16>> 
             })
         })
         .collect()
-}
-
-/// Reserves `count` distinct free ports on 127.0.0.1, skipping `avoid`. All listeners are
-/// held until every port is chosen, so the kernel cannot hand out the same port twice.
-fn reserve_free_ports(count: usize, avoid: &BTreeSet<u16>) -> Result<Vec<u16>> {
-    let mut held = Vec::with_capacity(count);
-    let mut ports = Vec::with_capacity(count);
-    while ports.len() < count {
-        let listener = TcpListener::bind((LOOPBACK, 0)).map_err(Error::PortAllocation)?;
-        let port = listener.local_addr().map_err(Error::PortAllocation)?.port();
-        if !avoid.contains(&port) {
-            ports.push(port);
-        }
-        held.push(listener);
-    }
-    Ok(ports)
 }
 
 #[cfg(test)]

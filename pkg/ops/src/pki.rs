@@ -7,6 +7,11 @@
 //!                                127.0.0.1, ::1, the replica's and the load balancer's address
 //! admin.crt, admin.key           the operator's client certificate: CN=rkube-admin,
 //!                                O=system:masters (in DIR/kubeconfig; `rkube status` uses it)
+//! <component>.crt/.key           each component's client certificate, with the identity
+//!                                Kubernetes gives it: controller-manager.crt is
+//!                                CN=system:kube-controller-manager, scheduler.crt
+//!                                CN=system:kube-scheduler, kubelet-<node>.crt
+//!                                CN=system:node:<node>, O=system:nodes
 //! tokens.csv                     bearer tokens for the components to come (controller-manager,
 //!                                scheduler), in --token-auth-file format
 //! ```
@@ -49,6 +54,50 @@ pub struct ServingCert {
     pub name: String,
     /// Addresses clients dial: the replica's own and the load balancer's.
     pub ips: Vec<IpAddr>,
+}
+
+/// Who a component's client certificate says it is (Kubernetes' x509 user convention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The files are `<file>.crt` and `<file>.key`.
+    pub file: String,
+    /// CN: the user.
+    pub user: String,
+    /// O: the group, if any.
+    pub group: Option<String>,
+}
+
+/// The user of the controller-manager's certificate.
+pub const CONTROLLER_MANAGER_USER: &str = "system:kube-controller-manager";
+/// The user of the scheduler's certificate.
+pub const SCHEDULER_USER: &str = "system:kube-scheduler";
+/// The group of every kubelet's certificate.
+pub const NODES_GROUP: &str = "system:nodes";
+
+impl ClientIdentity {
+    /// `system:kube-controller-manager`, in `<file>.crt`.
+    pub fn controller_manager(file: &str) -> Self {
+        Self::new(file, CONTROLLER_MANAGER_USER, None)
+    }
+
+    /// `system:kube-scheduler`, in `<file>.crt`.
+    pub fn scheduler(file: &str) -> Self {
+        Self::new(file, SCHEDULER_USER, None)
+    }
+
+    /// The kubelet of `node`: `system:node:<node>` in the group `system:nodes` (what
+    /// Kubernetes' Node authorizer expects), in `<file>.crt`.
+    pub fn node(file: &str, node: &str) -> Self {
+        Self::new(file, &format!("system:node:{node}"), Some(NODES_GROUP))
+    }
+
+    fn new(file: &str, user: &str, group: Option<&str>) -> Self {
+        ClientIdentity {
+            file: file.to_string(),
+            user: user.to_string(),
+            group: group.map(str::to_string),
+        }
+    }
 }
 
 /// A certificate and its private key, PEM.
@@ -101,6 +150,15 @@ impl ClusterPki {
         self.dir.join("tokens.csv")
     }
 
+    /// A component's client certificate (see [`ClientIdentity::file`]).
+    pub fn client_cert(&self, file: &str) -> PathBuf {
+        self.dir.join(format!("{file}.crt"))
+    }
+
+    pub fn client_key(&self, file: &str) -> PathBuf {
+        self.dir.join(format!("{file}.key"))
+    }
+
     /// Whether the CA and the admin credentials exist (what clients of the cluster need).
     pub fn exists(&self) -> bool {
         [self.ca_cert(), self.admin_cert(), self.admin_key()]
@@ -108,8 +166,18 @@ impl ClusterPki {
             .all(|p| p.is_file())
     }
 
-    /// Creates whatever is missing; returns the names of the files it wrote.
+    /// Creates whatever is missing of the CA, the serving certificates, the admin's
+    /// credentials and the token file; returns the names of the files it wrote.
     pub fn ensure(&self, servers: &[ServingCert]) -> Result<Vec<String>> {
+        self.ensure_with_clients(servers, &[])
+    }
+
+    /// [`ensure`](Self::ensure), and a client certificate per component identity.
+    pub fn ensure_with_clients(
+        &self,
+        servers: &[ServingCert],
+        clients: &[ClientIdentity],
+    ) -> Result<Vec<String>> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Error::io("create directory", &self.dir, e))?;
         let mut written = Vec::new();
@@ -142,6 +210,11 @@ impl ClusterPki {
         leaf(self.admin_cert(), self.admin_key(), &|| {
             issue_client(&ca_key_pem, ADMIN_USER, Some(ADMIN_GROUP))
         })?;
+        for c in clients {
+            leaf(self.client_cert(&c.file), self.client_key(&c.file), &|| {
+                issue_client(&ca_key_pem, &c.user, c.group.as_deref())
+            })?;
+        }
         if !self.token_file().is_file() {
             write_file(&self.token_file(), &new_token_file(), true)?;
             written.push("tokens.csv".to_string());
@@ -156,8 +229,8 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn pki_error(what: &str, e: rcgen::Error) -> Error {
-    Error::Pki(format!("{what}: {e}"))
+fn pki_error(action: &'static str, source: rcgen::Error) -> Error {
+    Error::Certificate { action, source }
 }
 
 fn validity(params: &mut CertificateParams, lifetime: Duration) {
@@ -235,7 +308,7 @@ pub fn issue_serving(ca_key_pem: &str, ips: &[IpAddr]) -> Result<CertPair> {
     params.subject_alt_names = vec![SanType::DnsName(
         "localhost"
             .try_into()
-            .map_err(|e| pki_error("DNS name", e))?,
+            .map_err(|e| pki_error("use localhost as a DNS name", e))?,
     )];
     params
         .subject_alt_names

@@ -269,7 +269,7 @@ pub fn reap(pid: u32) {
 }
 
 /// The last `max_lines` lines of a log file (reading at most its last 16 KiB), for error
-/// messages. Empty when the file cannot be read.
+/// messages, joined by newlines. Empty when the file cannot be read.
 pub fn log_tail(path: &Path, max_lines: usize) -> String {
     const MAX_BYTES: u64 = 16 * 1024;
     let Ok(mut file) = File::open(path) else {
@@ -284,14 +284,11 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
     last_lines(&String::from_utf8_lossy(&bytes), max_lines)
 }
 
-/// The last `max_lines` non-empty-terminated lines of `text`, each indented. Pure.
+/// The last `max_lines` lines of `text` (trailing blank lines dropped), joined by
+/// newlines. Pure.
 pub fn last_lines(text: &str, max_lines: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
-    let start = lines.len().saturating_sub(max_lines);
-    lines[start..]
-        .iter()
-        .map(|l| format!("    {l}\n"))
-        .collect()
+    lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }
 
 #[cfg(test)]

@@ -3,27 +3,37 @@
 //! Each replica is asked for `rkube.store.v1.Maintenance/Status` over gRPC (TLS, as the
 //! admin of `DIR/pki`, when the cluster has certificates); a replica that does not answer
 //! is reported with role `down` (its pid is still shown when its process is alive, e.g.
-//! while it starts). The load balancer is a component of kind `load-balancer`, healthy when
-//! a Status call through it is answered. The report's JSON form is DESIGN.md's stable
-//! contract for scripts: keys are never renamed, unknown values are `null`. Rendering is
-//! pure.
+//! while it starts). Every other row of the table of components is listed with its pid and
+//! health (the readiness probe `up` waits for: a Status call through the load balancer,
+//! `GET /readyz` of the others) and, for the components that run active/standby, whether it
+//! holds its Lease (`kube-system/kube-controller-manager`, `kube-system/kube-scheduler`),
+//! read through the apiservers with rkube-client as the admin: the component whose name is
+//! the part of the Lease's `holderIdentity` before the first `_` holds it. Nodes come from
+//! the Node objects' `Ready` condition. The report's JSON form is DESIGN.md's stable
+//! contract for scripts: keys are never renamed, unknown values are `null`. Rendering and
+//! reading Leases and Nodes are pure.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rkube_proto::store::maintenance_client::MaintenanceClient;
 use rkube_proto::store::{StatusRequest, StatusResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::components::{self, Kind, Readiness, Telemetry};
 use crate::layout::{ApiserverSpec, ClusterDir};
 use crate::pki::ClusterPki;
-use crate::process::{self, APISERVER_BIN, LB_NAME, RKUBE_BIN};
+use crate::process;
 use crate::Result;
 
 /// The `kind` of the load balancer in [`StatusReport::components`].
 pub const LB_KIND: &str = "load-balancer";
+
+/// The namespace of the components' Leases.
+pub const LEASE_NAMESPACE: &str = "kube-system";
 
 /// The role reported for a replica that cannot be reached.
 pub const ROLE_DOWN: &str = "down";
@@ -31,13 +41,51 @@ pub const ROLE_DOWN: &str = "down";
 /// How long `status` waits for one replica before calling it down.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `rkube status`'s flags (cmd/rkube flattens them).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(
+    about = "Show every replica's process, Raft role, term and indexes",
+    long_about = None
+)]
+pub struct StatusOptions {
+    /// The cluster directory: layout, data, logs and pid files.
+    #[arg(long, value_name = "DIR", env = "RKUBE_DIR", default_value = crate::layout::DEFAULT_DIR)]
+    pub dir: PathBuf,
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+/// How a report is printed: kubectl-style columns or the JSON contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+/// A report that prints in either [`Output`] form (`rkube status`, the benchmarks).
+pub trait Report {
+    fn render_as(&self, output: Output) -> String;
+}
+
+impl Report for StatusReport {
+    fn render_as(&self, output: Output) -> String {
+        match output {
+            Output::Table => self.render_table(),
+            Output::Json => self.to_json(),
+        }
+    }
+}
+
 /// The whole cluster, as `rkube status -o json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub apiservers: Vec<ApiserverStatus>,
-    /// The controller-manager, the scheduler and the kubelets once they exist; empty now.
+    /// Every other process: the load balancer, the controller-manager, the scheduler, the
+    /// kubelets.
     pub components: Vec<ComponentStatus>,
-    /// Registered nodes once kubelets exist; empty now.
+    /// The Node objects; empty when there are none (or the apiservers cannot say).
     pub nodes: Vec<NodeStatus>,
 }
 
@@ -57,90 +105,289 @@ pub struct ApiserverStatus {
     pub peer_address: String,
 }
 
-/// A control-plane component or kubelet.
+/// A process of the cluster other than an apiserver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentStatus {
     pub name: String,
-    /// `controller-manager`, `scheduler`, `kubelet`, ...
+    /// `load-balancer`, `controller-manager`, `scheduler`, `kubelet`.
     pub kind: String,
+    /// `null` when the process is not running.
     pub pid: Option<u32>,
+    /// It runs and its readiness probe passes.
     pub healthy: bool,
-    /// Whether it holds its Lease (always true for components that do not elect: kubelets,
-    /// the load balancer).
-    pub leader: bool,
+    /// Whether it holds its Lease: `null` for components that do not elect a leader, and
+    /// when the Lease cannot be read.
+    pub leader: Option<bool>,
 }
 
 /// A node as the cluster sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub name: String,
+    /// Its `Ready` condition is `True`.
     pub ready: bool,
 }
 
-/// What asking one replica for its status gave.
+impl NodeStatus {
+    /// From a Node object; `None` when it has no name. Pure.
+    pub fn of(node: &Value) -> Option<Self> {
+        let name = node.pointer("/metadata/name")?.as_str()?.to_string();
+        let ready = node
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        Some(NodeStatus { name, ready })
+    }
+}
+
+/// What asking an apiserver (or the load balancer in front of them) for its status gave.
 #[derive(Debug, Clone)]
 pub(crate) enum Probe {
     Answered(StatusResponse),
-    Unreachable(String),
+    Unreachable(Unreachable),
+}
+
+/// What probing one process as its row says gave.
+enum Health {
+    Status(Probe),
+    Readyz(std::result::Result<(), Unreachable>),
+}
+
+impl Health {
+    fn passed(&self) -> bool {
+        matches!(
+            self,
+            Health::Status(Probe::Answered(_)) | Health::Readyz(Ok(()))
+        )
+    }
+}
+
+/// Why a process gave no status, or is not ready.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unreachable {
+    /// It does not run (so it is not asked).
+    #[error("not running")]
+    NotRunning,
+    #[error("GET http://{addr}/readyz failed")]
+    Readyz {
+        addr: SocketAddr,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("http://{addr}/readyz answered {code}")]
+    NotReady { addr: SocketAddr, code: u16 },
+    /// No channel can be built for the address.
+    #[error("cannot dial {addr}")]
+    Address {
+        addr: SocketAddr,
+        #[source]
+        source: Arc<rkube_client::InvalidAddress>,
+    },
+    /// The call failed: no connection, or the server's error.
+    #[error("Status call to {addr} failed")]
+    Call {
+        addr: SocketAddr,
+        #[source]
+        source: CallFailed,
+    },
+    #[error("no answer within {}s", .0.as_secs_f64())]
+    TimedOut(Duration),
+}
+
+/// A failed gRPC call, shown by its status message (tonic's `Display` of a status lists
+/// metadata and details too) with the transport's causes as its sources.
+#[derive(Debug, Clone)]
+pub struct CallFailed(pub tonic::Status);
+
+impl std::fmt::Display for CallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.message())
+    }
+}
+
+impl std::error::Error for CallFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
 }
 
 /// Gathers the status of the cluster in `dir`. Fails only when `dir` holds no cluster (or
-/// its files cannot be read); unreachable replicas are part of a successful report.
+/// its files cannot be read); unreachable processes are part of a successful report.
 pub async fn status(dir: &Path) -> Result<StatusReport> {
     let dir = ClusterDir::open(dir)?;
     let layout = dir.load_layout()?;
-    let mut pids = Vec::with_capacity(layout.apiservers.len());
-    for spec in &layout.apiservers {
-        pids.push(process::running_pid(
-            &dir.pid_file(&spec.name),
-            APISERVER_BIN,
-            &dir.data_dir(&spec.name),
-        )?);
+    let table = components::table(&dir, &layout, &Telemetry::default());
+    let tls = api_client(&dir)?;
+    let mut processes = Vec::new();
+    for row in &table {
+        for p in &row.processes {
+            let pid = process::running_pid(&dir.pid_file(&p.name), row.binary, &p.marker)?;
+            processes.push((row, p, pid));
+        }
     }
-    let client = api_client(&dir)?;
+    let client = rkube_client::Client::new(rkube_client::Config {
+        tls: tls.clone(),
+        deadline: STATUS_TIMEOUT,
+        attempt_timeout: STATUS_TIMEOUT,
+        connect_timeout: STATUS_TIMEOUT,
+        ..rkube_client::Config::new(layout.apiservers.iter().map(|s| s.api_address.to_string()))
+    })
+    .ok();
     let probes = futures::future::join_all(
-        layout
-            .apiservers
+        processes
             .iter()
-            .map(|s| probe(s.api_address, client.as_ref(), STATUS_TIMEOUT)),
+            .map(|(row, p, pid)| health(row.readiness, p.address, *pid, tls.as_ref())),
     )
     .await;
-    let apiservers = layout
-        .apiservers
+    // With no replica answering, asking for Leases and Nodes would only wait out the
+    // client's deadline.
+    let answered = probes
         .iter()
-        .zip(pids)
-        .zip(&probes)
-        .map(|((spec, pid), probe)| ApiserverStatus::from_probe(spec, pid, probe))
-        .collect();
-    let mut components = Vec::new();
-    if let Some(lb) = layout.load_balancer {
-        let pid = process::running_pid(&dir.pid_file(LB_NAME), RKUBE_BIN, &lb_marker(&dir))?;
-        let healthy = match pid {
-            Some(_) => matches!(
-                probe(lb, client.as_ref(), STATUS_TIMEOUT).await,
-                Probe::Answered(_)
-            ),
-            None => false,
-        };
-        components.push(ComponentStatus {
-            name: LB_NAME.to_string(),
-            kind: LB_KIND.to_string(),
+        .any(|h| matches!(h, Health::Status(Probe::Answered(_))));
+    let client = client.filter(|_| answered);
+    let leases: Vec<&str> = table.iter().filter_map(|row| row.kind.lease()).collect();
+    let (lease_reads, nodes) = futures::join!(
+        futures::future::join_all(leases.iter().map(|name| read_lease(client.as_ref(), name))),
+        list_nodes(client.as_ref()),
+    );
+
+    let mut report = StatusReport {
+        apiservers: Vec::new(),
+        components: Vec::new(),
+        nodes,
+    };
+    for ((row, p, pid), probe) in processes.into_iter().zip(probes) {
+        if let (Kind::Apiserver, Health::Status(probe)) = (row.kind, &probe) {
+            let spec = layout
+                .apiserver(&p.name)
+                .expect("the table's replicas are the layout's");
+            report
+                .apiservers
+                .push(ApiserverStatus::from_probe(spec, pid, probe));
+            continue;
+        }
+        let lease = row
+            .kind
+            .lease()
+            .and_then(|lease| leases.iter().position(|l| *l == lease))
+            .map(|i| &lease_reads[i]);
+        report.components.push(ComponentStatus {
+            name: p.name.clone(),
+            kind: row.kind.as_str().to_string(),
             pid,
-            healthy,
-            leader: true,
+            healthy: pid.is_some() && probe.passed(),
+            leader: lease.and_then(|read| read.held_by(&p.name)),
         });
     }
-    Ok(StatusReport {
-        apiservers,
-        components,
-        nodes: Vec::new(),
-    })
+    Ok(report)
 }
 
-/// The argument that identifies this cluster's load balancer among `rkube` processes: its
-/// `--backend-ca` (the cluster's CA file, unique per cluster directory).
-pub(crate) fn lb_marker(dir: &ClusterDir) -> std::path::PathBuf {
-    ClusterPki::new(dir.pki_dir()).ca_cert()
+/// Probes one process as its row says; a component that does not run is not probed.
+async fn health(
+    readiness: Readiness,
+    address: SocketAddr,
+    pid: Option<u32>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Health {
+    match readiness {
+        // A replica answers for itself even when its pid file is lost.
+        Readiness::RaftStatus => Health::Status(probe(address, tls, STATUS_TIMEOUT).await),
+        _ if pid.is_none() => Health::Readyz(Err(Unreachable::NotRunning)),
+        Readiness::StatusThrough => Health::Status(probe(address, tls, STATUS_TIMEOUT).await),
+        Readiness::Readyz => Health::Readyz(readyz(address, STATUS_TIMEOUT).await),
+    }
+}
+
+/// `GET http://<address>/readyz`: `Ok` on 200.
+pub(crate) async fn readyz(
+    address: SocketAddr,
+    timeout: Duration,
+) -> std::result::Result<(), Unreachable> {
+    let get = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        crate::tls::http_get_status(&mut stream, &address.to_string(), "/readyz").await
+    };
+    match tokio::time::timeout(timeout, get).await {
+        Ok(Ok(200)) => Ok(()),
+        Ok(Ok(code)) => Err(Unreachable::NotReady {
+            addr: address,
+            code,
+        }),
+        Ok(Err(source)) => Err(Unreachable::Readyz {
+            addr: address,
+            source: Arc::new(source),
+        }),
+        Err(_) => Err(Unreachable::TimedOut(timeout)),
+    }
+}
+
+/// What reading a component's Lease gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseRead {
+    /// The Lease names this holder.
+    Held(String),
+    /// There is no Lease, or it names no holder: nobody leads.
+    Free,
+    /// The apiservers did not say.
+    Unknown,
+}
+
+impl LeaseRead {
+    /// From a Lease object (`None`: it does not exist). Pure.
+    pub fn of(lease: Option<&Value>) -> Self {
+        match lease
+            .and_then(|l| l.pointer("/spec/holderIdentity"))
+            .and_then(Value::as_str)
+        {
+            Some(holder) if !holder.is_empty() => LeaseRead::Held(holder.to_string()),
+            _ => LeaseRead::Free,
+        }
+    }
+
+    /// Whether the component named `name` holds it: the holder identity is
+    /// `<name>_<something unique>`. `None` when unknown. Pure.
+    pub fn held_by(&self, name: &str) -> Option<bool> {
+        match self {
+            LeaseRead::Held(holder) => Some(holder.split('_').next() == Some(name)),
+            LeaseRead::Free => Some(false),
+            LeaseRead::Unknown => None,
+        }
+    }
+}
+
+async fn read_lease(client: Option<&rkube_client::Client>, name: &str) -> LeaseRead {
+    let Some(client) = client else {
+        return LeaseRead::Unknown;
+    };
+    let leases = rkube_client::Gvr::new("coordination.k8s.io", "v1", "leases");
+    match client.get(&leases, LEASE_NAMESPACE, name, "").await {
+        Ok(lease) => LeaseRead::of(Some(&lease)),
+        Err(e) if e.is_not_found() => LeaseRead::of(None),
+        Err(e) => {
+            tracing::debug!(
+                lease = name,
+                error = &e as &dyn std::error::Error,
+                "cannot read a Lease"
+            );
+            LeaseRead::Unknown
+        }
+    }
+}
+
+async fn list_nodes(client: Option<&rkube_client::Client>) -> Vec<NodeStatus> {
+    let Some(client) = client else {
+        return Vec::new();
+    };
+    let nodes = rkube_client::Gvr::new("", "v1", "nodes");
+    match client.list(&nodes, "", &Default::default()).await {
+        Ok(list) => list.items.iter().filter_map(NodeStatus::of).collect(),
+        Err(e) => {
+            tracing::debug!(error = &e as &dyn std::error::Error, "cannot list nodes");
+            Vec::new()
+        }
+    }
 }
 
 /// How to reach the cluster's API port: TLS as the admin when the cluster has certificates
@@ -167,8 +414,8 @@ pub(crate) async fn probe(
 ) -> Probe {
     match tokio::time::timeout(timeout, query(addr, tls, timeout)).await {
         Ok(Ok(status)) => Probe::Answered(status),
-        Ok(Err(reason)) => Probe::Unreachable(reason),
-        Err(_) => Probe::Unreachable(format!("no answer within {}s", timeout.as_secs_f64())),
+        Ok(Err(why)) => Probe::Unreachable(why),
+        Err(_) => Probe::Unreachable(Unreachable::TimedOut(timeout)),
     }
 }
 
@@ -176,38 +423,22 @@ async fn query(
     addr: SocketAddr,
     tls: Option<&Arc<rustls::ClientConfig>>,
     timeout: Duration,
-) -> std::result::Result<StatusResponse, String> {
-    let channel = match tls {
-        Some(config) => crate::tls::grpc_channel(addr, config.clone(), timeout).await,
-        None => {
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| e.to_string())?
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .connect()
-                .await
-        }
-    }
-    .map_err(|e| format!("cannot connect to {addr}: {}", error_chain(&e)))?;
+) -> std::result::Result<StatusResponse, Unreachable> {
+    let channel =
+        rkube_client::channel(&addr.to_string(), tls.cloned(), timeout).map_err(|source| {
+            Unreachable::Address {
+                addr,
+                source: Arc::new(source),
+            }
+        })?;
     MaintenanceClient::new(channel)
         .status(StatusRequest {})
         .await
         .map(tonic::Response::into_inner)
-        .map_err(|s| format!("Status call to {addr} failed: {}", s.message()))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
+        .map_err(|status| Unreachable::Call {
+            addr,
+            source: CallFailed(status),
+        })
 }
 
 impl ApiserverStatus {
@@ -277,7 +508,7 @@ impl StatusReport {
                             c.kind.clone(),
                             or_none(c.pid),
                             c.healthy.to_string(),
-                            c.leader.to_string(),
+                            or_none(c.leader),
                         ]
                     })
                     .collect(),

@@ -1,12 +1,11 @@
 //! TLS clients of the cluster's API port: rustls configurations that trust the cluster CA
-//! (and present the admin certificate where an identity is needed), gRPC channels over
-//! them, and a plain `GET` for health checks. tonic is built without its TLS features, so
-//! channels use their own connector.
+//! (and present the admin certificate where an identity is needed), TLS streams, and a
+//! plain `GET` over one for health checks. gRPC channels over TLS come from
+//! `rkube_client::channel`, rkube's one tonic connector.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -14,16 +13,19 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use tonic::transport::{Channel, Endpoint};
 
+use crate::error::PemProblem;
 use crate::{Error, Result};
 
 fn read_pem(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io("read", path, e))
 }
 
-fn bad_pem(path: &Path, detail: impl std::fmt::Display) -> Error {
-    Error::Pki(format!("{}: {detail}", path.display()))
+fn bad_pem(path: &Path, source: PemProblem) -> Error {
+    Error::Pem {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A client configuration that trusts only the CA in `ca` and, with `identity` (certificate
@@ -36,17 +38,19 @@ pub fn client_config(
     let mut roots = rustls::RootCertStore::empty();
     let ca_pem = read_pem(ca)?;
     for cert in CertificateDer::pem_slice_iter(&ca_pem) {
-        let cert = cert.map_err(|e| bad_pem(ca, e))?;
-        roots.add(cert).map_err(|e| bad_pem(ca, e))?;
+        let cert = cert.map_err(|e| bad_pem(ca, PemProblem::Parse(e)))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad_pem(ca, PemProblem::Refused(e)))?;
     }
     if roots.is_empty() {
-        return Err(bad_pem(ca, "no certificate found"));
+        return Err(bad_pem(ca, PemProblem::NoCertificate));
     }
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Pki(e.to_string()))?
+    .map_err(Error::Tls)?
     .with_root_certificates(roots);
     let mut config = match identity {
         None => builder.with_no_client_auth(),
@@ -54,12 +58,12 @@ pub fn client_config(
             let cert_pem = read_pem(cert)?;
             let chain = CertificateDer::pem_slice_iter(&cert_pem)
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| bad_pem(cert, e))?;
-            let key_der =
-                PrivateKeyDer::from_pem_slice(&read_pem(key)?).map_err(|e| bad_pem(key, e))?;
+                .map_err(|e| bad_pem(cert, PemProblem::Parse(e)))?;
+            let key_der = PrivateKeyDer::from_pem_slice(&read_pem(key)?)
+                .map_err(|e| bad_pem(key, PemProblem::Parse(e)))?;
             builder
                 .with_client_auth_cert(chain, key_der)
-                .map_err(|e| bad_pem(cert, e))?
+                .map_err(|e| bad_pem(cert, PemProblem::Refused(e)))?
         }
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -76,28 +80,6 @@ pub async fn connect(
     let _ = tcp.set_nodelay(true);
     TlsConnector::from(config)
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-        .await
-}
-
-/// A gRPC channel to `addr` over TLS. `config` should offer ALPN `h2`.
-pub async fn grpc_channel(
-    addr: SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-    timeout: Duration,
-) -> std::result::Result<Channel, tonic::transport::Error> {
-    let connector = tower::service_fn(move |_: http::Uri| {
-        let config = config.clone();
-        async move {
-            connect(addr, config)
-                .await
-                .map(hyper_util::rt::TokioIo::new)
-        }
-    });
-    Endpoint::from_shared(format!("http://{addr}"))
-        .expect("a socket address makes a valid URI")
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect_with_connector(connector)
         .await
 }
 

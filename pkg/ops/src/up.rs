@@ -1,40 +1,45 @@
 //! `rkube up`: make every process of the local cluster run, then wait until it is ready.
 //!
 //! Expected flow: create or reuse the cluster directory and its layout, take its lock,
-//! create whatever certificates are missing (`DIR/pki`, see [`crate::pki`]), start each
-//! replica whose process is not running (a running one is left alone, so `up` is
-//! idempotent and a restart keeps the replica's data and addresses) with TLS and client
-//! authentication on its API port, start the load balancer (`rkube lb`) if it is not
-//! running, then poll every replica's Status (over TLS, as the admin) until all answer, all
-//! know the same leader, that leader says it leads, and each has applied what it knows is
-//! committed, and finally until a Status call through the load balancer is answered. Then
-//! `DIR/kubeconfig` is written: the load balancer's `https://` address, the CA, and the
-//! admin's client certificate. On timeout the processes keep running so their logs and
-//! status can be inspected; `down` stops them.
+//! create whatever certificates are missing (`DIR/pki`, see [`crate::pki`]), then walk the
+//! table of components ([`crate::components::table`]: the apiserver replicas, the load
+//! balancer, and the controller-manager, scheduler and kubelets once they exist) and start
+//! each process that is not running (a running one is left alone, so `up` is idempotent and
+//! a restart keeps a replica's data and addresses). Then wait for each row in turn with its
+//! readiness probe: every replica answers Status (over TLS, as the admin), all know the same
+//! leader, that leader says it leads, and each has applied what it knows is committed; a
+//! Status call through the load balancer is answered; each component's `/readyz` answers
+//! 200. Finally `DIR/kubeconfig` is written: the load balancer's `https://` address, the
+//! CA, and the admin's client certificate. A process that exits while `up` waits fails it at
+//! once, with its log's last lines. On timeout the processes keep running so their logs
+//! and status can be inspected; `down` stops them.
 //!
-//! Kubelets, the controller-manager and the scheduler do not exist yet: `--nodes` other
-//! than 0 is refused, and its default only produces a note.
+//! Every process gets the telemetry flags `up` was given (`--log-format`,
+//! `--otlp-endpoint`). Kinds whose binary does not exist yet are not started:
+//! [`crate::components::AVAILABLE`] lists those that are; `--nodes` other than 0 is refused
+//! until kubelets are, and its default only produces a note.
 
-use std::ffi::OsString;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use crate::apiserver_cmd::{ApiserverArgs, TlsFiles};
+use crate::components::{self, ComponentSpec, Kind, ProcessSpec, Telemetry};
 use crate::layout::{ApiserverSpec, ClusterDir, ClusterLayout};
 use crate::pki::{ClusterPki, ServingCert};
-use crate::process::{self, Launch, APISERVER_BIN, LB_NAME, RKUBE_BIN};
-use crate::status::{probe, Probe};
+use crate::process::{self, Launch};
+use crate::status::{probe, readyz, Probe};
 use crate::{Error, Result};
 
 /// Apiserver replicas of a new cluster when `--apiservers` is not given.
 pub const DEFAULT_APISERVERS: usize = 3;
+/// Kubelets of a new cluster when `--nodes` is not given (once kubelets exist).
+pub const DEFAULT_NODES: usize = 1;
 /// How long `up` waits for the cluster to become ready when `--timeout` is not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -42,31 +47,50 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const LOG_TAIL_LINES: usize = 10;
 
-/// What `up` should do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `up` should do: `rkube up`'s flags (cmd/rkube flattens them) and the telemetry
+/// settings it passes on to every process.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(
+    about = "Start the cluster (or whatever of it is not running) and wait until it is ready",
+    long_about = None,
+    after_help = "The telemetry flags --log-format and --otlp-endpoint (or \
+                  OTEL_EXPORTER_OTLP_ENDPOINT) are passed on to every process `up` starts."
+)]
 pub struct UpOptions {
-    /// The cluster directory (created if missing).
+    /// The cluster directory: layout, data, logs and pid files.
+    #[arg(long, value_name = "DIR", env = "RKUBE_DIR", default_value = crate::layout::DEFAULT_DIR)]
     pub dir: PathBuf,
-    /// Replicas of a new cluster (default [`DEFAULT_APISERVERS`]). For an existing cluster,
-    /// `None` means "as laid out"; a different number is refused.
+    /// Apiserver replicas [default: 3 for a new cluster; an existing cluster keeps its own]
+    #[arg(long, value_name = "N")]
     pub apiservers: Option<usize>,
-    /// Kubelets. `None` is the contract's default (1), which for now starts none and says
-    /// so; `Some(0)` starts none silently; anything else is refused until kubelets exist.
+    /// Kubelets to run [default: 1; 0 = control plane only]. Kubelets are not available
+    /// yet: only 0 is accepted, and the default starts none.
+    #[arg(long, value_name = "N")]
     pub nodes: Option<usize>,
-    /// Replica `i` listens for clients on `base + i`; free ports when `None`.
+    /// Replica i serves clients on port N+i (default: free ports, chosen once at creation)
+    #[arg(long, value_name = "N")]
     pub api_port_base: Option<u16>,
-    /// Replica `i` listens for Raft peers on `base + i`; free ports when `None`.
+    /// Replica i serves Raft peers on port N+i (default: free ports, chosen once at creation)
+    #[arg(long, value_name = "N")]
     pub peer_port_base: Option<u16>,
-    /// The load balancer (kubectl's address) listens on this port; a free port when `None`.
+    /// The load balancer, kubectl's address, listens on this port (default: a free port,
+    /// chosen once at creation)
+    #[arg(long, value_name = "PORT")]
     pub lb_port: Option<u16>,
-    /// Where the binaries are; see [`process::find_binary`] for the default search.
+    /// Directory holding rkube-apiserver and rkube (default: next to rkube, then $PATH)
+    #[arg(long, value_name = "DIR", env = "RKUBE_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
-    /// How long to wait for the cluster to become ready.
+    /// How long to wait for the cluster to become ready (e.g. 60s, 2m, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Passed to every process as `--log-format` when set (`text` or `json`).
-    pub log_format: Option<String>,
-    /// Passed to every process as `--otlp-endpoint` when set.
-    pub otlp_endpoint: Option<String>,
+    /// Passed to every process; the binary fills it from its own telemetry flags.
+    #[arg(skip)]
+    pub telemetry: Telemetry,
+    /// The components beyond the apiservers and the load balancer this `up` may run
+    /// (controller-manager, scheduler, kubelet): [`components::AVAILABLE`], or stand-ins
+    /// in tests.
+    #[arg(skip = components::AVAILABLE.to_vec())]
+    pub components: Vec<Kind>,
 }
 
 impl UpOptions {
@@ -81,9 +105,13 @@ impl UpOptions {
             lb_port: None,
             bin_dir: None,
             timeout: DEFAULT_TIMEOUT,
-            log_format: None,
-            otlp_endpoint: None,
+            telemetry: Telemetry::default(),
+            components: components::AVAILABLE.to_vec(),
         }
+    }
+
+    fn kubelets(&self) -> bool {
+        self.components.contains(&Kind::Kubelet)
     }
 }
 
@@ -103,19 +131,32 @@ pub struct Cluster {
     pub apiservers: Vec<ReplicaStart>,
     /// The load balancer process.
     pub load_balancer: ReplicaStart,
+    /// The controller-manager, scheduler and kubelets, in table order.
+    pub components: Vec<ReplicaStart>,
     /// Name of the replica every replica agrees leads.
     pub leader: String,
     /// The leader's term.
     pub term: u64,
 }
 
-/// What `up` did about one replica.
+/// What `up` did about one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaStart {
     pub name: String,
+    pub kind: Kind,
     pub pid: u32,
-    /// `false` when the replica was already running and left alone.
+    /// `false` when the process was already running and left alone.
     pub started: bool,
+}
+
+impl ReplicaStart {
+    fn state(&self) -> &'static str {
+        if self.started {
+            "started"
+        } else {
+            "already running"
+        }
+    }
 }
 
 impl Cluster {
@@ -147,11 +188,7 @@ impl Cluster {
                 start.pid,
                 spec.api_address,
                 spec.peer_address,
-                if start.started {
-                    "started"
-                } else {
-                    "already running"
-                }
+                start.state()
             );
         }
         if let Some(lb) = self.layout.load_balancer {
@@ -160,17 +197,40 @@ impl Cluster {
                 "  {:<4} pid {:<8} kubectl's address https://{lb}   {}",
                 self.load_balancer.name,
                 self.load_balancer.pid,
-                if self.load_balancer.started {
-                    "started"
-                } else {
-                    "already running"
-                }
+                self.load_balancer.state()
             );
         }
-        let _ = writeln!(
-            out,
-            "the controller-manager, scheduler and kubelets are not available yet: the Kubernetes API stores objects only"
-        );
+        for (c, start) in self.layout.components.iter().zip(&self.components) {
+            let _ = writeln!(
+                out,
+                "  {} pid {:<8} health http://{}/readyz   {}",
+                c.name,
+                start.pid,
+                c.listen,
+                start.state()
+            );
+        }
+        let missing: Vec<&str> = [
+            (Kind::ControllerManager, "controller-manager"),
+            (Kind::Scheduler, "scheduler"),
+            (Kind::Kubelet, "kubelets"),
+        ]
+        .into_iter()
+        .filter(|(kind, _)| !self.layout.components.iter().any(|c| c.kind == *kind))
+        .map(|(_, what)| what)
+        .collect();
+        match missing.as_slice() {
+            [] => {}
+            [_, _, _] => {
+                let _ = writeln!(
+                    out,
+                    "the controller-manager, scheduler and kubelets are not available yet: the Kubernetes API stores objects only"
+                );
+            }
+            some => {
+                let _ = writeln!(out, "this cluster runs no {}", some.join(" and no "));
+            }
+        }
         let _ = writeln!(out, "next:");
         let _ = writeln!(
             out,
@@ -179,7 +239,7 @@ impl Cluster {
         );
         let _ = writeln!(
             out,
-            "  rkube status --dir {dir_arg}            roles, terms and indexes of every replica"
+            "  rkube status --dir {dir_arg}            every replica's role, every component's health"
         );
         let _ = writeln!(
             out,
@@ -210,31 +270,42 @@ pub async fn up_with_progress(
     opts: &UpOptions,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Cluster> {
-    let note = check_nodes(opts.nodes)?;
+    let note = check_nodes(opts.nodes, opts.kubelets())?;
     if let Some(0) = opts.apiservers {
         return Err(Error::InvalidOptions(
             "--apiservers must be at least 1".to_string(),
         ));
     }
-    let program = process::find_binary(APISERVER_BIN, opts.bin_dir.as_deref())?;
-    let lb_program = process::find_binary(RKUBE_BIN, opts.bin_dir.as_deref())?;
+    // Every binary this `up` may need is found before anything is written.
+    let mut programs = BTreeMap::new();
+    for kind in [Kind::Apiserver, Kind::LoadBalancer]
+        .iter()
+        .chain(&opts.components)
+    {
+        programs.insert(
+            kind.binary(),
+            process::find_binary(kind.binary(), opts.bin_dir.as_deref())?,
+        );
+    }
 
     let dir = ClusterDir::create(&opts.dir)?;
     let _lock = dir.lock()?;
-    let mut layout = if dir.has_layout() {
+    let (mut layout, nodes) = if dir.has_layout() {
         let layout = dir.load_layout()?;
         layout.check_request(
             dir.root(),
             opts.apiservers,
             opts.api_port_base,
             opts.peer_port_base,
+            opts.nodes,
         )?;
         progress(&format!(
             "using existing cluster in {} ({})",
             dir.root().display(),
             layout.describe()
         ));
-        layout
+        let nodes = layout.nodes();
+        (layout, nodes)
     } else {
         let layout = ClusterLayout::allocate(
             opts.apiservers.unwrap_or(DEFAULT_APISERVERS),
@@ -247,19 +318,24 @@ pub async fn up_with_progress(
             dir.root().display(),
             layout.describe()
         ));
-        layout
+        let nodes = match opts.kubelets() {
+            true => opts.nodes.unwrap_or(DEFAULT_NODES),
+            false => 0,
+        };
+        (layout, nodes)
     };
-    if layout.ensure_load_balancer(dir.root(), opts.lb_port)? {
+    let lb_added = layout.ensure_load_balancer(dir.root(), opts.lb_port)?;
+    if layout.ensure_components(&opts.components, nodes)? || lb_added {
         dir.save_layout(&layout)?;
     }
-    let lb_address = layout.load_balancer.expect("ensured above");
     dir.create_subdirs()?;
     if let Some(note) = note {
         progress(note);
     }
 
     let pki = ClusterPki::new(dir.pki_dir());
-    let written = pki.ensure(&serving_certs(&layout))?;
+    let written =
+        pki.ensure_with_clients(&serving_certs(&layout), &components::identities(&layout))?;
     if !written.is_empty() {
         progress(&format!(
             "wrote {} in {}",
@@ -267,75 +343,300 @@ pub async fn up_with_progress(
             pki.dir().display()
         ));
     }
-    let client = crate::tls::client_config(
+    let admin = crate::tls::client_config(
         &pki.ca_cert(),
         Some((&pki.admin_cert(), &pki.admin_key())),
         &[b"h2"],
     )?;
 
-    let mut replicas = Vec::with_capacity(layout.apiservers.len());
-    for spec in &layout.apiservers {
-        replicas.push(ensure_running(
-            &dir, &layout, spec, &program, &pki, opts, progress,
-        )?);
+    let table = components::table(&dir, &layout, &opts.telemetry);
+    let mut running = Vec::new();
+    for row in &table {
+        let program = match programs.get(row.binary) {
+            Some(program) => program.clone(),
+            // A component an earlier, newer `up` laid out.
+            None => process::find_binary(row.binary, opts.bin_dir.as_deref())?,
+        };
+        for p in &row.processes {
+            running.push(ensure_running(&dir, row, p, &program, progress)?);
+        }
     }
-    let mut lb = ensure_lb_running(&dir, &layout, &lb_program, &pki, progress)?;
 
     progress(&format!(
         "waiting for {} apiserver{} to elect a leader (timeout {}s) ...",
-        replicas.len(),
-        if replicas.len() == 1 { "" } else { "s" },
+        layout.apiservers.len(),
+        if layout.apiservers.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         opts.timeout.as_secs_f64()
     ));
-    let dir_arg = shell_quote(&opts.dir.display().to_string());
-    let deadline = Instant::now() + opts.timeout;
-    let (leader, term) = wait_ready(
-        &dir,
-        &layout,
-        &mut replicas,
-        &client,
-        deadline,
-        opts.timeout,
-        &dir_arg,
-    )
-    .await?;
-    wait_lb(
-        &dir,
-        &mut lb,
-        lb_address,
-        &client,
-        deadline,
-        opts.timeout,
-        &dir_arg,
-    )
-    .await?;
+    let mut waiter = Waiter {
+        dir: &dir,
+        running,
+        deadline: Instant::now() + opts.timeout,
+        timeout: opts.timeout,
+        dir_arg: shell_quote(&opts.dir.display().to_string()),
+    };
+    let mut leader = (0, 0);
+    for row in &table {
+        match row.readiness {
+            components::Readiness::RaftStatus => {
+                leader = waiter.poll(|| raft_ready(&layout, &admin)).await?;
+            }
+            components::Readiness::StatusThrough => {
+                for p in &row.processes {
+                    waiter.poll(|| status_through(row.kind, p, &admin)).await?;
+                }
+            }
+            components::Readiness::Readyz => {
+                waiter.poll(|| all_readyz(row)).await?;
+            }
+        }
+    }
 
+    let started = |r: &Running| ReplicaStart {
+        name: r.name.clone(),
+        kind: r.kind,
+        pid: r.pid,
+        started: r.child.is_some(),
+    };
+    let of_kind = |kind: Kind| -> Vec<ReplicaStart> {
+        waiter
+            .running
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(started)
+            .collect()
+    };
+    let load_balancer = of_kind(Kind::LoadBalancer)
+        .pop()
+        .expect("the table has a load balancer once the layout has one");
     let cluster = Cluster {
         dir: dir.root().to_path_buf(),
-        apiservers: replicas
+        apiservers: of_kind(Kind::Apiserver),
+        load_balancer,
+        components: waiter
+            .running
             .iter()
-            .map(|r| ReplicaStart {
-                name: r.name.clone(),
-                pid: r.pid,
-                started: r.child.is_some(),
-            })
+            .filter(|r| r.kind.is_component())
+            .map(started)
             .collect(),
-        load_balancer: ReplicaStart {
-            name: lb.name.clone(),
-            pid: lb.pid,
-            started: lb.child.is_some(),
-        },
         leader: layout
             .apiservers
             .iter()
-            .find(|s| s.id == leader)
-            .map_or_else(|| leader.to_string(), |s| s.name.clone()),
-        term,
+            .find(|s| s.id == leader.0)
+            .map_or_else(|| leader.0.to_string(), |s| s.name.clone()),
+        term: leader.1,
         layout,
     };
+    let lb_address = cluster.layout.load_balancer.expect("ensured above");
     write_kubeconfig(&dir.kubeconfig(), &format!("https://{lb_address}"), &pki)?;
     progress(cluster.summary(&opts.dir).trim_end());
     Ok(cluster)
+}
+
+/// Refuses kubelets until they exist (the default gets a note for the user instead).
+fn check_nodes(nodes: Option<usize>, kubelets: bool) -> Result<Option<&'static str>> {
+    match nodes {
+        _ if kubelets => Ok(None),
+        Some(0) => Ok(None),
+        Some(requested) => Err(Error::NodesNotSupported { requested }),
+        None => Ok(Some(
+            "note: --nodes defaults to 1, but kubelets are not available yet: starting none \
+             (pass --nodes 0 to start a control plane only without this note)",
+        )),
+    }
+}
+
+/// How a process is named in messages: `apiserver a1`, `load balancer`, `scheduler`,
+/// `kubelet-n1`.
+fn who(kind: Kind, name: &str) -> String {
+    match kind {
+        Kind::LoadBalancer => kind.label().to_string(),
+        _ if name.starts_with(kind.as_str()) => name.to_string(),
+        _ => format!("{} {name}", kind.label()),
+    }
+}
+
+/// A process `up` is waiting for.
+struct Running {
+    kind: Kind,
+    name: String,
+    pid: u32,
+    /// Set when this `up` started the process: lets it notice an early exit at once.
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+fn ensure_running(
+    dir: &ClusterDir,
+    row: &ComponentSpec,
+    p: &ProcessSpec,
+    program: &Path,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Running> {
+    let pid_file = dir.pid_file(&p.name);
+    let log = dir.log_file(&p.name);
+    let who = who(row.kind, &p.name);
+    let running = |pid, child| Running {
+        kind: row.kind,
+        name: p.name.clone(),
+        pid,
+        child,
+        log: log.clone(),
+    };
+    if let Some(pid) = process::running_pid(&pid_file, row.binary, &p.marker)? {
+        progress(&format!("{who} already running (pid {pid})"));
+        return Ok(running(pid, None));
+    }
+    process::remove_pid_file(&pid_file)?;
+    if let Some(data_dir) = &p.data_dir {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::io("create directory", data_dir, e))?;
+    }
+    let child = process::spawn_detached(&Launch {
+        name: &p.name,
+        program,
+        args: &p.args,
+        cwd: dir.root(),
+        log_file: &log,
+        pid_file: &pid_file,
+    })?;
+    let pid = child.id();
+    progress(&format!(
+        "starting {who} (pid {pid}) on {}, log {}",
+        p.address,
+        log.display()
+    ));
+    Ok(running(pid, Some(child)))
+}
+
+/// Why the cluster is not ready yet: which process, and what is missing.
+struct Waiting {
+    /// The process (its log is `DIR/logs/<name>.log`).
+    name: String,
+    /// How messages name it (`apiserver a1`, `load balancer on 127.0.0.1:7443`).
+    what: String,
+    reason: String,
+}
+
+/// Polls readiness checks until the deadline, failing at once when a started process
+/// exits.
+struct Waiter<'a> {
+    dir: &'a ClusterDir,
+    running: Vec<Running>,
+    deadline: Instant,
+    timeout: Duration,
+    /// The directory as the user spelled it, for suggested commands.
+    dir_arg: String,
+}
+
+impl Waiter<'_> {
+    async fn poll<T, F, Fut>(&mut self, mut check: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, Waiting>>,
+    {
+        loop {
+            self.check_processes()?;
+            let waiting = match check().await {
+                Ok(ready) => return Ok(ready),
+                Err(waiting) => waiting,
+            };
+            tracing::debug!(process = %waiting.name, reason = %waiting.reason, "cluster not ready yet");
+            let now = Instant::now();
+            if now >= self.deadline {
+                let log = self.dir.log_file(&waiting.name);
+                return Err(Error::NotReady {
+                    tail: process::log_tail(&log, LOG_TAIL_LINES),
+                    name: waiting.what,
+                    reason: waiting.reason,
+                    log,
+                    timeout: self.timeout,
+                    dir: self.dir_arg.clone(),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL.min(self.deadline - now)).await;
+        }
+    }
+
+    /// Fails as soon as a process is gone: waiting for it would only time out.
+    fn check_processes(&mut self) -> Result<()> {
+        for r in &mut self.running {
+            let exited = match &mut r.child {
+                Some(child) => child
+                    .try_wait()
+                    .map_err(|e| Error::io("wait for", &r.log, e))?
+                    .map(|status| status.to_string()),
+                None => (!process::is_alive(r.pid)).then(|| "exit status unknown".to_string()),
+            };
+            if let Some(status) = exited {
+                return Err(Error::ProcessExited {
+                    name: format!("{} (pid {})", who(r.kind, &r.name), r.pid),
+                    status,
+                    tail: process::log_tail(&r.log, LOG_TAIL_LINES),
+                    log: r.log.clone(),
+                    dir: self.dir_arg.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One round of Status probes of every replica, judged by [`assess`]; the leader's id
+/// and term when ready.
+async fn raft_ready(
+    layout: &ClusterLayout,
+    admin: &Arc<rustls::ClientConfig>,
+) -> std::result::Result<(u64, u64), Waiting> {
+    let probes = futures::future::join_all(
+        layout
+            .apiservers
+            .iter()
+            .map(|s| probe(s.api_address, Some(admin), PROBE_TIMEOUT)),
+    )
+    .await;
+    match assess(&layout.apiservers, &probes) {
+        Readiness::Ready { leader, term } => Ok((leader, term)),
+        Readiness::Waiting { name, reason } => Err(Waiting {
+            what: format!("apiserver {name}"),
+            name,
+            reason,
+        }),
+    }
+}
+
+/// Whether a Status call through `p` (the load balancer) is answered.
+async fn status_through(
+    kind: Kind,
+    p: &ProcessSpec,
+    admin: &Arc<rustls::ClientConfig>,
+) -> std::result::Result<(), Waiting> {
+    match probe(p.address, Some(admin), PROBE_TIMEOUT).await {
+        Probe::Answered(_) => Ok(()),
+        Probe::Unreachable(why) => Err(Waiting {
+            name: p.name.clone(),
+            what: format!("{} on {}", who(kind, &p.name), p.address),
+            reason: crate::error_chain(&why),
+        }),
+    }
+}
+
+/// Whether every process of `row` answers `/readyz` with 200.
+async fn all_readyz(row: &ComponentSpec) -> std::result::Result<(), Waiting> {
+    for p in &row.processes {
+        if let Err(why) = readyz(p.address, PROBE_TIMEOUT).await {
+            return Err(Waiting {
+                name: p.name.clone(),
+                what: who(row.kind, &p.name),
+                reason: crate::error_chain(&why),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What each replica's serving certificate must name: its own address and the load
@@ -425,278 +726,6 @@ fn write_kubeconfig(path: &Path, server: &str, pki: &ClusterPki) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
 }
 
-/// Refuses kubelets until they exist; the default gets a note for the user instead.
-fn check_nodes(nodes: Option<usize>) -> Result<Option<&'static str>> {
-    match nodes {
-        Some(0) => Ok(None),
-        Some(requested) => Err(Error::NodesNotSupported { requested }),
-        None => Ok(Some(
-            "note: --nodes defaults to 1, but kubelets are not available yet: starting none \
-             (pass --nodes 0 to start a control plane only without this note)",
-        )),
-    }
-}
-
-/// A process `up` is waiting for: a replica or the load balancer.
-struct Replica {
-    /// `apiserver` or `load balancer`, for messages.
-    kind: &'static str,
-    name: String,
-    pid: u32,
-    /// Set when this `up` started the process: lets it notice an early exit at once.
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-fn ensure_running(
-    dir: &ClusterDir,
-    layout: &ClusterLayout,
-    spec: &ApiserverSpec,
-    program: &Path,
-    pki: &ClusterPki,
-    opts: &UpOptions,
-    progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<Replica> {
-    let data_dir = dir.data_dir(&spec.name);
-    let pid_file = dir.pid_file(&spec.name);
-    let log = dir.log_file(&spec.name);
-    if let Some(pid) = process::running_pid(&pid_file, APISERVER_BIN, &data_dir)? {
-        progress(&format!(
-            "apiserver {} already running (pid {pid})",
-            spec.name
-        ));
-        return Ok(Replica {
-            kind: "apiserver",
-            name: spec.name.clone(),
-            pid,
-            child: None,
-            log,
-        });
-    }
-    process::remove_pid_file(&pid_file)?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io("create directory", &data_dir, e))?;
-    let args = apiserver_args(layout, spec, &data_dir, pki, opts);
-    let child = process::spawn_detached(&Launch {
-        name: &spec.name,
-        program,
-        args: &args,
-        cwd: dir.root(),
-        log_file: &log,
-        pid_file: &pid_file,
-    })?;
-    let pid = child.id();
-    progress(&format!(
-        "starting apiserver {} (pid {pid}) on {}, log {}",
-        spec.name,
-        spec.api_address,
-        log.display()
-    ));
-    Ok(Replica {
-        kind: "apiserver",
-        name: spec.name.clone(),
-        pid,
-        child: Some(child),
-        log,
-    })
-}
-
-/// The command line of one `rkube-apiserver` replica: TLS with the replica's serving
-/// certificate, client certificates from the cluster CA and the token file authenticate,
-/// anonymous requests are refused. Pure.
-pub fn apiserver_args(
-    layout: &ClusterLayout,
-    spec: &ApiserverSpec,
-    data_dir: &Path,
-    pki: &ClusterPki,
-    opts: &UpOptions,
-) -> Vec<OsString> {
-    let mut a = ApiserverArgs::new(
-        spec.name.clone(),
-        spec.id,
-        data_dir,
-        spec.api_address.to_string(),
-        spec.peer_address.to_string(),
-    );
-    a.initial_members = layout
-        .apiservers
-        .iter()
-        .map(ApiserverSpec::initial_member)
-        .collect();
-    a.tls = Some(TlsFiles {
-        cert: pki.serving_cert(&spec.name),
-        key: pki.serving_key(&spec.name),
-        client_ca: Some(pki.ca_cert()),
-    });
-    a.token_auth_file = Some(pki.token_file());
-    a.log_format = opts.log_format.clone();
-    a.otlp_endpoint = opts.otlp_endpoint.clone();
-    a.to_args()
-}
-
-/// The load balancer's command line: `rkube lb` in front of every replica, health-checking
-/// their `/readyz` over TLS. The `--backend-ca` path also identifies the process as this
-/// cluster's (see [`crate::process::running_pid`]). Pure.
-pub fn lb_args(layout: &ClusterLayout, pki: &ClusterPki) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["lb".into(), "--listen".into()];
-    args.push(
-        layout
-            .load_balancer
-            .map_or_else(String::new, |a| a.to_string())
-            .into(),
-    );
-    for s in &layout.apiservers {
-        args.push("--backend".into());
-        args.push(s.api_address.to_string().into());
-    }
-    args.push("--backend-ca".into());
-    args.push(pki.ca_cert().into());
-    args
-}
-
-fn ensure_lb_running(
-    dir: &ClusterDir,
-    layout: &ClusterLayout,
-    program: &Path,
-    pki: &ClusterPki,
-    progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<Replica> {
-    let pid_file = dir.pid_file(LB_NAME);
-    let log = dir.log_file(LB_NAME);
-    let replica = |pid, child| Replica {
-        kind: "load balancer",
-        name: LB_NAME.to_string(),
-        pid,
-        child,
-        log: log.clone(),
-    };
-    if let Some(pid) = process::running_pid(&pid_file, RKUBE_BIN, &pki.ca_cert())? {
-        progress(&format!("load balancer already running (pid {pid})"));
-        return Ok(replica(pid, None));
-    }
-    process::remove_pid_file(&pid_file)?;
-    let args = lb_args(layout, pki);
-    let child = process::spawn_detached(&Launch {
-        name: LB_NAME,
-        program,
-        args: &args,
-        cwd: dir.root(),
-        log_file: &log,
-        pid_file: &pid_file,
-    })?;
-    let pid = child.id();
-    progress(&format!(
-        "starting load balancer (pid {pid}) on {}, log {}",
-        layout
-            .load_balancer
-            .map_or_else(String::new, |a| a.to_string()),
-        log.display()
-    ));
-    Ok(replica(pid, Some(child)))
-}
-
-/// Polls until a Status call through the load balancer is answered.
-async fn wait_lb(
-    dir: &ClusterDir,
-    lb: &mut Replica,
-    address: SocketAddr,
-    client: &Arc<rustls::ClientConfig>,
-    deadline: Instant,
-    timeout: Duration,
-    dir_arg: &str,
-) -> Result<()> {
-    loop {
-        check_processes(std::slice::from_mut(lb), dir_arg)?;
-        let reason = match probe(address, Some(client), PROBE_TIMEOUT).await {
-            Probe::Answered(_) => return Ok(()),
-            Probe::Unreachable(reason) => reason,
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            let what = format!("load balancer on {address}");
-            return Err(not_ready(dir, LB_NAME, what, reason, timeout, dir_arg));
-        }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
-    }
-}
-
-/// Polls until [`assess`] says ready; returns the leader's id and term.
-async fn wait_ready(
-    dir: &ClusterDir,
-    layout: &ClusterLayout,
-    replicas: &mut [Replica],
-    client: &Arc<rustls::ClientConfig>,
-    deadline: Instant,
-    timeout: Duration,
-    dir_arg: &str,
-) -> Result<(u64, u64)> {
-    loop {
-        check_processes(replicas, dir_arg)?;
-        let probes = futures::future::join_all(
-            layout
-                .apiservers
-                .iter()
-                .map(|s| probe(s.api_address, Some(client), PROBE_TIMEOUT)),
-        )
-        .await;
-        let waiting = match assess(&layout.apiservers, &probes) {
-            Readiness::Ready { leader, term } => return Ok((leader, term)),
-            Readiness::Waiting { name, reason } => (name, reason),
-        };
-        tracing::debug!(replica = %waiting.0, reason = %waiting.1, "cluster not ready yet");
-        let now = Instant::now();
-        if now >= deadline {
-            let (name, reason) = waiting;
-            let what = format!("apiserver {name}");
-            return Err(not_ready(dir, &name, what, reason, timeout, dir_arg));
-        }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
-    }
-}
-
-/// The error for a component (`what`, logging as `log_name`) that was not
-/// ready in time, with the tail of its log.
-fn not_ready(
-    dir: &ClusterDir,
-    log_name: &str,
-    what: String,
-    reason: String,
-    timeout: Duration,
-    dir_arg: &str,
-) -> Error {
-    let log = dir.log_file(log_name);
-    Error::NotReady {
-        tail: process::log_tail(&log, LOG_TAIL_LINES),
-        name: what,
-        reason,
-        log,
-        timeout,
-        dir: dir_arg.to_string(),
-    }
-}
-
-/// Fails as soon as a replica's process is gone: waiting for it would only time out.
-fn check_processes(replicas: &mut [Replica], dir_arg: &str) -> Result<()> {
-    for r in replicas.iter_mut() {
-        let exited = match &mut r.child {
-            Some(child) => child
-                .try_wait()
-                .map_err(|e| Error::io("wait for", &r.log, e))?
-                .map(|status| status.to_string()),
-            None => (!process::is_alive(r.pid)).then(|| "exit status unknown".to_string()),
-        };
-        if let Some(status) = exited {
-            return Err(Error::ProcessExited {
-                name: format!("{} {} (pid {})", r.kind, r.name, r.pid),
-                status,
-                tail: process::log_tail(&r.log, LOG_TAIL_LINES),
-                log: r.log.clone(),
-                dir: dir_arg.to_string(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Whether the cluster is ready, judged from one round of Status probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Readiness {
@@ -728,7 +757,7 @@ pub(crate) fn assess(specs: &[ApiserverSpec], probes: &[Probe]) -> Readiness {
     let mut answers = Vec::with_capacity(specs.len());
     for (spec, probe) in specs.iter().zip(probes) {
         let status = match probe {
-            Probe::Unreachable(reason) => return waiting(spec, reason.clone()),
+            Probe::Unreachable(why) => return waiting(spec, crate::error_chain(why)),
             Probe::Answered(status) => status,
         };
         if status.id != spec.id {
@@ -799,9 +828,20 @@ pub(crate) fn assess(specs: &[ApiserverSpec], probes: &[Probe]) -> Readiness {
     }
 }
 
+/// A duration flag that [`parse_duration`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDuration {
+    #[error("invalid duration {0:?}: expected e.g. 60, 60s, 500ms, 2m")]
+    NoNumber(String),
+    #[error("invalid duration {text:?}: unknown unit {unit:?} (use ms, s, m or h)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("duration {0:?} is too long")]
+    TooLong(String),
+}
+
 /// Parses a duration flag: a whole number with an optional unit `ms`, `s`, `m` or `h`
 /// (a bare number means seconds). Pure.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, InvalidDuration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -809,19 +849,20 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 60, 60s, 500ms, 2m"))?;
+        .map_err(|_| InvalidDuration::NoNumber(text.to_string()))?;
     let millis = match unit.trim() {
         "ms" => Some(value),
         "" | "s" => value.checked_mul(1_000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
         other => {
-            return Err(format!(
-                "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
-            ))
+            return Err(InvalidDuration::UnknownUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            })
         }
     }
-    .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    .ok_or_else(|| InvalidDuration::TooLong(text.to_string()))?;
     Ok(Duration::from_millis(millis))
 }
 

@@ -1,11 +1,15 @@
 //! Multi-process tests of `up`, `status` and `down` against `examples/fake-apiserver.rs`,
-//! a stand-in that speaks the real apiserver's CLI and Status contract. They check the
-//! supervisor (spawning, pid files, readiness, restarts, stopping), not Raft: the real
-//! apiserver is exercised by the e2e crate.
+//! a stand-in that speaks the real apiserver's CLI and Status contract, the real load
+//! balancer (`examples/lb-only.rs`), and `examples/fake-component.rs` standing in for the
+//! controller-manager, scheduler and kubelets that do not exist yet. They check the
+//! supervisor (the table of components: spawning, pid files, readiness, restarts,
+//! stopping, Leases and Nodes in status), not Raft: the real apiserver is exercised by the
+//! e2e crate.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rkube_ops::components::{Kind, Telemetry};
 use rkube_ops::{down, status, up_with_progress, Error, UpOptions};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,8 +32,9 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// A scratch directory with `bin/rkube-apiserver` (a link to the fake), `bin/rkube` (a link
-/// to the real load balancer's stand-in) and a cluster dir `cluster/` whose `fake-mode` file
-/// is `mode`.
+/// to the real load balancer's stand-in), `bin/rkube-controller-manager`,
+/// `bin/rkube-scheduler` and `bin/rkube-kubelet` (links to the fake component) and a cluster
+/// dir `cluster/` whose `fake-mode` file is `mode`.
 struct Sandbox {
     _tmp: tempfile::TempDir,
     bin: PathBuf,
@@ -47,6 +52,13 @@ impl Sandbox {
         // makes exec fail with ETXTBSY (the child briefly inherits the write descriptor).
         std::os::unix::fs::symlink(example("fake-apiserver"), bin.join("rkube-apiserver")).unwrap();
         std::os::unix::fs::symlink(example("lb-only"), bin.join("rkube")).unwrap();
+        for component in ["controller-manager", "scheduler", "kubelet"] {
+            std::os::unix::fs::symlink(
+                example("fake-component"),
+                bin.join(format!("rkube-{component}")),
+            )
+            .unwrap();
+        }
         std::fs::write(dir.join("fake-mode"), mode).unwrap();
         Sandbox {
             _tmp: tmp,
@@ -63,6 +75,42 @@ impl Sandbox {
             timeout: Duration::from_secs(20),
             ..UpOptions::new(&self.dir)
         }
+    }
+
+    /// A whole cluster: `apiservers` replicas, the load balancer, a controller-manager, a
+    /// scheduler and `nodes` kubelets (stand-ins), every process logging JSON.
+    fn full(&self, apiservers: usize, nodes: usize) -> UpOptions {
+        UpOptions {
+            nodes: Some(nodes),
+            components: vec![Kind::ControllerManager, Kind::Scheduler, Kind::Kubelet],
+            telemetry: Telemetry {
+                log_format: Some("json".into()),
+                otlp_endpoint: None,
+            },
+            ..self.opts(apiservers)
+        }
+    }
+
+    /// Sets the stand-in components' behaviour (see `examples/fake-component.rs`).
+    fn component_mode(&self, mode: &str) {
+        std::fs::write(self.dir.join("fake-component-mode"), mode).unwrap();
+    }
+}
+
+/// The arguments of a running process.
+fn cmdline(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    raw.split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+async fn kill9(pid: u32) {
+    rkube_ops::process::send_signal(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    while rkube_ops::process::is_alive(pid) {
+        rkube_ops::process::reap(pid);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -126,12 +174,16 @@ async fn up_status_up_again_down_and_purge_round_trip() {
         );
         assert_eq!(lb.pid, Some(cluster.load_balancer.pid));
         assert!(lb.healthy, "{report:?}");
+        assert_eq!(lb.leader, None, "the load balancer elects no leader");
+        assert!(cluster.components.is_empty());
         assert!(report.nodes.is_empty());
         for file in [
             "ca.crt",
             "ca.key",
             "apiserver-a1.crt",
             "admin.crt",
+            "controller-manager.crt",
+            "scheduler.key",
             "tokens.csv",
         ] {
             assert!(sb.dir.join("pki").join(file).is_file(), "{file}");
@@ -218,11 +270,7 @@ async fn up_restarts_only_the_replica_that_is_not_running_and_keeps_its_addresse
         let sb = Sandbox::new("ok");
         let (first, _) = quiet_up(&sb.opts(3)).await.expect("up");
         let a2 = first.apiservers[1].pid;
-        rkube_ops::process::send_signal(a2, nix::sys::signal::Signal::SIGKILL).unwrap();
-        while rkube_ops::process::is_alive(a2) {
-            rkube_ops::process::reap(a2);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        kill9(a2).await;
         let report = status(&sb.dir).await.unwrap();
         assert_eq!(report.apiservers[1].role, "down");
         assert_eq!(report.apiservers[1].pid, None);
@@ -356,6 +404,230 @@ async fn a_stale_pid_file_of_another_process_is_neither_trusted_nor_signalled() 
         let report = down(&sb.dir, false).await.unwrap();
         assert!(report.stopped.is_empty());
         assert!(!sb.dir.join("pids/a1.pid").exists());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and_nodes() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ok");
+        let (cluster, lines) = quiet_up(&sb.full(1, 2)).await.expect("up");
+        let started: Vec<(&str, Kind, bool)> = cluster
+            .components
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind, c.started))
+            .collect();
+        assert_eq!(
+            started,
+            [
+                ("controller-manager", Kind::ControllerManager, true),
+                ("scheduler", Kind::Scheduler, true),
+                ("kubelet-n1", Kind::Kubelet, true),
+                ("kubelet-n2", Kind::Kubelet, true),
+            ]
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("starting scheduler (pid ")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("\n  kubelet-n2 pid ")),
+            "{lines:?}"
+        );
+        for name in [
+            "controller-manager",
+            "scheduler",
+            "kubelet-n1",
+            "kubelet-n2",
+        ] {
+            assert!(sb.dir.join("pids").join(format!("{name}.pid")).is_file());
+            assert!(sb.dir.join("logs").join(format!("{name}.log")).is_file());
+            // The stand-in refuses to start unless its certificate names its identity.
+            assert!(sb.dir.join("pki").join(format!("{name}.crt")).is_file());
+        }
+        // Every process got the telemetry flags.
+        let pids = cluster
+            .apiservers
+            .iter()
+            .chain([&cluster.load_balancer])
+            .chain(&cluster.components)
+            .map(|r| r.pid);
+        for pid in pids {
+            let args = cmdline(pid);
+            assert!(
+                args.windows(2).any(|w| w == ["--log-format", "json"]),
+                "{args:?}"
+            );
+        }
+
+        let report = status(&sb.dir).await.expect("status");
+        let components: Vec<(&str, &str, bool, Option<bool>)> = report
+            .components
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind.as_str(), c.healthy, c.leader))
+            .collect();
+        assert_eq!(
+            components,
+            [
+                ("lb", "load-balancer", true, None),
+                ("controller-manager", "controller-manager", true, Some(true)),
+                ("scheduler", "scheduler", true, Some(true)),
+                ("kubelet-n1", "kubelet", true, None),
+                ("kubelet-n2", "kubelet", true, None),
+            ],
+            "{report:?}"
+        );
+        let mut nodes: Vec<(&str, bool)> = report
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.ready))
+            .collect();
+        nodes.sort();
+        assert_eq!(nodes, [("n1", true), ("n2", true)]);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["components"][0]["leader"], serde_json::Value::Null);
+        assert_eq!(json["components"][2]["leader"], true);
+
+        // Another holder, then no Lease at all: the scheduler does not lead.
+        let lease = sb
+            .dir
+            .join("fake-objects/leases/kube-system/kube-scheduler.json");
+        std::fs::write(&lease, r#"{"spec": {"holderIdentity": "scheduler-2_x"}}"#).unwrap();
+        let scheduler = |r: &rkube_ops::StatusReport| {
+            r.components
+                .iter()
+                .find(|c| c.name == "scheduler")
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            scheduler(&status(&sb.dir).await.unwrap()).leader,
+            Some(false)
+        );
+        std::fs::remove_file(&lease).unwrap();
+        assert_eq!(
+            scheduler(&status(&sb.dir).await.unwrap()).leader,
+            Some(false)
+        );
+
+        // A dead component is reported and is the only process `up` starts again.
+        let pid = cluster.components[1].pid;
+        kill9(pid).await;
+        let dead = scheduler(&status(&sb.dir).await.unwrap());
+        assert_eq!((dead.pid, dead.healthy), (None, false));
+        let (again, _) = quiet_up(&UpOptions {
+            nodes: None,
+            ..sb.full(1, 2)
+        })
+        .await
+        .expect("up again");
+        let restarted: Vec<(&str, bool)> = again
+            .apiservers
+            .iter()
+            .chain([&again.load_balancer])
+            .chain(&again.components)
+            .map(|r| (r.name.as_str(), r.started))
+            .collect();
+        assert_eq!(
+            restarted,
+            [
+                ("a1", false),
+                ("lb", false),
+                ("controller-manager", false),
+                ("scheduler", true),
+                ("kubelet-n1", false),
+                ("kubelet-n2", false),
+            ]
+        );
+        assert_eq!(again.layout, cluster.layout);
+        // It took the Lease again when it started.
+        assert_eq!(
+            scheduler(&status(&sb.dir).await.unwrap()).leader,
+            Some(true)
+        );
+
+        let stopped = down(&sb.dir, false).await.expect("down");
+        let kinds: Vec<(&str, &str)> = stopped
+            .stopped
+            .iter()
+            .map(|p| (p.kind.as_str(), p.name.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("apiserver", "a1"),
+                ("controller-manager", "controller-manager"),
+                ("kubelet", "kubelet-n1"),
+                ("kubelet", "kubelet-n2"),
+                ("load balancer", "lb"),
+                ("scheduler", "scheduler"),
+            ]
+        );
+        let report = status(&sb.dir).await.unwrap();
+        assert!(report
+            .components
+            .iter()
+            .all(|c| c.pid.is_none() && !c.healthy));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn up_fails_fast_with_the_log_tail_when_a_component_exits() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ok");
+        sb.component_mode("exit");
+        let started = std::time::Instant::now();
+        let err = quiet_up(&sb.full(1, 0)).await.expect_err("up must fail");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        match &err {
+            Error::ProcessExited {
+                name, tail, log, ..
+            } => {
+                // Both stand-ins exit; whichever is noticed first is named.
+                let (component, _) = name.split_once(" (pid ").expect("a pid in the name");
+                assert!(
+                    ["controller-manager", "scheduler"].contains(&component),
+                    "{name}"
+                );
+                assert!(log.ends_with(format!("logs/{component}.log")));
+                assert!(tail.contains("refusing to start"), "{tail}");
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn up_times_out_naming_the_component_whose_readyz_fails() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let sb = Sandbox::new("ok");
+        sb.component_mode("not-ready");
+        let opts = UpOptions {
+            timeout: Duration::from_secs(4),
+            ..sb.full(1, 0)
+        };
+        let err = quiet_up(&opts).await.expect_err("up must time out");
+        match &err {
+            Error::NotReady {
+                name, reason, log, ..
+            } => {
+                assert_eq!(name, "controller-manager");
+                assert!(reason.ends_with("/readyz answered 503"), "{reason}");
+                assert!(log.ends_with("logs/controller-manager.log"));
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        let report = status(&sb.dir).await.unwrap();
+        let cm = &report.components[1];
+        assert!(cm.pid.is_some() && !cm.healthy, "{report:?}");
     })
     .await
     .expect("test timed out");

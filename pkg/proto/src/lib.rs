@@ -17,8 +17,3 @@ pub mod api {
 pub mod raft {
     tonic::include_proto!("rkube.raft.v1");
 }
-
-/// The part of etcd's v3 API that the store benchmark drives.
-pub mod etcd {
-    tonic::include_proto!("etcdserverpb");
-}

@@ -69,7 +69,7 @@ fn allocate_without_bases_gives_distinct_free_ports() {
     for s in &layout.apiservers {
         assert!(s.api_address.ip().is_loopback() && s.peer_address.ip().is_loopback());
         // Released again, so the replica can bind it.
-        TcpListener::bind(s.api_address).unwrap();
+        std::net::TcpListener::bind(s.api_address).unwrap();
     }
 }
 
@@ -101,12 +101,14 @@ fn validate_rejects_broken_layouts() {
     assert!(dup_name
         .validate()
         .unwrap_err()
-        .contains("duplicate replica name a1"));
+        .to_string()
+        .contains("duplicate name a1"));
     let mut dup_id = three();
     dup_id.apiservers[2].id = 1;
     assert!(dup_id
         .validate()
         .unwrap_err()
+        .to_string()
         .contains("duplicate replica id 1"));
     let mut zero_id = three();
     zero_id.apiservers[0].id = 0;
@@ -116,11 +118,16 @@ fn validate_rejects_broken_layouts() {
     assert!(bad_name.validate().is_err());
     let mut future = three();
     future.version = 99;
-    assert!(future.validate().unwrap_err().contains("version 99"));
+    assert!(future
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("version 99"));
     let empty = ClusterLayout {
         version: LAYOUT_VERSION,
         apiservers: vec![],
         load_balancer: None,
+        components: vec![],
     };
     assert!(empty.validate().is_err());
 }
@@ -129,9 +136,9 @@ fn validate_rejects_broken_layouts() {
 fn check_request_accepts_omitted_or_matching_flags() {
     let layout = three();
     let dir = Path::new("/tmp/c");
-    layout.check_request(dir, None, None, None).unwrap();
+    layout.check_request(dir, None, None, None, None).unwrap();
     layout
-        .check_request(dir, Some(3), Some(6443), Some(2380))
+        .check_request(dir, Some(3), Some(6443), Some(2380), Some(0))
         .unwrap();
 }
 
@@ -139,13 +146,19 @@ fn check_request_accepts_omitted_or_matching_flags() {
 fn check_request_refuses_what_contradicts_the_fixed_layout() {
     let layout = three();
     let dir = Path::new("/tmp/c");
-    let err = layout.check_request(dir, Some(5), None, None).unwrap_err();
+    let err = layout
+        .check_request(dir, Some(5), None, None, None)
+        .unwrap_err();
     assert!(err.is_usage());
     let text = err.to_string();
     assert!(text.contains("--apiservers 5 was given"), "{text}");
     assert!(text.contains("rkube down --purge --dir /tmp/c"), "{text}");
-    assert!(layout.check_request(dir, None, Some(7000), None).is_err());
-    assert!(layout.check_request(dir, None, None, Some(2381)).is_err());
+    assert!(layout
+        .check_request(dir, None, Some(7000), None, None)
+        .is_err());
+    assert!(layout
+        .check_request(dir, None, None, Some(2381), None)
+        .is_err());
 }
 
 #[test]
@@ -236,4 +249,111 @@ fn a_layout_written_before_the_load_balancer_still_loads() {
         serde_json::from_str::<ClusterLayout>(&json).unwrap(),
         layout
     );
+}
+
+#[test]
+fn ensure_components_adds_what_is_missing_on_free_ports_and_keeps_what_exists() {
+    let mut layout = three();
+    layout.load_balancer = Some("127.0.0.1:7443".parse().unwrap());
+    assert!(!layout.ensure_components(&[], 0).unwrap());
+    assert!(layout
+        .ensure_components(&[Kind::ControllerManager, Kind::Kubelet], 2)
+        .unwrap());
+    let names: Vec<(&str, Kind, Option<&str>)> = layout
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind, c.node.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("controller-manager", Kind::ControllerManager, None),
+            ("kubelet-n1", Kind::Kubelet, Some("n1")),
+            ("kubelet-n2", Kind::Kubelet, Some("n2")),
+        ]
+    );
+    assert_eq!(layout.nodes(), 2);
+    layout.validate().unwrap();
+    for c in &layout.components {
+        assert!(c.listen.ip().is_loopback());
+        std::net::TcpListener::bind(c.listen).expect("a component's port is free");
+    }
+    let before = layout.clone();
+    assert!(!layout
+        .ensure_components(&[Kind::ControllerManager], 2)
+        .unwrap());
+    assert_eq!(layout, before);
+    assert!(layout
+        .ensure_components(&[Kind::ControllerManager, Kind::Scheduler], 2)
+        .unwrap());
+    assert_eq!(&layout.components[..3], &before.components[..]);
+    assert_eq!(layout.components[3].name, "scheduler");
+}
+
+#[test]
+fn check_request_refuses_another_number_of_nodes() {
+    let mut layout = three();
+    layout.ensure_components(&[], 1).unwrap();
+    let dir = Path::new("/tmp/c");
+    layout
+        .check_request(dir, None, None, None, Some(1))
+        .unwrap();
+    let err = layout
+        .check_request(dir, None, None, None, Some(2))
+        .unwrap_err();
+    assert!(err.is_usage());
+    assert!(err.to_string().contains("--nodes 2 was given"), "{err}");
+}
+
+#[test]
+fn validate_rejects_components_that_clash_or_are_not_components() {
+    let component = |name: &str, kind, port: u16, node: Option<&str>| ComponentAddress {
+        name: name.into(),
+        kind,
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        node: node.map(str::to_string),
+    };
+    let with = |components: Vec<ComponentAddress>| {
+        let mut layout = three();
+        layout.components = components;
+        layout.validate().map_err(|e| e.to_string())
+    };
+    assert!(with(vec![component("scheduler", Kind::Scheduler, 9000, None)]).is_ok());
+    let cases = [
+        (
+            vec![component("a1", Kind::Scheduler, 9000, None)],
+            "duplicate name a1",
+        ),
+        (
+            vec![component("lb", Kind::Scheduler, 9000, None)],
+            "duplicate name lb",
+        ),
+        (
+            vec![component("admin", Kind::Scheduler, 9000, None)],
+            "invalid process name \"admin\"",
+        ),
+        (
+            vec![component("x", Kind::Apiserver, 9000, None)],
+            "not a component",
+        ),
+        (
+            vec![component("k", Kind::Kubelet, 9000, None)],
+            "kubelet k names no node",
+        ),
+        (
+            vec![
+                component("k1", Kind::Kubelet, 9000, Some("n1")),
+                component("k2", Kind::Kubelet, 9001, Some("n1")),
+            ],
+            "node n1 is run by two kubelets",
+        ),
+        (
+            vec![component("s", Kind::Scheduler, 6443, None)],
+            "address 127.0.0.1:6443 is used twice",
+        ),
+    ];
+    for (components, expected) in cases {
+        let err = with(components).unwrap_err();
+        assert!(err.contains(expected), "{err} lacks {expected}");
+    }
 }

@@ -144,3 +144,84 @@ fn ensure_creates_everything_once_and_then_reuses_it() {
         admin_before
     );
 }
+
+/// CN and O values of a certificate file, and whether it is for client authentication.
+fn subject(path: &Path) -> (Vec<String>, Vec<String>, bool) {
+    let der = der(&std::fs::read_to_string(path).unwrap());
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let values =
+        |it: &x509_parser::x509::AttributeTypeAndValue<'_>| it.as_str().unwrap().to_string();
+    let cn = cert.subject().iter_common_name().map(values).collect();
+    let o = cert.subject().iter_organization().map(values).collect();
+    let client = cert
+        .extended_key_usage()
+        .unwrap()
+        .unwrap()
+        .value
+        .client_auth;
+    assert_eq!(cert.issuer().to_string(), "CN=rkube-ca");
+    (cn, o, client)
+}
+
+#[test]
+fn each_component_gets_a_client_certificate_with_its_kubernetes_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = ClusterPki::new(tmp.path().join("pki"));
+    let clients = [
+        ClientIdentity::controller_manager("controller-manager"),
+        ClientIdentity::scheduler("scheduler"),
+        ClientIdentity::node("kubelet-n1", "n1"),
+        ClientIdentity::node("kubelet-n2", "n2"),
+    ];
+    let written = pki.ensure_with_clients(&[], &clients).unwrap();
+    assert_eq!(
+        written,
+        [
+            "ca.crt",
+            "admin.crt",
+            "controller-manager.crt",
+            "scheduler.crt",
+            "kubelet-n1.crt",
+            "kubelet-n2.crt",
+            "tokens.csv"
+        ]
+    );
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        subject(&pki.client_cert("controller-manager")),
+        (s(&["system:kube-controller-manager"]), vec![], true)
+    );
+    assert_eq!(
+        subject(&pki.client_cert("scheduler")),
+        (s(&["system:kube-scheduler"]), vec![], true)
+    );
+    assert_eq!(
+        subject(&pki.client_cert("kubelet-n2")),
+        (s(&["system:node:n2"]), s(&["system:nodes"]), true)
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    for c in &clients {
+        let mode = std::fs::metadata(pki.client_key(&c.file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{}", c.file);
+    }
+
+    // Present ones are reused; a missing one is issued again, by the same CA.
+    let scheduler = std::fs::read(pki.client_cert("scheduler")).unwrap();
+    std::fs::remove_file(pki.client_key("kubelet-n1")).unwrap();
+    assert_eq!(
+        pki.ensure_with_clients(&[], &clients).unwrap(),
+        ["kubelet-n1.crt"]
+    );
+    assert_eq!(
+        std::fs::read(pki.client_cert("scheduler")).unwrap(),
+        scheduler
+    );
+    assert_eq!(
+        subject(&pki.client_cert("kubelet-n1")).0,
+        s(&["system:node:n1"])
+    );
+}

@@ -36,7 +36,7 @@ fn report() -> StatusReport {
             ApiserverStatus::from_probe(
                 &l.apiservers[2],
                 None,
-                &Probe::Unreachable("refused".into()),
+                &Probe::Unreachable(super::Unreachable::TimedOut(Duration::from_secs(2))),
             ),
         ],
         components: vec![],
@@ -91,7 +91,7 @@ fn components_and_nodes_serialize_in_the_contracts_shape() {
             kind: "controller-manager".into(),
             pid: Some(4243),
             healthy: true,
-            leader: true,
+            leader: Some(true),
         }],
         nodes: vec![NodeStatus {
             name: "n1".into(),
@@ -130,14 +130,14 @@ fn table_adds_components_and_nodes_only_when_there_are_any() {
         kind: "scheduler".into(),
         pid: None,
         healthy: false,
-        leader: false,
+        leader: None,
     });
     r.nodes.push(NodeStatus {
         name: "n1".into(),
         ready: true,
     });
     let table = r.render_table();
-    assert!(table.contains("\nCOMPONENT   KIND        PID      HEALTHY   LEADER\nscheduler   scheduler   <none>   false     false\n"), "{table}");
+    assert!(table.contains("\nCOMPONENT   KIND        PID      HEALTHY   LEADER\nscheduler   scheduler   <none>   false     <none>\n"), "{table}");
     assert!(table.ends_with("\nNODE   READY\nn1     true\n"), "{table}");
 }
 
@@ -177,4 +177,110 @@ async fn status_reports_replicas_nobody_serves_as_down() {
         assert_eq!(a.pid, None);
         assert_eq!(a.api_address, spec.api_address.to_string());
     }
+}
+
+#[tokio::test]
+async fn a_probe_of_a_closed_port_names_the_refused_connection() {
+    let addr = SocketAddr::from(([127, 0, 0, 1], crate::ports::free_port().unwrap()));
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        probe(addr, None, Duration::from_secs(2)),
+    )
+    .await
+    .expect("a refused connect fails fast");
+    let Probe::Unreachable(why) = answer else {
+        panic!("nothing listens on {addr}, yet it answered")
+    };
+    let text = crate::error_chain(&why);
+    assert!(
+        text.starts_with(&format!("Status call to {addr} failed")),
+        "{text}"
+    );
+    assert!(text.contains("Connection refused"), "{text}");
+}
+
+#[test]
+fn the_component_named_before_the_first_underscore_of_the_holder_holds_the_lease() {
+    let lease =
+        |holder: &str| json!({"spec": {"holderIdentity": holder, "leaseDurationSeconds": 15}});
+    let read = LeaseRead::of(Some(&lease("scheduler_6f1c2b")));
+    assert_eq!(read, LeaseRead::Held("scheduler_6f1c2b".into()));
+    assert_eq!(read.held_by("scheduler"), Some(true));
+    assert_eq!(read.held_by("scheduler-2"), Some(false));
+    assert_eq!(read.held_by("controller-manager"), Some(false));
+    let underscores = LeaseRead::of(Some(&lease("controller-manager_a_b")));
+    assert_eq!(underscores.held_by("controller-manager"), Some(true));
+    // No Lease, or one nobody holds: nobody leads. Unreadable: unknown.
+    assert_eq!(LeaseRead::of(None).held_by("scheduler"), Some(false));
+    assert_eq!(LeaseRead::of(Some(&lease(""))), LeaseRead::Free);
+    assert_eq!(LeaseRead::of(Some(&json!({"spec": {}}))), LeaseRead::Free);
+    assert_eq!(LeaseRead::Unknown.held_by("scheduler"), None);
+}
+
+#[test]
+fn a_node_is_ready_when_its_ready_condition_is_true() {
+    let node = |conditions: serde_json::Value| json!({"metadata": {"name": "n1"}, "status": {"conditions": conditions}});
+    let ready = node(json!([
+        {"type": "MemoryPressure", "status": "False"},
+        {"type": "Ready", "status": "True"}
+    ]));
+    assert_eq!(
+        NodeStatus::of(&ready),
+        Some(NodeStatus {
+            name: "n1".into(),
+            ready: true
+        })
+    );
+    for conditions in [
+        json!([{"type": "Ready", "status": "False"}]),
+        json!([{"type": "Ready", "status": "Unknown"}]),
+        json!([{"type": "MemoryPressure", "status": "True"}]),
+        json!(null),
+    ] {
+        assert_eq!(
+            NodeStatus::of(&node(conditions.clone())).map(|n| n.ready),
+            Some(false),
+            "{conditions}"
+        );
+    }
+    assert_eq!(NodeStatus::of(&json!({"metadata": {}})), None);
+}
+
+/// A one-request HTTP server answering `code` to whatever it is asked.
+async fn answer_once(code: u16) -> SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n").as_bytes())
+            .await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn readyz_passes_on_200_only_and_says_why_otherwise() {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let ok = answer_once(200).await;
+        readyz(ok, Duration::from_secs(5)).await.unwrap();
+        let not_ready = answer_once(503).await;
+        let err = readyz(not_ready, Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("http://{not_ready}/readyz answered 503")
+        );
+        let closed = SocketAddr::from(([127, 0, 0, 1], crate::ports::free_port().unwrap()));
+        let err = readyz(closed, Duration::from_secs(5)).await.unwrap_err();
+        assert!(
+            crate::error_chain(&err).contains("Connection refused"),
+            "{}",
+            crate::error_chain(&err)
+        );
+    })
+    .await
+    .unwrap();
 }

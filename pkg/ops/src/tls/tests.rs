@@ -72,7 +72,7 @@ fn new_pki() -> (tempfile::TempDir, ClusterPki) {
 
 #[tokio::test]
 async fn a_client_trusting_the_cluster_ca_reaches_an_apiserver_and_presents_the_admin_cert() {
-    tokio::time::timeout(Duration::from_secs(20), async {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
         let (_tmp, pki) = new_pki();
         let (addr, server) = serve_once(&pki).await;
         let config = client_config(
@@ -95,7 +95,7 @@ async fn a_client_trusting_the_cluster_ca_reaches_an_apiserver_and_presents_the_
 
 #[tokio::test]
 async fn a_client_refuses_a_server_signed_by_another_ca() {
-    tokio::time::timeout(Duration::from_secs(20), async {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
         let (_tmp, pki) = new_pki();
         let (_tmp2, other) = new_pki();
         let (addr, _server) = serve_once(&pki).await;

@@ -17,19 +17,32 @@
 //! (`--target leader`). The systems run one after the other, never at the same time.
 //!
 //! Modules: [`cluster`] (command lines, processes, readiness, leader detection),
-//! [`workload`] (the runs), [`stats`] (percentiles), [`report`] (results, table, goals).
+//! [`workload`] (the runs), [`stats`] (percentiles), [`report`] (results, table, goals),
+//! [`etcd`] (the part of etcd's v3 API the benchmark drives); [`api`] is `rkube bench api`.
 //! The member processes are children of the benchmark, not detached like `rkube up`'s:
 //! they are killed and the temporary directory removed on every way out, errors and
 //! Ctrl-C included.
 
 pub mod api;
 pub mod cluster;
+/// The part of etcd's v3 API that the store benchmark drives (compiled by this crate's
+/// build script, so no rkube component links etcd's protocol).
+#[allow(clippy::all)]
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}
 pub mod report;
 pub mod stats;
 pub mod workload;
 
 #[cfg(test)]
 mod tests;
+
+// The benchmarks were `rkube_ops::bench` before they became a crate of their own; the alias
+// keeps the `crate::bench::` paths of their modules valid, so edits made to them elsewhere
+// before the move still merge.
+use crate as bench;
+use rkube_ops::{apiserver_cmd, pki, process, tls};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -50,13 +63,14 @@ pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 /// Members per cluster.
 pub const MEMBERS: usize = 3;
 
-/// Which members the throughput clients send their writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which members the throughput clients send their writes to: round-robin over every
+/// member (`all`; followers forward to the leader), or only the member that leads when the
+/// run starts (`leader`).
+// No doc comments on the variants: clap would print them as per-value help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Target {
-    /// Round-robin over every member; followers forward to the leader.
     #[default]
     All,
-    /// Only the member that leads when the run starts.
     Leader,
 }
 
@@ -69,41 +83,77 @@ impl Target {
     }
 }
 
-/// What `rkube bench store` measures and how.
-#[derive(Debug, Clone)]
+/// What `rkube bench store` measures and how: its flags (cmd/rkube flattens them).
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+#[command(
+    about = "Measure the replicated store's writes and leader failover side by side with etcd",
+    long_about = "Measure the replicated store side by side with a real etcd.\n\n\
+    Starts three rkube-apiserver replicas on loopback in a temporary directory, then a \
+    three-member etcd cluster (when `etcd` is found), one after the other, fsync on, \
+    defaults everywhere. For each: --ops sequential writes from 1 client, \
+    --concurrent-ops writes from --clients concurrent clients, and --kills leader \
+    kills (kill -9) under a running writer, measuring the time until writes succeed \
+    again. Prints writes/s, latency p50/p99 and failover times side by side with the \
+    ratio rkube/etcd. Progress goes to stderr, the report to stdout. All processes and \
+    the temporary directory are removed at the end, also on error or Ctrl-C."
+)]
 pub struct StoreBenchOptions {
-    /// Writes in the single-client run.
+    /// Writes in the single-client run
+    #[arg(long, value_name = "N", default_value_t = 2000)]
     pub ops: usize,
-    /// Writes in the concurrent run (over all clients).
+    /// Writes in the concurrent run, over all clients
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub concurrent_ops: usize,
-    /// Clients in the concurrent run.
+    /// Concurrent clients in the concurrent run (each with its own connections)
+    #[arg(long, value_name = "N", default_value_t = 64)]
     pub clients: usize,
-    /// Leader kills in the failover run (0 = no failover run).
+    /// Leader kills in the failover run (0 = skip it)
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub kills: usize,
+    /// Bytes per value
+    #[arg(long, value_name = "BYTES", default_value_t = 256)]
     pub value_size: usize,
+    /// Where clients send writes: every member round-robin (followers forward to the
+    /// leader), or the leader only
+    #[arg(long, value_enum, default_value = "all")]
     pub target: Target,
-    /// Measure rkube only.
+    /// Measure rkube only
+    #[arg(long)]
     pub skip_etcd: bool,
-    /// Directory holding `rkube-apiserver` (default: next to the running executable, then `PATH`).
-    pub bin_dir: Option<PathBuf>,
-    /// The etcd binary: a path, or a name looked up on `PATH`.
+    /// The etcd binary (a path, or a name looked up on $PATH)
+    #[arg(long, value_name = "PATH", default_value = "etcd")]
     pub etcd: PathBuf,
-    /// Parent of the temporary directory (default: the system's temp dir). It must be on
-    /// the disk you mean to measure: a tmpfs makes fsync free.
+    /// Directory holding rkube-apiserver (default: next to rkube, then $PATH)
+    #[arg(long, value_name = "DIR", env = "RKUBE_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Parent of the temporary data directory (default: the system temp dir); put it on
+    /// the disk to measure, not on a tmpfs
+    #[arg(long, value_name = "DIR")]
     pub tmp_dir: Option<PathBuf>,
-    /// The failover writer's per-request timeout (then it tries the next member).
+    /// The failover writer abandons a request after this long and tries the next member
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = rkube_ops::parse_duration)]
     pub failover_request_timeout: Duration,
     /// How long a cluster may take to elect a leader (and a restarted member to catch up).
+    #[arg(skip = READY_TIMEOUT)]
     pub ready_timeout: Duration,
-    /// Extra arguments for every `rkube-apiserver` (e.g. `--election-timeout-ms=150`), for
-    /// experiments; the report lists them.
+    /// Extra argument for every rkube-apiserver, for experiments (repeatable), e.g.
+    /// --rkube-arg=--election-timeout-ms=150
+    #[arg(long = "rkube-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub rkube_args: Vec<String>,
-    /// Extra arguments for every `etcd`.
+    /// Extra argument for every etcd, for experiments (repeatable)
+    #[arg(long = "etcd-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub etcd_args: Vec<String>,
-    /// Keep the temporary directory (data and member logs) for inspection; the processes
-    /// are stopped all the same.
+    /// Keep the temporary directory (member data and logs) for inspection
+    #[arg(long)]
     pub keep_data: bool,
+    /// Output format of the report
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: rkube_ops::Output,
 }
+
+/// How long a cluster may take to elect a leader (and a restarted member to catch up)
+/// when the caller does not say.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for StoreBenchOptions {
     fn default() -> Self {
@@ -119,10 +169,11 @@ impl Default for StoreBenchOptions {
             etcd: PathBuf::from("etcd"),
             tmp_dir: None,
             failover_request_timeout: Duration::from_millis(200),
-            ready_timeout: Duration::from_secs(30),
+            ready_timeout: READY_TIMEOUT,
             rkube_args: Vec::new(),
             etcd_args: Vec::new(),
             keep_data: false,
+            output: rkube_ops::Output::Table,
         }
     }
 }
@@ -158,7 +209,7 @@ pub enum BenchError {
     InvalidOptions(String),
     /// Finding the rkube binary failed.
     #[error(transparent)]
-    Ops(#[from] crate::Error),
+    Ops(#[from] rkube_ops::Error),
     #[error("failed to {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -189,8 +240,25 @@ pub enum BenchError {
         timeout: Duration,
         logs: Vec<PathBuf>,
     },
+    #[error("bad address {addr:?}")]
+    Address {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("a client task failed")]
+    ClientTask(#[source] tokio::task::JoinError),
+    #[error("{system}: the writer made no progress for {}s before kill {kill}", waited.as_secs())]
+    NoProgress {
+        system: &'static str,
+        kill: usize,
+        waited: Duration,
+    },
+    /// What went wrong, as the API benchmark's phases describe it.
     #[error("{0}")]
     Failed(String),
+    #[error("the benchmark thread panicked")]
+    Panicked,
     #[error("interrupted")]
     Interrupted,
 }
@@ -210,6 +278,24 @@ impl BenchError {
             action,
             path: path.into(),
             source,
+        }
+    }
+}
+
+impl rkube_ops::Report for StoreBenchReport {
+    fn render_as(&self, output: rkube_ops::Output) -> String {
+        match output {
+            rkube_ops::Output::Table => self.render_table(),
+            rkube_ops::Output::Json => self.to_json(),
+        }
+    }
+}
+
+impl rkube_ops::Report for api::ApiBenchReport {
+    fn render_as(&self, output: rkube_ops::Output) -> String {
+        match output {
+            rkube_ops::Output::Table => self.render_table(),
+            rkube_ops::Output::Json => self.to_json(),
         }
     }
 }
@@ -257,8 +343,7 @@ where
             let _ = tx.send(result);
         })
         .map_err(|e| BenchError::io("start a thread in", ".", e))?;
-    rx.await
-        .map_err(|_| BenchError::Failed("the benchmark thread panicked".into()))?
+    rx.await.map_err(|_| BenchError::Panicked)?
 }
 
 /// [`run_store`] on the current runtime (no thread, no Ctrl-C handling).

@@ -19,7 +19,7 @@ use super::{BenchError, Progress};
 #[derive(Clone)]
 pub enum KvConn {
     Rkube(rkube_proto::store::kv_client::KvClient<Channel>),
-    Etcd(rkube_proto::etcd::kv_client::KvClient<Channel>),
+    Etcd(crate::etcd::kv_client::KvClient<Channel>),
 }
 
 impl KvConn {
@@ -27,7 +27,7 @@ impl KvConn {
         let ch = channel(addr)?;
         Ok(match system {
             System::Rkube => KvConn::Rkube(rkube_proto::store::kv_client::KvClient::new(ch)),
-            System::Etcd => KvConn::Etcd(rkube_proto::etcd::kv_client::KvClient::new(ch)),
+            System::Etcd => KvConn::Etcd(crate::etcd::kv_client::KvClient::new(ch)),
         })
     }
 
@@ -43,7 +43,7 @@ impl KvConn {
                 .await
                 .map(drop),
             KvConn::Etcd(c) => c
-                .put(rkube_proto::etcd::PutRequest {
+                .put(crate::etcd::PutRequest {
                     key,
                     value,
                     lease: 0,
@@ -60,13 +60,22 @@ impl KvConn {
         key: Bytes,
         value: Bytes,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), PutFailed> {
         match tokio::time::timeout(timeout, self.put(key, value)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
-            Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+            Ok(Err(status)) => Err(PutFailed::Refused(status)),
+            Err(_) => Err(PutFailed::TimedOut(timeout)),
         }
     }
+}
+
+/// Why one Put did not succeed (a sample of these goes into the report).
+#[derive(Debug, thiserror::Error)]
+pub enum PutFailed {
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Refused(tonic::Status),
+    #[error("no answer within {}ms", .0.as_millis())]
+    TimedOut(Duration),
 }
 
 /// A value of `size` bytes: printable, deterministic, different per seed (so values do
@@ -175,9 +184,7 @@ pub async fn throughput(
     let mut latencies = Vec::with_capacity(plan.ops);
     let mut errors = Vec::new();
     for t in tasks {
-        let (l, e, warm) = t
-            .await
-            .map_err(|e| BenchError::Failed(format!("a client task failed: {e}")))?;
+        let (l, e, warm) = t.await.map_err(BenchError::ClientTask)?;
         latencies.extend(l);
         errors.extend(e);
         if let Some(w) = warm {
@@ -302,10 +309,11 @@ async fn kill_loop(
         match tokio::time::timeout(plan.ready_timeout, rx.recv()).await {
             Ok(Some(_)) => {}
             _ => {
-                return Err(BenchError::Failed(format!(
-                    "{label}: the writer made no progress for {}s before kill {k}",
-                    plan.ready_timeout.as_secs()
-                )))
+                return Err(BenchError::NoProgress {
+                    system: label,
+                    kill: k,
+                    waited: plan.ready_timeout,
+                })
             }
         }
         let name = cluster.name(leader).to_string();

@@ -8,7 +8,6 @@
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -143,24 +142,18 @@ pub fn etcd_args(
     args
 }
 
-/// Reserves `n` distinct free TCP ports on 127.0.0.1 (all listeners are held until every
-/// port is chosen, so none repeats).
+/// `n` distinct free ports on 127.0.0.1, as `rkube_ops::ports` chooses them.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, BenchError> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| BenchError::io("reserve a free port on", "127.0.0.1", e))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| BenchError::io("reserve a free port on", "127.0.0.1", e))
+    Ok(rkube_ops::ports::free_ports(n, &Default::default())?)
 }
 
 /// A lazily connected gRPC channel to `addr` (`host:port`, plain HTTP/2).
 pub fn channel(addr: &str) -> Result<Channel, BenchError> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| BenchError::Failed(format!("bad address {addr:?}: {e}")))?
+        .map_err(|source| BenchError::Address {
+            addr: addr.to_string(),
+            source,
+        })?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .connect_lazy())
@@ -361,7 +354,7 @@ impl Cluster {
                         name: m.spec.name.clone(),
                         status: status.to_string(),
                         log: m.log.clone(),
-                        tail: log_tail(&m.log, 20),
+                        tail: crate::process::log_tail(&m.log, 20),
                     });
                 }
             }
@@ -391,10 +384,9 @@ impl Cluster {
                     })
                 }
                 System::Etcd => {
-                    let mut c =
-                        rkube_proto::etcd::maintenance_client::MaintenanceClient::new(channel);
+                    let mut c = crate::etcd::maintenance_client::MaintenanceClient::new(channel);
                     let r = c
-                        .status(rkube_proto::etcd::StatusRequest {})
+                        .status(crate::etcd::StatusRequest {})
                         .await
                         .ok()?
                         .into_inner();
@@ -515,15 +507,4 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
     }
-}
-
-/// The last `max_lines` lines of a log file (at most its last 16 KiB); empty if unreadable.
-pub fn log_tail(path: &Path, max_lines: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    let start = bytes.len().saturating_sub(16 * 1024);
-    let text = String::from_utf8_lossy(&bytes[start..]);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }

@@ -24,11 +24,61 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rkube_ops::{parse_duration, tls};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// What starting the balancer can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--backend-ca` cannot be read or holds no usable certificate (bad configuration).
+    #[error("cannot use --backend-ca {}", path.display())]
+    BackendCa {
+        path: PathBuf,
+        #[source]
+        source: rkube_ops::Error,
+    },
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the flags point at something unusable (exit code 64), as opposed to a
+    /// failure of the machine.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::BackendCa { .. })
+    }
+}
+
+/// Why a backend is believed unhealthy.
+#[derive(Debug, thiserror::Error)]
+pub enum Unhealthy {
+    #[error("connect failed")]
+    Connect(#[source] std::io::Error),
+    #[error("connect timed out")]
+    ConnectTimedOut,
+    #[error("TLS connect failed")]
+    TlsConnect(#[source] std::io::Error),
+    #[error("/readyz answered {0}")]
+    NotReady(u16),
+    #[error("/readyz failed")]
+    Readyz(#[source] std::io::Error),
+    #[error("health check timed out")]
+    CheckTimedOut,
+}
+
 /// `rkube lb`'s flags (the `rkube` binary flattens them; `rkube up` builds them).
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    about = "Run the TCP load balancer in front of the apiservers (`rkube up` starts it as a \
+             background process; kubectl reaches the cluster through it)",
+    long_about = None
+)]
 pub struct LbOptions {
     /// Address to accept client connections on.
     #[arg(long, value_name = "HOST:PORT")]
@@ -41,10 +91,10 @@ pub struct LbOptions {
     #[arg(long, value_name = "FILE")]
     pub backend_ca: Option<PathBuf>,
     /// How often each backend is checked.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub health_interval: Duration,
     /// How long a connect (and a health check) to one backend may take.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 }
 
@@ -67,9 +117,14 @@ pub struct LbConfig {
 }
 
 impl LbConfig {
-    pub fn from_options(opts: &LbOptions) -> crate::Result<Self> {
+    pub fn from_options(opts: &LbOptions) -> Result<Self, Error> {
         let health = match &opts.backend_ca {
-            Some(ca) => HealthCheck::Readyz(crate::tls::client_config(ca, None, &[b"http/1.1"])?),
+            Some(ca) => HealthCheck::Readyz(tls::client_config(ca, None, &[b"http/1.1"]).map_err(
+                |source| Error::BackendCa {
+                    path: ca.clone(),
+                    source,
+                },
+            )?),
             None => HealthCheck::Tcp,
         };
         Ok(LbConfig {
@@ -107,15 +162,21 @@ impl Backends {
         self.healthy[i].load(Ordering::Relaxed)
     }
 
-    /// Records a health observation; logs changes.
-    pub fn set_healthy(&self, i: usize, healthy: bool, why: &str) {
-        let was = self.healthy[i].swap(healthy, Ordering::Relaxed);
-        if was != healthy {
-            if healthy {
-                tracing::info!(backend = %self.addrs[i], "backend is healthy");
-            } else {
-                tracing::warn!(backend = %self.addrs[i], reason = why, "backend is unhealthy");
-            }
+    /// Records a passed health check; logs the change.
+    pub fn mark_healthy(&self, i: usize) {
+        if !self.healthy[i].swap(true, Ordering::Relaxed) {
+            tracing::info!(backend = %self.addrs[i], "backend is healthy");
+        }
+    }
+
+    /// Records a failed health check or connect; logs the change with its cause.
+    pub fn mark_unhealthy(&self, i: usize, why: &Unhealthy) {
+        if self.healthy[i].swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                backend = %self.addrs[i],
+                error = why as &dyn std::error::Error,
+                "backend is unhealthy"
+            );
         }
     }
 
@@ -185,11 +246,11 @@ async fn proxy(client: TcpStream, peer: SocketAddr, backends: &Backends, timeout
         let upstream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                backends.set_healthy(i, false, &format!("connect failed: {e}"));
+                backends.mark_unhealthy(i, &Unhealthy::Connect(e));
                 continue;
             }
             Err(_) => {
-                backends.set_healthy(i, false, "connect timed out");
+                backends.mark_unhealthy(i, &Unhealthy::ConnectTimedOut);
                 continue;
             }
         };
@@ -223,46 +284,46 @@ async fn health_loop(backends: Arc<Backends>, config: LbConfig, shutdown: Cancel
                 let addr = config.backends[i];
                 let r = tokio::time::timeout(config.connect_timeout, check(addr, &config.health))
                     .await
-                    .unwrap_or_else(|_| Err("health check timed out".to_string()));
+                    .unwrap_or(Err(Unhealthy::CheckTimedOut));
                 (i, r)
             }
         });
         for (i, r) in futures::future::join_all(checks).await {
             match r {
-                Ok(()) => backends.set_healthy(i, true, ""),
-                Err(why) => backends.set_healthy(i, false, &why),
+                Ok(()) => backends.mark_healthy(i),
+                Err(why) => backends.mark_unhealthy(i, &why),
             }
         }
     }
 }
 
 /// One health check of the backend at `addr`.
-pub async fn check(addr: SocketAddr, health: &HealthCheck) -> Result<(), String> {
+pub async fn check(addr: SocketAddr, health: &HealthCheck) -> Result<(), Unhealthy> {
     match health {
         HealthCheck::Tcp => TcpStream::connect(addr)
             .await
             .map(drop)
-            .map_err(|e| format!("connect failed: {e}")),
-        HealthCheck::Readyz(tls) => {
-            let mut stream = crate::tls::connect(addr, tls.clone())
+            .map_err(Unhealthy::Connect),
+        HealthCheck::Readyz(config) => {
+            let mut stream = tls::connect(addr, config.clone())
                 .await
-                .map_err(|e| format!("TLS connect failed: {e}"))?;
-            match crate::tls::http_get_status(&mut stream, &addr.to_string(), "/readyz").await {
+                .map_err(Unhealthy::TlsConnect)?;
+            match tls::http_get_status(&mut stream, &addr.to_string(), "/readyz").await {
                 Ok(200) => Ok(()),
-                Ok(code) => Err(format!("/readyz answered {code}")),
-                Err(e) => Err(format!("/readyz failed: {e}")),
+                Ok(code) => Err(Unhealthy::NotReady(code)),
+                Err(e) => Err(Unhealthy::Readyz(e)),
             }
         }
     }
 }
 
 /// `rkube lb` as a process: binds, serves until SIGTERM or SIGINT, exits.
-pub async fn serve_until_signalled(opts: LbOptions) -> crate::Result<()> {
+pub async fn serve_until_signalled(opts: LbOptions) -> Result<(), Error> {
     let config = LbConfig::from_options(&opts)?;
     let listener = TcpListener::bind(opts.listen)
         .await
-        .map_err(|source| crate::Error::Listen {
-            addr: opts.listen.to_string(),
+        .map_err(|source| Error::Listen {
+            addr: opts.listen,
             source,
         })?;
     tracing::info!(listen = %opts.listen, backends = ?opts.backends, "load balancer started");

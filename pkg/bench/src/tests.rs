@@ -436,3 +436,59 @@ fn report_renders_and_serializes() {
         .render_table()
         .contains("warning: rkube concurrent: other processes used 50% of a CPU"));
 }
+
+/// Parses a command line of one option type, as the `rkube` binary flattens it.
+fn parse_flags<T: clap::Args>(args: &[&str]) -> T {
+    #[derive(clap::Parser)]
+    struct Cli<T: clap::Args> {
+        #[command(flatten)]
+        opts: T,
+    }
+    let cli: Cli<T> =
+        clap::Parser::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    cli.opts
+}
+
+#[test]
+fn the_flags_defaults_are_the_options_defaults() {
+    let store: StoreBenchOptions = parse_flags(&[]);
+    assert_eq!(
+        StoreBenchOptions {
+            bin_dir: None,
+            ..store
+        },
+        StoreBenchOptions::default()
+    );
+    let api: api::ApiBenchOptions = parse_flags(&[]);
+    assert_eq!(
+        api::ApiBenchOptions {
+            bin_dir: None,
+            ..api
+        },
+        api::ApiBenchOptions::default()
+    );
+}
+
+#[test]
+fn flags_fill_the_options_they_name() {
+    let store: StoreBenchOptions = parse_flags(&[
+        "--target",
+        "leader",
+        "--failover-request-timeout",
+        "1s",
+        "--rkube-arg=--heartbeat-ms=10",
+        "--etcd-arg",
+        "--quota-backend-bytes=1",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(store.target, Target::Leader);
+    assert_eq!(store.failover_request_timeout, Duration::from_secs(1));
+    assert_eq!(store.rkube_args, ["--heartbeat-ms=10"]);
+    assert_eq!(store.etcd_args, ["--quota-backend-bytes=1"]);
+    assert_eq!(store.output, rkube_ops::Output::Json);
+    let api: api::ApiBenchOptions = parse_flags(&["--watch-duration", "500ms", "--rate", "7.5"]);
+    assert_eq!(api.watch_duration, Duration::from_millis(500));
+    assert_eq!(api.rate, 7.5);
+}
