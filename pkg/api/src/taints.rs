@@ -79,17 +79,57 @@ mod tests {
     fn tolerations_match_taints_as_kubernetes_matches_them() {
         let t = taint("dedicated", "gpu", "NoSchedule");
         let cases = [
-            (tol("dedicated", "Equal", "gpu", "NoSchedule"), true, "exact"),
-            (tol("dedicated", "", "gpu", "NoSchedule"), true, "Equal is the default operator"),
-            (tol("dedicated", "Equal", "cpu", "NoSchedule"), false, "another value"),
-            (tol("dedicated", "Exists", "", "NoSchedule"), true, "Exists ignores the value"),
-            (tol("dedicated", "Exists", "", ""), true, "an empty effect matches every effect"),
-            (tol("dedicated", "Exists", "", "NoExecute"), false, "another effect"),
-            (tol("", "Exists", "", ""), true, "empty key with Exists tolerates everything"),
-            (tol("", "Exists", "", "NoExecute"), false, "...of its effect only"),
-            (tol("", "Equal", "", "NoSchedule"), false, "an empty key needs Exists"),
+            (
+                tol("dedicated", "Equal", "gpu", "NoSchedule"),
+                true,
+                "exact",
+            ),
+            (
+                tol("dedicated", "", "gpu", "NoSchedule"),
+                true,
+                "Equal is the default operator",
+            ),
+            (
+                tol("dedicated", "Equal", "cpu", "NoSchedule"),
+                false,
+                "another value",
+            ),
+            (
+                tol("dedicated", "Exists", "", "NoSchedule"),
+                true,
+                "Exists ignores the value",
+            ),
+            (
+                tol("dedicated", "Exists", "", ""),
+                true,
+                "an empty effect matches every effect",
+            ),
+            (
+                tol("dedicated", "Exists", "", "NoExecute"),
+                false,
+                "another effect",
+            ),
+            (
+                tol("", "Exists", "", ""),
+                true,
+                "empty key with Exists tolerates everything",
+            ),
+            (
+                tol("", "Exists", "", "NoExecute"),
+                false,
+                "...of its effect only",
+            ),
+            (
+                tol("", "Equal", "", "NoSchedule"),
+                false,
+                "an empty key needs Exists",
+            ),
             (tol("other", "Exists", "", ""), false, "another key"),
-            (tol("dedicated", "Lt", "gpu", ""), false, "an unknown operator tolerates nothing"),
+            (
+                tol("dedicated", "Lt", "gpu", ""),
+                false,
+                "an unknown operator tolerates nothing",
+            ),
         ];
         for (toleration, want, why) in cases {
             assert_eq!(tolerates(&toleration, &t), want, "{why}");
@@ -98,11 +138,21 @@ mod tests {
 
     #[test]
     fn all_taints_of_the_given_effects_must_be_tolerated() {
-        let taints = [taint(UNREACHABLE, "", NO_EXECUTE), taint("x", "", PREFER_NO_SCHEDULE)];
+        let taints = [
+            taint(UNREACHABLE, "", NO_EXECUTE),
+            taint("x", "", PREFER_NO_SCHEDULE),
+        ];
         let tols = [tol(UNREACHABLE, "Exists", "", NO_EXECUTE)];
         assert!(tolerates_all(&tols, &taints, &[NO_EXECUTE]));
-        assert!(!tolerates_all(&tols, &taints, &[NO_EXECUTE, PREFER_NO_SCHEDULE]));
-        assert!(tolerates_all(&[], &taints, &[NO_SCHEDULE]), "no such taints");
+        assert!(!tolerates_all(
+            &tols,
+            &taints,
+            &[NO_EXECUTE, PREFER_NO_SCHEDULE]
+        ));
+        assert!(
+            tolerates_all(&[], &taints, &[NO_SCHEDULE]),
+            "no such taints"
+        );
         assert_eq!(tolerating(&tols, &taints[0]).len(), 1);
     }
 }

@@ -34,6 +34,7 @@ struct Flags {
     listen: Option<SocketAddr>,
     leader_elect: bool,
     node: Option<String>,
+    name: Option<String>,
 }
 
 fn parse() -> Flags {
@@ -71,6 +72,7 @@ fn parse() -> Flags {
             "--log-format" if value == "text" || value == "json" => {}
             "--otlp-endpoint" => {}
             "--node-name" => flags.node = Some(value),
+            "--name" => flags.name = Some(value),
             _ => fail(&format!("unknown flag {arg} {value}")),
         }
     }
@@ -151,7 +153,11 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .unwrap_or_else(|e| fail(&format!("listen on {listen}: {e}")));
-    if flags.leader_elect {
+    // The first candidate takes the Lease; later ones stand by, as in a real election.
+    let lease_file =
+        Path::new("fake-objects/leases/kube-system").join(format!("kube-{component}.json"));
+    if flags.leader_elect && !lease_file.exists() {
+        let instance = flags.name.clone().unwrap_or_else(|| component.clone());
         publish(
             "leases",
             "kube-system",
@@ -159,7 +165,7 @@ async fn main() {
             serde_json::json!({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": format!("kube-{component}"), "namespace": "kube-system"},
-                "spec": {"holderIdentity": format!("{component}_{}", std::process::id())},
+                "spec": {"holderIdentity": format!("{instance}_{}", std::process::id())},
             }),
         );
     }

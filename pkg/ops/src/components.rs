@@ -29,7 +29,7 @@ use crate::process::{APISERVER_BIN, LB_NAME, RKUBE_BIN};
 /// The kinds beyond the apiservers and the load balancer that `up` can start, because
 /// their binaries exist. Empty until they do: the change that adds `rkube-scheduler` adds
 /// [`Kind::Scheduler`] here, and so on.
-pub const AVAILABLE: &[Kind] = &[];
+pub const AVAILABLE: &[Kind] = &[Kind::ControllerManager];
 
 /// What a process is. Its JSON form is the `kind` of `rkube status -o json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -221,17 +221,24 @@ pub fn table(
 /// the controller-manager's and the scheduler's always (a cluster has them, whether or not
 /// this `rkube` runs them), and one per kubelet of the layout.
 pub fn identities(layout: &ClusterLayout) -> Vec<ClientIdentity> {
-    let name = |kind: Kind| {
-        layout
+    let mut ids = Vec::new();
+    for kind in [Kind::ControllerManager, Kind::Scheduler] {
+        let mut names: Vec<&str> = layout
             .components
             .iter()
-            .find(|c| c.kind == kind)
-            .map_or(kind.as_str(), |c| c.name.as_str())
-    };
-    let mut ids = vec![
-        ClientIdentity::controller_manager(name(Kind::ControllerManager)),
-        ClientIdentity::scheduler(name(Kind::Scheduler)),
-    ];
+            .filter(|c| c.kind == kind)
+            .map(|c| c.name.as_str())
+            .collect();
+        if names.is_empty() {
+            names.push(kind.as_str());
+        }
+        for name in names {
+            ids.push(match kind {
+                Kind::ControllerManager => ClientIdentity::controller_manager(name),
+                _ => ClientIdentity::scheduler(name),
+            });
+        }
+    }
     ids.extend(
         layout
             .components
@@ -348,6 +355,9 @@ pub fn component_args(
         pki.client_key(&component.name).into(),
         "--listen".into(),
         component.listen.to_string().into(),
+        // The instance name starts its Lease holder identity, which `status` reads.
+        "--name".into(),
+        component.name.clone().into(),
     ]);
     if component.kind.lease().is_some() {
         args.push("--leader-elect=true".into());

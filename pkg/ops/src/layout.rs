@@ -275,6 +275,10 @@ impl ApiserverSpec {
     }
 }
 
+/// How many replicas of each leader-elected component (controller-manager, scheduler) a
+/// local cluster runs: one leads, one stands by.
+pub const REPLICAS_PER_ELECTED_KIND: usize = 2;
+
 impl ClusterLayout {
     /// Lays out `apiservers` replicas on the given ports (replica `i` gets `api_ports[i]` and
     /// `peer_ports[i]`). Pure: the ports are taken as given.
@@ -422,15 +426,20 @@ impl ClusterLayout {
         Ok(true)
     }
 
-    /// Adds what the layout lacks of one `controller-manager` and one `scheduler` (when
+    /// Adds what the layout lacks of two controller-managers and two schedulers
+    /// (`controller-manager-1`, `-2`, ...; active/standby by their Lease; when
     /// `kinds` holds them) and of `nodes` kubelets (`kubelet-n1` runs node `n1`, ...), each
     /// on a free port. Returns whether the layout changed (and must be saved). Components
     /// already laid out keep their ports; none is removed.
     pub fn ensure_components(&mut self, kinds: &[Kind], nodes: usize) -> Result<bool> {
         let mut wanted: Vec<(String, Kind, Option<String>)> = Vec::new();
+        // Active/standby pairs: two of each leader-elected kind.
         for kind in [Kind::ControllerManager, Kind::Scheduler] {
-            if kinds.contains(&kind) && !self.components.iter().any(|c| c.kind == kind) {
-                wanted.push((kind.as_str().to_string(), kind, None));
+            for i in 1..=REPLICAS_PER_ELECTED_KIND {
+                let name = format!("{}-{i}", kind.as_str());
+                if kinds.contains(&kind) && !self.components.iter().any(|c| c.name == name) {
+                    wanted.push((name, kind, None));
+                }
             }
         }
         for i in 1..=nodes {

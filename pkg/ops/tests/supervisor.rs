@@ -73,12 +73,14 @@ impl Sandbox {
             nodes: Some(0),
             bin_dir: Some(self.bin.clone()),
             timeout: Duration::from_secs(20),
+            // The apiservers and the load balancer only; `full` adds the components.
+            components: vec![],
             ..UpOptions::new(&self.dir)
         }
     }
 
-    /// A whole cluster: `apiservers` replicas, the load balancer, a controller-manager, a
-    /// scheduler and `nodes` kubelets (stand-ins), every process logging JSON.
+    /// A whole cluster: `apiservers` replicas, the load balancer, two controller-managers,
+    /// two schedulers and `nodes` kubelets (stand-ins), every process logging JSON.
     fn full(&self, apiservers: usize, nodes: usize) -> UpOptions {
         UpOptions {
             nodes: Some(nodes),
@@ -422,8 +424,10 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
         assert_eq!(
             started,
             [
-                ("controller-manager", Kind::ControllerManager, true),
-                ("scheduler", Kind::Scheduler, true),
+                ("controller-manager-1", Kind::ControllerManager, true),
+                ("controller-manager-2", Kind::ControllerManager, true),
+                ("scheduler-1", Kind::Scheduler, true),
+                ("scheduler-2", Kind::Scheduler, true),
                 ("kubelet-n1", Kind::Kubelet, true),
                 ("kubelet-n2", Kind::Kubelet, true),
             ]
@@ -431,7 +435,7 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
         assert!(
             lines
                 .iter()
-                .any(|l| l.starts_with("starting scheduler (pid ")),
+                .any(|l| l.starts_with("starting scheduler-2 (pid ")),
             "{lines:?}"
         );
         assert!(
@@ -439,8 +443,10 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
             "{lines:?}"
         );
         for name in [
-            "controller-manager",
-            "scheduler",
+            "controller-manager-1",
+            "controller-manager-2",
+            "scheduler-1",
+            "scheduler-2",
             "kubelet-n1",
             "kubelet-n2",
         ] {
@@ -474,8 +480,20 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
             components,
             [
                 ("lb", "load-balancer", true, None),
-                ("controller-manager", "controller-manager", true, Some(true)),
-                ("scheduler", "scheduler", true, Some(true)),
+                (
+                    "controller-manager-1",
+                    "controller-manager",
+                    true,
+                    Some(true)
+                ),
+                (
+                    "controller-manager-2",
+                    "controller-manager",
+                    true,
+                    Some(false)
+                ),
+                ("scheduler-1", "scheduler", true, Some(true)),
+                ("scheduler-2", "scheduler", true, Some(false)),
                 ("kubelet-n1", "kubelet", true, None),
                 ("kubelet-n2", "kubelet", true, None),
             ],
@@ -490,7 +508,8 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
         assert_eq!(nodes, [("n1", true), ("n2", true)]);
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["components"][0]["leader"], serde_json::Value::Null);
-        assert_eq!(json["components"][2]["leader"], true);
+        assert_eq!(json["components"][1]["leader"], true);
+        assert_eq!(json["components"][2]["leader"], false);
 
         // Another holder, then no Lease at all: the scheduler does not lead.
         let lease = sb
@@ -500,7 +519,7 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
         let scheduler = |r: &rkube_ops::StatusReport| {
             r.components
                 .iter()
-                .find(|c| c.name == "scheduler")
+                .find(|c| c.name == "scheduler-1")
                 .unwrap()
                 .clone()
         };
@@ -515,7 +534,7 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
         );
 
         // A dead component is reported and is the only process `up` starts again.
-        let pid = cluster.components[1].pid;
+        let pid = cluster.components[2].pid;
         kill9(pid).await;
         let dead = scheduler(&status(&sb.dir).await.unwrap());
         assert_eq!((dead.pid, dead.healthy), (None, false));
@@ -537,8 +556,10 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
             [
                 ("a1", false),
                 ("lb", false),
-                ("controller-manager", false),
-                ("scheduler", true),
+                ("controller-manager-1", false),
+                ("controller-manager-2", false),
+                ("scheduler-1", true),
+                ("scheduler-2", false),
                 ("kubelet-n1", false),
                 ("kubelet-n2", false),
             ]
@@ -560,11 +581,13 @@ async fn up_runs_every_row_of_the_table_and_status_reports_components_leases_and
             kinds,
             [
                 ("apiserver", "a1"),
-                ("controller-manager", "controller-manager"),
+                ("controller-manager", "controller-manager-1"),
+                ("controller-manager", "controller-manager-2"),
                 ("kubelet", "kubelet-n1"),
                 ("kubelet", "kubelet-n2"),
                 ("load balancer", "lb"),
-                ("scheduler", "scheduler"),
+                ("scheduler", "scheduler-1"),
+                ("scheduler", "scheduler-2"),
             ]
         );
         let report = status(&sb.dir).await.unwrap();
@@ -592,7 +615,9 @@ async fn up_fails_fast_with_the_log_tail_when_a_component_exits() {
                 // Both stand-ins exit; whichever is noticed first is named.
                 let (component, _) = name.split_once(" (pid ").expect("a pid in the name");
                 assert!(
-                    ["controller-manager", "scheduler"].contains(&component),
+                    ["controller-manager-", "scheduler-"]
+                        .iter()
+                        .any(|kind| component.starts_with(kind)),
                     "{name}"
                 );
                 assert!(log.ends_with(format!("logs/{component}.log")));
@@ -619,9 +644,9 @@ async fn up_times_out_naming_the_component_whose_readyz_fails() {
             Error::NotReady {
                 name, reason, log, ..
             } => {
-                assert_eq!(name, "controller-manager");
+                assert_eq!(name, "controller-manager-1");
                 assert!(reason.ends_with("/readyz answered 503"), "{reason}");
-                assert!(log.ends_with("logs/controller-manager.log"));
+                assert!(log.ends_with("logs/controller-manager-1.log"));
             }
             other => panic!("unexpected error: {other}"),
         }

@@ -228,6 +228,8 @@ fn components_get_every_apiserver_their_identity_their_listen_address_and_teleme
             "/c/pki/controller-manager.key",
             "--listen",
             "127.0.0.1:10257",
+            "--name",
+            "controller-manager",
             "--leader-elect=true",
             "--log-format",
             "json",
@@ -248,6 +250,8 @@ fn components_get_every_apiserver_their_identity_their_listen_address_and_teleme
             "/c/pki/kubelet-n2.key",
             "--listen",
             "127.0.0.1:10251",
+            "--name",
+            "kubelet-n2",
             "--node-name",
             "n2",
         ]

@@ -267,7 +267,8 @@ fn ensure_components_adds_what_is_missing_on_free_ports_and_keeps_what_exists() 
     assert_eq!(
         names,
         [
-            ("controller-manager", Kind::ControllerManager, None),
+            ("controller-manager-1", Kind::ControllerManager, None),
+            ("controller-manager-2", Kind::ControllerManager, None),
             ("kubelet-n1", Kind::Kubelet, Some("n1")),
             ("kubelet-n2", Kind::Kubelet, Some("n2")),
         ]
@@ -286,8 +287,9 @@ fn ensure_components_adds_what_is_missing_on_free_ports_and_keeps_what_exists() 
     assert!(layout
         .ensure_components(&[Kind::ControllerManager, Kind::Scheduler], 2)
         .unwrap());
-    assert_eq!(&layout.components[..3], &before.components[..]);
-    assert_eq!(layout.components[3].name, "scheduler");
+    assert_eq!(&layout.components[..4], &before.components[..]);
+    assert_eq!(layout.components[4].name, "scheduler-1");
+    assert_eq!(layout.components[5].name, "scheduler-2");
 }
 
 #[test]

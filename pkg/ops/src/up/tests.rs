@@ -254,12 +254,10 @@ fn summary_lists_the_components_and_names_the_kinds_the_cluster_lacks() {
         dir: PathBuf::from("/c"),
         apiservers: vec![start("a1", Kind::Apiserver, 11, true)],
         load_balancer: start("lb", Kind::LoadBalancer, 12, true),
-        components: vec![start(
-            "controller-manager",
-            Kind::ControllerManager,
-            13,
-            false,
-        )],
+        components: vec![
+            start("controller-manager-1", Kind::ControllerManager, 13, false),
+            start("controller-manager-2", Kind::ControllerManager, 14, true),
+        ],
         leader: "a1".into(),
         term: 1,
         layout,
@@ -267,7 +265,7 @@ fn summary_lists_the_components_and_names_the_kinds_the_cluster_lacks() {
     let text = cluster.summary(Path::new("/c"));
     assert!(
         text.contains(&format!(
-            "  controller-manager pid 13       health http://{listen}/readyz   already running\n"
+            "  controller-manager-1 pid 13       health http://{listen}/readyz   already running\n"
         )),
         "{text}"
     );
