@@ -9,6 +9,8 @@
 //!   CIDRs).
 //! - [`serviceaccount`]: every namespace gets its `default` ServiceAccount.
 //! - [`nodeipam`]: every node gets a pod CIDR from the cluster CIDR.
+//! - [`nodelifecycle`]: silent nodes turn Ready=Unknown and get tainted; pods leave
+//!   NoExecute-tainted nodes when their tolerations run out.
 //!
 //! [`run`] starts every enabled controller over one informer factory and returns when
 //! the shutdown token fired and they all stopped. Never: reach the store or the
@@ -16,6 +18,7 @@
 
 pub mod config;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod serviceaccount;
 
 use std::future::Future;
