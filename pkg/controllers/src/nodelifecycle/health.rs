@@ -78,10 +78,10 @@ fn is_ours(t: &Taint) -> bool {
 }
 
 /// The node's taints as its Ready condition and `spec.unschedulable` call for: Ready
-/// False → `not-ready` NoSchedule + NoExecute, Unknown (or none) → `unreachable` NoSchedule
-/// + NoExecute, True → neither; cordoned → `unschedulable` NoSchedule. Taints of other keys
-/// are kept, and a taint the node already has keeps its `timeAdded` (eviction deadlines
-/// count from it). `None` when nothing changes.
+/// False → `not-ready` NoSchedule and NoExecute, Unknown (or none) → `unreachable`
+/// NoSchedule and NoExecute, True → neither; cordoned → `unschedulable` NoSchedule.
+/// Taints of other keys are kept, and a taint the node already has keeps its `timeAdded`
+/// (eviction deadlines count from it). `None` when nothing changes.
 pub fn desired_taints(node: &Node, now: Timestamp) -> Option<Vec<Taint>> {
     let current = node
         .spec
@@ -108,7 +108,7 @@ pub fn desired_taints(node: &Node, now: Timestamp) -> Option<Vec<Taint>> {
             key: k.to_string(),
             value: None,
             effect: effect.to_string(),
-            time_added: (effect == NO_EXECUTE).then(|| Time(now)),
+            time_added: (effect == NO_EXECUTE).then_some(Time(now)),
         }));
     }
     let same = next.len() == current.len() && next.iter().all(|t| current.contains(t));
