@@ -64,7 +64,8 @@ fn keys(t: &[Taint]) -> Vec<String> {
 fn taints_follow_the_ready_condition_and_cordoning() {
     let other = taint("dedicated", NO_SCHEDULE, None);
     // (ready, existing taints, cordoned, wanted taints or None when nothing changes)
-    let cases: Vec<(Option<&str>, Vec<Taint>, bool, Option<Vec<&str>>)> = vec![
+    type Case<'a> = (Option<&'a str>, Vec<Taint>, bool, Option<Vec<&'a str>>);
+    let cases: Vec<Case> = vec![
         (Some("True"), vec![], false, None),
         (
             Some("False"),
