@@ -16,6 +16,10 @@
 //! - [`PodTraceContext`]: a new pod carries its creating request's W3C
 //!   `traceparent` in the `tracing.k8s.io/traceparent` annotation, so the
 //!   scheduler and the kubelet can continue the same trace.
+//! - [`DefaultTolerationSeconds`]: a new pod that does not say otherwise
+//!   tolerates the `not-ready` and `unreachable` NoExecute taints for 300 s, so
+//!   the node lifecycle controller evicts it five minutes after its node fails
+//!   (Kubernetes' plugin of the same name).
 
 use rkube_api::registry::ResourceInfo;
 use rkube_api::status::Status;
@@ -73,6 +77,7 @@ impl Default for Chain {
         Self::new(vec![
             Box::new(NamespaceLifecycle),
             Box::new(PodTraceContext),
+            Box::new(DefaultTolerationSeconds::default()),
         ])
     }
 }
@@ -182,6 +187,75 @@ impl Plugin for PodTraceContext {
     }
 }
 
+/// Adds the default `not-ready` / `unreachable` NoExecute tolerations to new pods.
+pub struct DefaultTolerationSeconds {
+    pub not_ready_seconds: i64,
+    pub unreachable_seconds: i64,
+}
+
+impl Default for DefaultTolerationSeconds {
+    /// Kubernetes' `--default-not-ready-toleration-seconds` and
+    /// `--default-unreachable-toleration-seconds`.
+    fn default() -> Self {
+        DefaultTolerationSeconds {
+            not_ready_seconds: 300,
+            unreachable_seconds: 300,
+        }
+    }
+}
+
+impl DefaultTolerationSeconds {
+    /// Whether one of `tolerations` already covers NoExecute taints of `key` (its key is
+    /// `key` or empty, its effect NoExecute or empty), as Kubernetes decides it.
+    fn covered(tolerations: &[Value], key: &str) -> bool {
+        tolerations.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Plugin for DefaultTolerationSeconds {
+    fn name(&self) -> &'static str {
+        "DefaultTolerationSeconds"
+    }
+
+    fn mutate(&self, attrs: &Attributes<'_>, obj: &mut Value) -> Result<(), Status> {
+        if attrs.operation != Operation::Create
+            || attrs.info.kind != "Pod"
+            || attrs.subresource.is_some()
+        {
+            return Ok(());
+        }
+        let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        let list = spec
+            .entry("tolerations")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let Some(list) = list.as_array_mut() else {
+            // Not a list: validation refuses the pod with the right message.
+            return Ok(());
+        };
+        for (key, seconds) in [
+            (rkube_api::taints::NOT_READY, self.not_ready_seconds),
+            (rkube_api::taints::UNREACHABLE, self.unreachable_seconds),
+        ] {
+            if !Self::covered(list, key) {
+                list.push(serde_json::json!({
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": seconds,
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,10 +299,51 @@ mod tests {
     }
 
     #[test]
-    fn the_default_chain_runs_namespace_lifecycle_then_the_trace_context() {
+    fn the_default_chain_runs_namespace_lifecycle_the_trace_context_then_default_tolerations() {
         assert_eq!(
             Chain::default().names(),
-            ["NamespaceLifecycle", "PodTraceContext"]
+            [
+                "NamespaceLifecycle",
+                "PodTraceContext",
+                "DefaultTolerationSeconds"
+            ]
         );
+    }
+
+    #[test]
+    fn new_pods_tolerate_not_ready_and_unreachable_for_300_seconds_unless_they_say_otherwise() {
+        let info = rkube_api::registry::lookup("", "v1", "pods").unwrap();
+        let mut a = attrs(info, Operation::Create, "p");
+        a.namespace = "default";
+        let tolerations = |spec: Value| {
+            let mut pod = json!({"metadata": {"name": "p"}, "spec": spec});
+            DefaultTolerationSeconds::default()
+                .mutate(&a, &mut pod)
+                .unwrap();
+            pod["spec"]["tolerations"].clone()
+        };
+        let both = json!([
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        ]);
+        assert_eq!(tolerations(json!({"containers": []})), both);
+        let own = json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5});
+        let got = tolerations(json!({"tolerations": [own.clone()]}));
+        assert_eq!(
+            got,
+            json!([own, both[0].clone()]),
+            "its own unreachable toleration is kept"
+        );
+        let everything = json!({"operator": "Exists"});
+        assert_eq!(
+            tolerations(json!({"tolerations": [everything.clone()]})),
+            json!([everything])
+        );
+        let mut update = json!({"spec": {}});
+        let u = attrs(info, Operation::Update, "p");
+        DefaultTolerationSeconds::default()
+            .mutate(&u, &mut update)
+            .unwrap();
+        assert_eq!(update, json!({"spec": {}}), "updates are left alone");
     }
 }
