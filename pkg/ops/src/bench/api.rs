@@ -16,6 +16,11 @@
 //!    each, spread over the replicas), and a writer patching those pods at `--watch-rate`
 //!    with its send time in an annotation → delivery latency from send to receipt, over
 //!    every (write, watcher) pair, and how many deliveries never arrived.
+//! 5. **node watch**: `node_watchers` watch streams as that many kubelets open them (one
+//!    connection each, pods of every namespace with `fieldSelector=spec.nodeName=node-<i>`),
+//!    one pod bound to each node, and a writer patching those pods in turn at
+//!    `node_watch_rate` → delivery latency, deliveries to the wrong watcher, the replicas'
+//!    CPU (`/proc/<pid>/stat`) and RSS with every stream open.
 //!
 //! Modules: [`http`] (the HTTP/2-over-TLS client), [`workload`] (the phases), [`report`]
 //! (results, table, aims). The replicas are children of the benchmark, killed (and the
@@ -62,6 +67,12 @@ pub struct ApiBenchOptions {
     /// Writes per second during the watch phase.
     pub watch_rate: f64,
     pub watch_duration: Duration,
+    /// Watchers of the node watch, one per node (0 = skip it). `rkube bench api` has no
+    /// flag for it yet; `RKUBE_BENCH_NODE_WATCHERS` sets it.
+    pub node_watchers: usize,
+    /// Writes per second during the node watch (`RKUBE_BENCH_NODE_WATCH_RATE`); it runs for
+    /// `watch_duration`.
+    pub node_watch_rate: f64,
     pub bin_dir: Option<PathBuf>,
     pub tmp_dir: Option<PathBuf>,
     pub ready_timeout: Duration,
@@ -83,6 +94,8 @@ impl Default for ApiBenchOptions {
             watchers: 1000,
             watch_rate: 10.0,
             watch_duration: Duration::from_secs(20),
+            node_watchers: env_or("RKUBE_BENCH_NODE_WATCHERS", 10_000),
+            node_watch_rate: env_or("RKUBE_BENCH_NODE_WATCH_RATE", 50.0),
             bin_dir: None,
             tmp_dir: None,
             ready_timeout: Duration::from_secs(30),
@@ -91,6 +104,15 @@ impl Default for ApiBenchOptions {
             keep_data: false,
         }
     }
+}
+
+/// The value of environment variable `name`, or `default` when it is unset or does not
+/// parse (the node watch's size until `rkube bench api` has flags for it).
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 impl ApiBenchOptions {
@@ -111,6 +133,14 @@ impl ApiBenchOptions {
         }
         if self.watchers > 0 && self.watch_duration.is_zero() {
             return bad("--watch-duration must be more than 0 (or --watchers 0)");
+        }
+        if self.node_watchers > 0 {
+            if !(self.node_watch_rate > 0.0 && self.node_watch_rate <= 10_000.0) {
+                return bad("the node watch rate must be more than 0 and at most 10000");
+            }
+            if self.watch_duration.is_zero() {
+                return bad("--watch-duration must be more than 0 (or no node watchers)");
+            }
         }
         Ok(())
     }
@@ -333,6 +363,57 @@ pub async fn run_api_here(
         Some(w)
     };
 
+    // Phase 5: node watch.
+    let node_watch = if opts.node_watchers == 0 {
+        None
+    } else {
+        let plan = WatchPlan {
+            watchers: opts.node_watchers,
+            rate: opts.node_watch_rate,
+            duration: opts.watch_duration,
+            drain: Duration::from_secs(10),
+            timeout,
+        };
+        let creators = workload::connect_many(&addrs, opts.clients, config.clone()).await?;
+        let w = workload::node_watch_delivery(
+            &addrs,
+            config.clone(),
+            &admin[0],
+            &creators,
+            &plan,
+            &pids,
+            progress,
+        )
+        .await?;
+        drop(creators);
+        cluster.check_alive()?;
+        progress(&format!(
+            "node watch: delivery p50 {} p99 {} max {}; {} of {} delivered, {} to a wrong \
+             node; server CPU {:.1} s over {:.1} s ({:.2} CPU); RSS with the streams open: \
+             {} MiB{}",
+            fmt_ms(w.latency.p50_us as f64 / 1e3),
+            fmt_ms(w.latency.p99_us as f64 / 1e3),
+            fmt_ms(w.latency.max_us as f64 / 1e3),
+            w.delivered,
+            w.expected,
+            w.misdelivered,
+            w.cpu.server_cpu_seconds,
+            w.cpu.seconds,
+            w.cpu.server_cpu_seconds / w.cpu.seconds.max(1e-9),
+            w.rss_mib_open
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            if w.cpu.disturbed() {
+                " (disturbed: the machine is not idle)"
+            } else {
+                ""
+            }
+        ));
+        Some(w)
+    };
+
     let memory = pids
         .iter()
         .enumerate()
@@ -366,6 +447,8 @@ pub async fn run_api_here(
             watchers: opts.watchers,
             watch_rate: opts.watch_rate,
             watch_duration_s: opts.watch_duration.as_secs_f64(),
+            node_watchers: opts.node_watchers,
+            node_watch_rate: opts.node_watch_rate,
             transport: TRANSPORT.to_string(),
             rkube_args: opts.rkube_args.clone(),
         },
@@ -375,6 +458,7 @@ pub async fn run_api_here(
         write,
         read,
         watch,
+        node_watch,
         memory,
         goals: Vec::new(),
     }
