@@ -54,13 +54,8 @@ struct SnapshotFile {
     data: Vec<u8>,
 }
 
-fn sto_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
-    StorageIOError::new(
-        ErrorSubject::StateMachine,
-        verb,
-        openraft::AnyError::error(e.to_string()),
-    )
-    .into()
+fn sto_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::new(ErrorSubject::StateMachine, verb, openraft::AnyError::new(&e)).into()
 }
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
