@@ -508,30 +508,35 @@ impl ResourceCache {
     /// Applies one batch of the store watch and offers each change to the watchers.
     fn apply(&self, batch: WatchBatch) {
         let info = &self.info;
+        // Decoding is the expensive part: done before taking the lock, so watchers
+        // come and go meanwhile.
+        let decoded: Vec<(Bytes, i64, Option<Arc<Object>>)> = batch
+            .events
+            .into_iter()
+            .filter_map(|ev| {
+                let (key, revision) = (ev.kv.key, ev.kv.mod_revision);
+                match ev.kind {
+                    EventKind::Delete => Some((key, revision, None)),
+                    EventKind::Put => {
+                        match Object::from_stored(info, key.clone(), &ev.kv.value, revision) {
+                            Ok(o) => Some((key, revision, Some(Arc::new(o)))),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "watch cache: skipping an undecodable object");
+                                None
+                            }
+                        }
+                    }
+                }
+            })
+            .collect();
         let now = Instant::now();
         let mut st = self.lock();
         let st = &mut *st;
         let (mut sent, mut slow) = (0, 0);
-        for ev in batch.events {
-            let (key, revision) = (ev.kv.key, ev.kv.mod_revision);
+        for (key, revision, put) in decoded {
             let namespace = namespace_of(info, &key).to_string();
-            let slow_status = |_: &Watcher| {
-                Status::expired(format!(
-                    "too old resource version: the watcher fell more than {} events behind \
-                     at revision {revision}; watch again from the last resourceVersion received",
-                    self.config.watcher_buffer
-                ))
-            };
-            let event = match ev.kind {
-                EventKind::Put => {
-                    let object = match Object::from_stored(info, key.clone(), &ev.kv.value, revision)
-                    {
-                        Ok(o) => Arc::new(o),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "watch cache: skipping an undecodable object");
-                            continue;
-                        }
-                    };
+            let event = match put {
+                Some(object) => {
                     let prev = st.objects.insert(key, object.clone());
                     CachedEvent {
                         revision,
@@ -540,7 +545,7 @@ impl ResourceCache {
                         deleted: false,
                     }
                 }
-                EventKind::Delete => {
+                None => {
                     let Some(prev) = st.objects.remove(&key) else {
                         continue;
                     };
@@ -551,6 +556,13 @@ impl ResourceCache {
                         deleted: true,
                     }
                 }
+            };
+            let slow_status = |_: &Watcher| {
+                Status::expired(format!(
+                    "too old resource version: the watcher fell more than {} events behind \
+                     at revision {revision}; watch again from the last resourceVersion received",
+                    self.config.watcher_buffer
+                ))
             };
             let done = st.watchers.dispatch(
                 revision,

@@ -82,12 +82,18 @@ impl Object {
                     .collect()
             })
             .unwrap_or_default();
+        let mut json = serde_json::to_vec(value).expect("JSON values encode");
+        // `Bytes` keeps a `Vec`'s whole allocation; the cache holds many of these.
+        json.shrink_to_fit();
+        let mut fields = rkube_api::selectors::field_set(info, value);
+        // Field selectors read an absent field as "": empty values need no room.
+        fields.retain(|_, v| !v.is_empty());
         Self {
             key,
             revision,
-            json: Bytes::from(serde_json::to_vec(value).expect("JSON values encode")),
+            json: Bytes::from(json),
             labels,
-            fields: rkube_api::selectors::field_set(info, value),
+            fields,
             rest_lines: Default::default(),
         }
     }
