@@ -29,15 +29,27 @@ fn client_of(cluster: &Cluster, first: usize) -> Client {
 }
 
 /// One REST request on its own connection; the status and the JSON body.
-async fn rest(addr: std::net::SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+async fn rest(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let raw = rest_raw(addr, method, path, body).await;
     let (code, body) = split_response(&raw);
     (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-async fn rest_raw(addr: std::net::SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Vec<u8> {
+async fn rest_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Vec<u8> {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let payload = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+    let payload = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
         payload.len()
@@ -51,7 +63,10 @@ async fn rest_raw(addr: std::net::SocketAddr, method: &str, path: &str, body: Op
 
 /// The status code and the (de-chunked) body of a whole HTTP/1.1 response.
 fn split_response(raw: &[u8]) -> (u16, Vec<u8>) {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a head");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
     let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
     let code: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = raw[split + 4..].to_vec();
@@ -179,7 +194,11 @@ async fn store_history(cluster: &Cluster, i: usize, from: i64, to: i64) -> Vec<s
         .into_inner();
     let mut events = Vec::new();
     loop {
-        let r = stream.message().await.unwrap().expect("the store watch ended");
+        let r = stream
+            .message()
+            .await
+            .unwrap()
+            .expect("the store watch ended");
         assert_eq!(r.compact_revision, 0, "the history was compacted");
         if r.created {
             continue;
@@ -210,7 +229,11 @@ impl Recorder {
             .watch(&Gvr::new("", "v1", sel.resource), sel.namespace, params)
             .await
             .unwrap_or_else(|e| panic!("watch {}: {e}", sel.name));
-        let (seen, failed, resumes) = <(Arc<Mutex<Vec<Seen>>>, Arc<Mutex<Option<String>>>, Arc<Mutex<u64>>)>::default();
+        let (seen, failed, resumes) = <(
+            Arc<Mutex<Vec<Seen>>>,
+            Arc<Mutex<Option<String>>>,
+            Arc<Mutex<u64>>,
+        )>::default();
         let task = {
             let (seen, failed, resumes) = (seen.clone(), failed.clone(), resumes.clone());
             tokio::spawn(async move {
@@ -218,7 +241,9 @@ impl Recorder {
                     *resumes.lock().unwrap() = watch.resumes();
                     match ev {
                         Ok(Event::Added(o)) => seen.lock().unwrap().push(seen_of("ADDED", &o)),
-                        Ok(Event::Modified(o)) => seen.lock().unwrap().push(seen_of("MODIFIED", &o)),
+                        Ok(Event::Modified(o)) => {
+                            seen.lock().unwrap().push(seen_of("MODIFIED", &o))
+                        }
                         Ok(Event::Deleted(o)) => seen.lock().unwrap().push(seen_of("DELETED", &o)),
                         Ok(_) => {}
                         Err(e) => {
@@ -258,7 +283,7 @@ enum Step {
 }
 
 fn pod_ns(i: usize) -> &'static str {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         "wa"
     } else {
         "wb"
@@ -274,7 +299,10 @@ async fn run_step(client: &Client, step: Step) {
     let done = match step {
         Step::Create(i) => {
             let app = if i % 3 == 1 { "db" } else { "web" };
-            client.create(&pods, pod_ns(i), &pod(pod_ns(i), &name(i), app), &w).await.map(|_| ())
+            client
+                .create(&pods, pod_ns(i), &pod(pod_ns(i), &name(i), app), &w)
+                .await
+                .map(|_| ())
         }
         Step::Bind(i) => client
             .bind(pod_ns(i), &name(i), &format!("node-{}", i % 4), &w)
@@ -284,7 +312,15 @@ async fn run_step(client: &Client, step: Step) {
             let app = if i % 3 == 1 { "web" } else { "db" };
             let patch = json!({"metadata": {"labels": {"app": app}}}).to_string();
             client
-                .patch(&pods, pod_ns(i), &name(i), "", rkube_client::PatchType::Merge, patch.as_bytes(), &w)
+                .patch(
+                    &pods,
+                    pod_ns(i),
+                    &name(i),
+                    "",
+                    rkube_client::PatchType::Merge,
+                    patch.as_bytes(),
+                    &w,
+                )
                 .await
                 .map(|_| ())
         }
@@ -312,7 +348,10 @@ async fn watchers_under_many_selectors_see_exactly_their_events_in_order_across_
         let namespaces = Gvr::new("", "v1", "namespaces");
         for ns in ["wa", "wb"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            writer.create(&namespaces, "", &body, &WriteParams::default()).await.unwrap();
+            writer
+                .create(&namespaces, "", &body, &WriteParams::default())
+                .await
+                .unwrap();
         }
         // Some pods exist before the watchers start: they see only what follows.
         for i in 100..104 {
@@ -326,11 +365,41 @@ async fn watchers_under_many_selectors_see_exactly_their_events_in_order_across_
         let from_rev: i64 = from.parse().unwrap();
 
         let mut selections = vec![
-            Selection { resource: "pods", name: "everything", namespace: "", labels: "", fields: "" },
-            Selection { resource: "pods", name: "namespace wa", namespace: "wa", labels: "", fields: "" },
-            Selection { resource: "pods", name: "app=web", namespace: "", labels: "app=web", fields: "" },
-            Selection { resource: "pods", name: "app=web in wb", namespace: "wb", labels: "app=web", fields: "" },
-            Selection { resource: "pods", name: "unbound", namespace: "", labels: "", fields: "spec.nodeName=" },
+            Selection {
+                resource: "pods",
+                name: "everything",
+                namespace: "",
+                labels: "",
+                fields: "",
+            },
+            Selection {
+                resource: "pods",
+                name: "namespace wa",
+                namespace: "wa",
+                labels: "",
+                fields: "",
+            },
+            Selection {
+                resource: "pods",
+                name: "app=web",
+                namespace: "",
+                labels: "app=web",
+                fields: "",
+            },
+            Selection {
+                resource: "pods",
+                name: "app=web in wb",
+                namespace: "wb",
+                labels: "app=web",
+                fields: "",
+            },
+            Selection {
+                resource: "pods",
+                name: "unbound",
+                namespace: "",
+                labels: "",
+                fields: "spec.nodeName=",
+            },
         ];
         const NODES: [&str; 4] = [
             "spec.nodeName=node-0",
@@ -339,8 +408,20 @@ async fn watchers_under_many_selectors_see_exactly_their_events_in_order_across_
             "spec.nodeName=node-3",
         ];
         for fields in NODES {
-            selections.push(Selection { resource: "pods", name: fields, namespace: "", labels: "", fields });
-            selections.push(Selection { resource: "pods", name: fields, namespace: "wa", labels: "", fields });
+            selections.push(Selection {
+                resource: "pods",
+                name: fields,
+                namespace: "",
+                labels: "",
+                fields,
+            });
+            selections.push(Selection {
+                resource: "pods",
+                name: fields,
+                namespace: "wa",
+                labels: "",
+                fields,
+            });
         }
         // Every selection on every replica: the leader's watchers must resume elsewhere.
         let mut recorders = Vec::new();
@@ -382,7 +463,11 @@ async fn watchers_under_many_selectors_see_exactly_their_events_in_order_across_
             .unwrap();
         let survivor = (leader + 1) % 3;
         let history = store_history(&cluster, survivor, from_rev, to).await;
-        assert!(history.len() > 40, "too little happened: {} events", history.len());
+        assert!(
+            history.len() > 40,
+            "too little happened: {} events",
+            history.len()
+        );
 
         let mut resumed = 0;
         for (k, first, r) in &recorders {
@@ -400,7 +485,10 @@ async fn watchers_under_many_selectors_see_exactly_their_events_in_order_across_
                     break;
                 }
                 if let Some(why) = r.failed.lock().unwrap().clone() {
-                    panic!("watcher {} first on replica {first} failed: {why}", sel.name);
+                    panic!(
+                        "watcher {} first on replica {first} failed: {why}",
+                        sel.name
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -408,7 +496,10 @@ async fn watchers_under_many_selectors_see_exactly_their_events_in_order_across_
                 resumed += (*r.resumes.lock().unwrap() > 0) as usize;
             }
         }
-        assert!(resumed > 0, "no watcher on the killed leader resumed elsewhere");
+        assert!(
+            resumed > 0,
+            "no watcher on the killed leader resumed elsewhere"
+        );
         for (_, _, r) in recorders {
             r.task.abort();
         }

@@ -21,8 +21,8 @@ use rkube_api::status::Status;
 use rkube_store::{Compare, CompareResult, CompareTarget, KeyRange, Op, RangeOp, Store, Txn};
 use serde_json::{json, Value};
 
-pub use crate::watch_cache::{Object, WatchEvent, WatchStream};
 use crate::watch_cache::{Filter, Start, WatchCache};
+pub use crate::watch_cache::{Object, WatchEvent, WatchStream};
 
 mod store_watch;
 mod subresources;
@@ -1042,10 +1042,7 @@ impl Registry {
                 (Some(listed.items), listed.revision)
             }
         };
-        let resource = cache
-            .resource(info, Some(after))
-            .await
-            .map_err(cache_err)?;
+        let resource = cache.resource(info, Some(after)).await.map_err(cache_err)?;
         let mut stream = match resource.watch(Start::After(after), filter, opts.bookmarks, timeout)
         {
             Ok(stream) => stream,

@@ -86,10 +86,8 @@ pub fn server_config(
         path: kp.clone(),
         source,
     })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|source| TlsError::Pem {
-        path: kp,
-        source,
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|source| TlsError::Pem { path: kp, source })?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match client_ca {

@@ -631,10 +631,8 @@ impl ResourceCache {
     /// store watch where it stopped.
     async fn feed(self: Arc<Self>, store: Arc<Store>, shutdown: CancellationToken) {
         let range = KeyRange::prefix(Bytes::from(self.info.key_prefix(None)));
-        let tick = (self.config.bookmark_interval / 4).clamp(
-            Duration::from_millis(10),
-            Duration::from_secs(1),
-        );
+        let tick = (self.config.bookmark_interval / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut backoff = Duration::from_millis(50);
         loop {
             let request = WatchRequest {

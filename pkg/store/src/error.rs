@@ -24,7 +24,9 @@ pub enum Error {
     },
     #[error("request timed out: {0} (it may or may not have been applied)")]
     Timeout(String),
-    #[error("membership change refused: this replica is not the leader; ask the leader ({leader})")]
+    #[error(
+        "membership change refused: this replica is not the leader; ask the leader ({leader})"
+    )]
     NotLeader { leader: String },
     #[error("membership change refused: {0}")]
     Membership(#[source] openraft::error::ChangeMembershipError<NodeId>),

@@ -55,7 +55,12 @@ struct SnapshotFile {
 }
 
 fn sto_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::new(ErrorSubject::StateMachine, verb, openraft::AnyError::new(&e)).into()
+    StorageIOError::new(
+        ErrorSubject::StateMachine,
+        verb,
+        openraft::AnyError::new(&e),
+    )
+    .into()
 }
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";

@@ -163,12 +163,13 @@ impl Store {
                     source,
                 })?;
         let snapshot_dir = config.data_dir.join("snapshot");
-        let sm =
-            StateMachine::open(&snapshot_dir, config.history_limit).map_err(|source| Error::Io {
+        let sm = StateMachine::open(&snapshot_dir, config.history_limit).map_err(|source| {
+            Error::Io {
                 what: "opening the snapshot",
                 path: snapshot_dir.clone(),
                 source,
-            })?;
+            }
+        })?;
         let shared = sm.shared();
         let raft_config = Config {
             cluster_name: "rkube".into(),

@@ -103,7 +103,9 @@ async fn forward(
             let (object, prev) = match ev.kind {
                 EventKind::Put => (
                     decode(&ev.kv.value, ev.kv.mod_revision),
-                    ev.prev_kv.as_ref().and_then(|p| decode(&p.value, p.mod_revision)),
+                    ev.prev_kv
+                        .as_ref()
+                        .and_then(|p| decode(&p.value, p.mod_revision)),
                 ),
                 EventKind::Delete => (
                     ev.prev_kv

@@ -294,8 +294,7 @@ impl Watchers {
     pub fn bookmark_idle(&mut self, revision: i64, idle: Duration, now: Instant) {
         let mut gone = Vec::new();
         for (id, (w, _)) in self.all.iter_mut() {
-            if !w.bookmarks || now.duration_since(w.last_sent) < idle || revision < w.start - 1
-            {
+            if !w.bookmarks || now.duration_since(w.last_sent) < idle || revision < w.start - 1 {
                 continue;
             }
             let bm = WatchEvent::Bookmark {

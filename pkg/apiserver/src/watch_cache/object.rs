@@ -153,9 +153,8 @@ impl Object {
         self.rest_lines[kind.index()]
             .get_or_init(|| {
                 let (head, tail) = (r#"{"type":""#, r#"","object":"#);
-                let mut b = BytesMut::with_capacity(
-                    head.len() + 8 + tail.len() + self.json.len() + 2,
-                );
+                let mut b =
+                    BytesMut::with_capacity(head.len() + 8 + tail.len() + self.json.len() + 2);
                 b.put_slice(head.as_bytes());
                 b.put_slice(kind.as_str().as_bytes());
                 b.put_slice(tail.as_bytes());

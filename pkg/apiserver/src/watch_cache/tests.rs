@@ -74,15 +74,22 @@ impl Revisioned for Ev {
 
 #[test]
 fn the_window_serves_watches_from_its_floor_on_and_refuses_older_ones() {
-    // (capacity, floor, pushed revisions, watch after, expected revisions or None)
-    let cases: &[(usize, i64, &[i64], i64, Option<&[i64]>)] = &[
+    /// (capacity, floor, pushed revisions, watch after, expected revisions or None)
+    type Case = (usize, i64, &'static [i64], i64, Option<&'static [i64]>);
+    let cases: &[Case] = &[
         (4, 10, &[], 10, Some(&[])),
         (4, 10, &[], 9, None),
         (4, 10, &[11, 12, 13], 10, Some(&[11, 12, 13])),
         (4, 10, &[11, 12, 13], 12, Some(&[13])),
         (4, 10, &[11, 12, 13], 13, Some(&[])),
         // Full: 11 and 12 pushed out, the floor is 12.
-        (4, 10, &[11, 12, 13, 14, 15, 16], 12, Some(&[13, 14, 15, 16])),
+        (
+            4,
+            10,
+            &[11, 12, 13, 14, 15, 16],
+            12,
+            Some(&[13, 14, 15, 16]),
+        ),
         (4, 10, &[11, 12, 13, 14, 15, 16], 11, None),
         // Two events of revision 12: while both are held a watch after 11 is served;
         // once the first is pushed out the floor is 12, so a watch after 11 (which
@@ -98,7 +105,9 @@ fn the_window_serves_watches_from_its_floor_on_and_refuses_older_ones() {
         for r in *pushed {
             w.push(Ev(*r));
         }
-        let got = w.since(*after).map(|it| it.map(|e| e.0).collect::<Vec<_>>());
+        let got = w
+            .since(*after)
+            .map(|it| it.map(|e| e.0).collect::<Vec<_>>());
         assert_eq!(
             got.as_deref(),
             *expected,
@@ -157,7 +166,10 @@ fn filters_select_by_namespace_key_labels_and_fields() {
         (filter(None, "", "spec.nodeName=node-1"), true),
         (filter(None, "", "spec.nodeName=node-2"), false),
         (filter(None, "", "spec.nodeName="), false),
-        (filter(None, "", "metadata.name=p,spec.nodeName!=node-2"), true),
+        (
+            filter(None, "", "metadata.name=p,spec.nodeName!=node-2"),
+            true,
+        ),
     ];
     for (i, (f, expected)) in cases.into_iter().enumerate() {
         assert_eq!(f.matches(&o), expected, "case {i}: {f:?}");
@@ -166,7 +178,13 @@ fn filters_select_by_namespace_key_labels_and_fields() {
 
 // The watcher index.
 
-fn watcher(f: Filter, buffer: usize) -> (Watcher, tokio::sync::mpsc::Receiver<Result<WatchEvent, Status>>) {
+fn watcher(
+    f: Filter,
+    buffer: usize,
+) -> (
+    Watcher,
+    tokio::sync::mpsc::Receiver<Result<WatchEvent, Status>>,
+) {
     let (tx, rx) = tokio::sync::mpsc::channel(buffer);
     (
         Watcher {
@@ -188,7 +206,12 @@ fn drain(rx: &mut tokio::sync::mpsc::Receiver<Result<WatchEvent, Status>>) -> Ve
             Ok(WatchEvent::Bookmark { revision, .. }) => format!("BOOKMARK {revision}"),
             Ok(ev) => {
                 let (kind, o) = ev.object().unwrap();
-                format!("{} {}@{}", kind.as_str(), o.name(), o.field(dispatch::NODE_FIELD))
+                format!(
+                    "{} {}@{}",
+                    kind.as_str(),
+                    o.name(),
+                    o.field(dispatch::NODE_FIELD)
+                )
             }
             Err(s) => format!("ERROR {}", s.code),
         });
@@ -256,7 +279,10 @@ fn node_indexed_watchers_see_exactly_their_nodes_pods_including_moves() {
                 "ADDED p2@node-2",
             ],
         ),
-        ("web", vec!["ADDED p1@", "MODIFIED p1@node-1", "DELETED p1@node-2"]),
+        (
+            "web",
+            vec!["ADDED p1@", "MODIFIED p1@node-1", "DELETED p1@node-2"],
+        ),
     ];
     for ((name, got), (_, want)) in got.iter().zip(&expected) {
         assert_eq!(got, want, "watcher {name}");
@@ -277,9 +303,7 @@ fn ten_thousand_node_watchers_cost_one_offer_per_change() {
         object: &object,
         prev: None,
     };
-    let done = ws.dispatch(7, "a", &change, &object, Instant::now(), |_| {
-        unreachable!()
-    });
+    let done = ws.dispatch(7, "a", &change, &object, Instant::now(), |_| unreachable!());
     assert_eq!(done.sent, 1);
     assert_eq!(drain(&mut rxs[4242]), ["ADDED p@node-4242"]);
     assert!(drain(&mut rxs[4243]).is_empty());
@@ -311,10 +335,7 @@ fn a_watcher_with_a_full_buffer_is_ended_with_410_after_what_it_holds() {
     assert_eq!(ws.len(), 1, "the slow watcher is gone");
     assert_eq!(drain(&mut slow_rx), ["ADDED p1@", "ADDED p2@"]);
     assert!(slow_rx.is_closed());
-    assert_eq!(
-        slow_end.lock().unwrap().as_ref().map(|s| s.code),
-        Some(410)
-    );
+    assert_eq!(slow_end.lock().unwrap().as_ref().map(|s| s.code), Some(410));
 }
 
 #[test]
@@ -348,7 +369,10 @@ fn bookmarks_go_to_idle_watchers_that_asked_and_never_before_their_start() {
 
 #[test]
 fn namespaces_come_from_the_key() {
-    assert_eq!(namespace_of(pods(), b"/registry/pods/kube-system/x"), "kube-system");
+    assert_eq!(
+        namespace_of(pods(), b"/registry/pods/kube-system/x"),
+        "kube-system"
+    );
     assert_eq!(namespace_of(pods(), b"/registry/pods/"), "");
     let ns = rkube_api::registry::lookup("", "v1", "namespaces").unwrap();
     assert_eq!(namespace_of(ns, b"/registry/namespaces/default"), "");
@@ -444,7 +468,10 @@ async fn take(s: &mut WatchStream, n: usize) -> Vec<String> {
             Ok(WatchEvent::Bookmark {
                 revision,
                 initial_events_end,
-            }) => format!("BOOKMARK {revision}{}", if initial_events_end { " end" } else { "" }),
+            }) => format!(
+                "BOOKMARK {revision}{}",
+                if initial_events_end { " end" } else { "" }
+            ),
             Ok(ev) => {
                 let (kind, o) = ev.object().unwrap();
                 format!("{} {}@{}", kind.as_str(), o.name(), o.revision())
@@ -486,10 +513,7 @@ async fn a_watch_starts_from_the_current_objects_or_resumes_inside_the_window() 
         // the selector app=web.
         let web = filter(None, "app=web", "");
         let mut resumed = c.watch(Start::After(11), web.clone(), false, hour).unwrap();
-        assert_eq!(
-            take(&mut resumed, 2).await,
-            ["ADDED z@12", "DELETED y@14"]
-        );
+        assert_eq!(take(&mut resumed, 2).await, ["ADDED z@12", "DELETED y@14"]);
         assert_eq!(
             c.watch(Start::After(10), web.clone(), false, hour).err(),
             Some(TooOld {
@@ -498,7 +522,9 @@ async fn a_watch_starts_from_the_current_objects_or_resumes_inside_the_window() 
             })
         );
         // A watch ahead of the cache gets what comes after its start only.
-        let mut ahead = c.watch(Start::After(15), filter(None, "", ""), false, hour).unwrap();
+        let mut ahead = c
+            .watch(Start::After(15), filter(None, "", ""), false, hour)
+            .unwrap();
         c.apply(batch(vec![put("a", "w", "", "", 15)]));
         c.apply(batch(vec![put("a", "w", "", "", 16)]));
         assert_eq!(take(&mut ahead, 1).await, ["MODIFIED w@16"]);
@@ -525,15 +551,22 @@ async fn a_slow_watcher_is_ended_with_410_while_the_others_carry_on() {
             vec![],
         );
         let hour = Duration::from_secs(3600);
-        let mut slow = c.watch(Start::After(1), filter(None, "", ""), false, hour).unwrap();
-        let mut fast = c.watch(Start::After(1), filter(None, "", ""), false, hour).unwrap();
+        let mut slow = c
+            .watch(Start::After(1), filter(None, "", ""), false, hour)
+            .unwrap();
+        let mut fast = c
+            .watch(Start::After(1), filter(None, "", ""), false, hour)
+            .unwrap();
         for rev in 2..=5 {
             c.apply(batch(vec![put("a", &format!("p{rev}"), "", "", rev)]));
             assert_eq!(take(&mut fast, 1).await, [format!("ADDED p{rev}@{rev}")]);
         }
         let got = take(&mut slow, 3).await;
         assert_eq!(&got[..2], ["ADDED p2@2", "ADDED p3@3"]);
-        assert!(got[2].starts_with("ERROR 410 too old resource version"), "{got:?}");
+        assert!(
+            got[2].starts_with("ERROR 410 too old resource version"),
+            "{got:?}"
+        );
         assert!(within(slow.next()).await.is_none(), "the slow stream ended");
         assert_eq!(c.metrics.slow_watchers_terminated.get(), 1);
         assert_eq!(c.lock().watchers.len(), 1);
@@ -546,13 +579,23 @@ async fn a_dropped_stream_unregisters_its_watcher_and_a_deadline_ends_a_stream()
     within(async {
         let c = cache(CacheConfig::default(), 1, vec![]);
         let s = c
-            .watch(Start::After(1), filter(None, "", ""), false, Duration::from_secs(60))
+            .watch(
+                Start::After(1),
+                filter(None, "", ""),
+                false,
+                Duration::from_secs(60),
+            )
             .unwrap();
         assert_eq!(c.metrics.watchers.get(), 1);
         drop(s);
         assert_eq!((c.lock().watchers.len(), c.metrics.watchers.get()), (0, 0));
         let mut short = c
-            .watch(Start::After(1), filter(None, "", ""), false, Duration::from_millis(50))
+            .watch(
+                Start::After(1),
+                filter(None, "", ""),
+                false,
+                Duration::from_millis(50),
+            )
             .unwrap();
         assert!(short.next().await.is_none(), "the deadline ends the stream");
     })
@@ -564,7 +607,12 @@ async fn prepended_events_go_out_first() {
     within(async {
         let c = cache(CacheConfig::default(), 1, vec![]);
         let mut s = c
-            .watch(Start::After(5), filter(None, "", ""), false, Duration::from_secs(60))
+            .watch(
+                Start::After(5),
+                filter(None, "", ""),
+                false,
+                Duration::from_secs(60),
+            )
             .unwrap();
         s.prepend([
             WatchEvent::Added(Arc::new(pod("a", "q", "", "", 5))),

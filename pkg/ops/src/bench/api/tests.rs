@@ -361,7 +361,10 @@ fn a_node_watcher_tells_its_own_pods_from_other_nodes_pods() {
     };
     assert_eq!(node_delivery(3, line("node-3").as_bytes()), Some((5, true)));
     // node-30 starts like node-3: only the whole name counts.
-    assert_eq!(node_delivery(3, line("node-30").as_bytes()), Some((5, false)));
+    assert_eq!(
+        node_delivery(3, line("node-30").as_bytes()),
+        Some((5, false))
+    );
     let bookmark = r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#;
     assert_eq!(node_delivery(3, bookmark.as_bytes()), None);
 }
@@ -403,7 +406,10 @@ fn the_node_watch_is_checked_for_latency_losses_and_misdeliveries() {
     let g = r
         .goals
         .iter()
-        .find(|g| g.goal.starts_with("watch delivery to 10000 watchers by spec.nodeName"))
+        .find(|g| {
+            g.goal
+                .starts_with("watch delivery to 10000 watchers by spec.nodeName")
+        })
         .expect("a node watch goal");
     assert_eq!(g.met, Some(true), "{g:?}");
     let table = r.render_table();
@@ -434,9 +440,7 @@ fn the_node_watch_is_checked_for_latency_losses_and_misdeliveries() {
         .goals
         .iter()
         .any(|g| g.goal.contains("by spec.nodeName") && g.met == Some(false)));
-    assert!(r
-        .render_table()
-        .contains("1 delivered to the wrong node"));
+    assert!(r.render_table().contains("1 delivered to the wrong node"));
 }
 
 #[test]

@@ -628,10 +628,7 @@ pub async fn node_watch_delivery(
     }
     let pods_path = format!("/api/v1/namespaces/{NODES_NAMESPACE}/pods");
     let rv = list_revision(writer, &pods_path, plan.timeout).await?;
-    let rss_before: Vec<f64> = server_pids
-        .iter()
-        .map(|&p| proc_mib(p, "VmRSS"))
-        .collect();
+    let rss_before: Vec<f64> = server_pids.iter().map(|&p| proc_mib(p, "VmRSS")).collect();
     progress(&format!(
         "node watch: opening {} watch streams (fieldSelector=spec.nodeName=node-<i>) from \
          resourceVersion {rv} ...",
@@ -647,10 +644,7 @@ pub async fn node_watch_delivery(
     )
     .await;
     let open_cpu = open_cpu.stop();
-    let rss_open: Vec<f64> = server_pids
-        .iter()
-        .map(|&p| proc_mib(p, "VmRSS"))
-        .collect();
+    let rss_open: Vec<f64> = server_pids.iter().map(|&p| proc_mib(p, "VmRSS")).collect();
     progress(&format!(
         "node watch: {} streams open in {:.1} s ({} failed); writing at {}/s for {} s ...",
         watchers.tasks.len(),
@@ -672,10 +666,7 @@ pub async fn node_watch_delivery(
         .count();
     watchers.drain(meant, plan.drain).await;
     let cpu = cpu.stop();
-    let rss_end: Vec<f64> = server_pids
-        .iter()
-        .map(|&p| proc_mib(p, "VmRSS"))
-        .collect();
+    let rss_end: Vec<f64> = server_pids.iter().map(|&p| proc_mib(p, "VmRSS")).collect();
     let seen = watchers.collect().await?;
     // Acknowledged writes whose watcher is open: each must arrive once.
     let expected = writes
@@ -808,6 +799,10 @@ impl Watchers {
     }
 }
 
+/// What watcher `i` makes of a line: the send time it carries and whether the event was
+/// meant for that watcher; `None` for lines without a send time.
+type Classify = fn(usize, &[u8]) -> Option<(u128, bool)>;
+
 /// Opens `n` watch streams, watcher `i` on `path(i)` over a connection of its own to
 /// `addrs[i % addrs.len()]` (32 connecting at a time); each reads its stream in a task and
 /// records the lines `classify(i, line)` finds a send time in.
@@ -816,7 +811,7 @@ async fn open_watchers(
     config: Arc<rustls::ClientConfig>,
     n: usize,
     path: impl Fn(usize) -> String,
-    classify: fn(usize, &[u8]) -> Option<(u128, bool)>,
+    classify: Classify,
 ) -> Watchers {
     let opening = Instant::now();
     let stop = CancellationToken::new();
