@@ -213,7 +213,9 @@ async fn store_history(cluster: &Cluster, i: usize, from: i64, to: i64) -> Vec<s
 /// A watcher recording its object events (and whether it failed) as they arrive.
 struct Recorder {
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Why the watch ended, and whether it was a 410 (relist).
     failed: Arc<Mutex<Option<String>>>,
+    gone: Arc<Mutex<bool>>,
     resumes: Arc<Mutex<u64>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -229,13 +231,12 @@ impl Recorder {
             .watch(&Gvr::new("", "v1", sel.resource), sel.namespace, params)
             .await
             .unwrap_or_else(|e| panic!("watch {}: {e}", sel.name));
-        let (seen, failed, resumes) = <(
-            Arc<Mutex<Vec<Seen>>>,
-            Arc<Mutex<Option<String>>>,
-            Arc<Mutex<u64>>,
-        )>::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let failed: Arc<Mutex<Option<String>>> = Arc::default();
+        let (gone, resumes) = (Arc::new(Mutex::new(false)), Arc::new(Mutex::new(0)));
         let task = {
-            let (seen, failed, resumes) = (seen.clone(), failed.clone(), resumes.clone());
+            let (seen, failed, resumes, gone) =
+                (seen.clone(), failed.clone(), resumes.clone(), gone.clone());
             tokio::spawn(async move {
                 while let Some(ev) = watch.next().await {
                     *resumes.lock().unwrap() = watch.resumes();
@@ -247,6 +248,7 @@ impl Recorder {
                         Ok(Event::Deleted(o)) => seen.lock().unwrap().push(seen_of("DELETED", &o)),
                         Ok(_) => {}
                         Err(e) => {
+                            *gone.lock().unwrap() = e.is_gone();
                             *failed.lock().unwrap() = Some(e.to_string());
                             return;
                         }
@@ -258,6 +260,7 @@ impl Recorder {
         Recorder {
             seen,
             failed,
+            gone,
             resumes,
             task,
         }
@@ -664,6 +667,98 @@ async fn a_list_at_resource_version_0_is_served_from_the_watch_cache() {
             all.extend(p["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()));
         }
         assert_eq!(all, ["c0", "c2", "c4", "c6"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cache_left_behind_by_a_snapshot_install_is_rebuilt_and_its_watchers_told_410() {
+    within(Duration::from_secs(240), async {
+        // Only 50 revisions of history and a snapshot every 50 entries: a follower cut off
+        // for 300 writes catches up by snapshot, past its cache's next revision.
+        let mut cluster = Cluster::start_with(Options {
+            replicas: 3,
+            proxied: true,
+            snapshot_every: 50,
+            history_revisions: 50,
+            system_namespaces: true,
+            ..Default::default()
+        })
+        .await;
+        let leader = cluster.leader(Duration::from_secs(30)).await;
+        let (f, other) = ((leader + 1) % 3, (leader + 2) % 3);
+        let only_f = Client::new(Config::new([cluster.replicas[f].api.to_string()])).unwrap();
+        let writers = Client::new(Config::new([
+            cluster.replicas[other].api.to_string(),
+            cluster.replicas[leader].api.to_string(),
+        ]))
+        .unwrap();
+        let cms = Gvr::new("", "v1", "configmaps");
+        let create = |i: usize| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}")}});
+        let from = writers.list(&cms, "default", &Default::default()).await.unwrap().resource_version;
+        let watcher = Recorder::start(
+            only_f,
+            &Selection { resource: "configmaps", name: "on f", namespace: "default", labels: "", fields: "" },
+            &from,
+        )
+        .await;
+        for i in 0..5 {
+            writers.create(&cms, "default", &create(i), &WriteParams::default()).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watcher.seen.lock().unwrap().len() < 5 {
+            assert!(Instant::now() < deadline, "the watcher on the follower saw too little");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        cluster.isolate(f, true);
+        let applied_before = cluster.status(f).await.unwrap().applied_index;
+        for i in 5..305 {
+            writers.create(&cms, "default", &create(i), &WriteParams::default()).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut purged = true;
+            for i in [leader, other] {
+                purged &= cluster.status(i).await.is_some_and(|s| s.purged_index > applied_before);
+            }
+            if purged {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the others never purged their logs");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cluster.isolate(f, false);
+        cluster.wait_converged(Duration::from_secs(60)).await;
+
+        // The watcher could not be continued: 410, after exactly what it saw before.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watcher.failed.lock().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the watcher on the follower was never ended");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(*watcher.gone.lock().unwrap(), "{:?}", watcher.failed.lock().unwrap());
+        let names: Vec<String> = watcher.seen.lock().unwrap().iter().map(|(_, n, _)| n.clone()).collect();
+        let want: Vec<String> = (0..names.len()).map(|i| format!("default/c{i}")).collect();
+        assert_eq!(names, want, "in order, none missing, before the 410");
+        let addr = cluster.replicas[f].api;
+        let resyncs = r#"rkube_apiserver_watch_cache_resyncs_total{group="",version="v1",resource="configmaps"}"#;
+        assert!(metric(addr, resyncs).await.unwrap_or(0.0) >= 1.0, "the cache was not rebuilt");
+
+        // The rebuilt cache follows the store again (a resourceVersion=0 list may lag it
+        // by a moment, as any state is allowed).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, list) = rest(addr, "GET", "/api/v1/namespaces/default/configmaps?resourceVersion=0", None).await;
+            assert_eq!(code, 200, "{list}");
+            let n = list["items"].as_array().unwrap().len();
+            if n == 305 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the rebuilt cache holds {n} of 305 objects");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        watcher.task.abort();
     })
     .await;
 }

@@ -671,8 +671,12 @@ impl ResourceCache {
                 break;
             }
             if let rkube_store::Error::Compacted { .. } = e {
-                if let Err(e) = self.resync(&store).await {
-                    tracing::warn!(resource = self.info.plural, error = %e, "watch cache: rebuilding failed; retrying");
+                match self.resync(&store).await {
+                    // Rebuilt: follow the store again at once.
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::warn!(resource = self.info.plural, error = %e, "watch cache: rebuilding failed; retrying")
+                    }
                 }
             } else {
                 tracing::warn!(resource = self.info.plural, error = %e, "watch cache: the store watch broke; restarting it");
