@@ -23,7 +23,7 @@ use tokio_stream::StreamExt as _;
 use tonic::{Request, Response};
 
 use crate::registry::{
-    DeleteOptions, ListOptions, Registry, WatchEvent, WatchOptions, WriteOptions,
+    DeleteOptions, ListOptions, Object, Registry, WatchEvent, WatchOptions, WriteOptions,
 };
 
 /// Largest message either side sends: lists of many objects are big.
@@ -161,13 +161,6 @@ fn object(v: &Value, warnings: Vec<String>) -> Response<pb::ObjectResponse> {
     })
 }
 
-fn rv_of(v: &Value) -> String {
-    v.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
-}
-
 fn watch_event(info: &ResourceInfo, ev: WatchEvent) -> pb::WatchEvent {
     use pb::watch_event::Type;
     match ev {
@@ -183,17 +176,18 @@ fn watch_event(info: &ResourceInfo, ev: WatchEvent) -> pb::WatchEvent {
                 initial_events_end,
             }
         }
-        WatchEvent::Added(o) => object_event(Type::Added, o),
-        WatchEvent::Modified(o) => object_event(Type::Modified, o),
-        WatchEvent::Deleted(o) => object_event(Type::Deleted, o),
+        WatchEvent::Added(o) => object_event(Type::Added, &o),
+        WatchEvent::Modified(o) => object_event(Type::Modified, &o),
+        WatchEvent::Deleted(o) => object_event(Type::Deleted, &o),
     }
 }
 
-fn object_event(typ: pb::watch_event::Type, o: Value) -> pb::WatchEvent {
+/// An object event carrying the bytes the watch cache shares (no re-encoding).
+fn object_event(typ: pb::watch_event::Type, o: &Object) -> pb::WatchEvent {
     pb::WatchEvent {
         r#type: typ as i32,
-        object: Bytes::from(serde_json::to_vec(&o).expect("JSON values encode")),
-        resource_version: rv_of(&o),
+        object: o.json().clone(),
+        resource_version: o.revision().to_string(),
         initial_events_end: false,
     }
 }
@@ -225,14 +219,11 @@ impl Resources for ResourcesService {
                 .list(info, ns, &list_options(req.options.as_ref()))
                 .await
         };
-        let (items, rv, token) = run.await.map_err(|s| to_grpc(&s))?;
+        let listed = run.await.map_err(|s| to_grpc(&s))?;
         Ok(Response::new(pb::ListResponse {
-            items: items
-                .iter()
-                .map(|v| Bytes::from(serde_json::to_vec(v).expect("JSON values encode")))
-                .collect(),
-            resource_version: rv.to_string(),
-            r#continue: token.unwrap_or_default(),
+            items: listed.items.iter().map(|o| o.json().clone()).collect(),
+            resource_version: listed.revision.to_string(),
+            r#continue: listed.continue_token.unwrap_or_default(),
         }))
     }
 
@@ -253,12 +244,12 @@ impl Resources for ResourcesService {
                 .then(|| Duration::from_secs(req.timeout_seconds as u64)),
         };
         let ns = Some(r.namespace.as_str()).filter(|s| !s.is_empty());
-        let rx = self
+        let events = self
             .registry
             .watch(info, ns, &opts)
             .await
             .map_err(|s| to_grpc(&s))?;
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |ev| match ev {
+        let stream = events.map(move |ev| match ev {
             Ok(ev) => Ok(watch_event(info, ev)),
             Err(s) => Err(to_grpc(&s)),
         });

@@ -9,6 +9,7 @@
 //! Every request on the API port passes [`auth`] first (authentication, then
 //! authorization), whichever front door it is for; writes then pass
 //! [`admission`] (mutating, validation, validating) inside the [`registry`].
+//! Watches of both doors are fanned out by the [`watch_cache`].
 //!
 //! [`run`] takes its options and a shutdown token, so a test can run a replica
 //! in-process on `127.0.0.1:0`.
@@ -23,6 +24,7 @@ mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+pub mod watch_cache;
 
-pub use options::{parse_member, Options};
+pub use options::{parse_member, MemberError, Options, OptionsError};
 pub use server::{run, Error};

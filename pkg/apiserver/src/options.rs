@@ -87,39 +87,81 @@ pub struct Options {
     /// How long one client request may take (retries included), seconds.
     #[arg(long, default_value_t = 5.0)]
     pub request_timeout_secs: f64,
+    /// Serve watches and resourceVersion=0 lists from the watch cache (one store watch
+    /// per resource, each event decoded once for every watcher). Off: every watch has
+    /// a store watch of its own.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_cache: bool,
+    /// Events the watch cache keeps per resource for watches that resume from a
+    /// resourceVersion; older ones are watched on the store.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_cache_window_events: u64,
+    /// Events buffered per watcher; a watcher that falls further behind is ended with
+    /// 410 Expired and resumes from its last resourceVersion.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_cache_watcher_buffer: u64,
+}
+
+/// A flag value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("--id must be positive")]
+    IdNotPositive,
+    #[error("--initial-member ids must be unique")]
+    DuplicateMemberIds,
+    #[error("--election-timeout-ms must be at least twice --heartbeat-ms")]
+    ElectionTimeoutTooShort,
+}
+
+/// An `--initial-member` value that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error("expected key=value, got {0:?}")]
+    NotKeyValue(String),
+    #[error("bad id {value:?}")]
+    BadId {
+        value: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("unknown member field {0:?} (expected id, name, peer, api)")]
+    UnknownField(String),
+    #[error("a member needs id=N with N > 0")]
+    MissingId,
+    #[error("a member needs peer=HOST:PORT")]
+    MissingPeer,
+    #[error("expected ID=HOST:PORT, got {0:?}")]
+    BadOverride(String),
+}
+
+fn parse_id(v: &str) -> Result<NodeId, MemberError> {
+    v.trim()
+        .parse::<NodeId>()
+        .map_err(|source| MemberError::BadId {
+            value: v.to_string(),
+            source,
+        })
 }
 
 /// Parses "id=1,name=a1,peer=127.0.0.1:2380,api=127.0.0.1:6443".
-pub fn parse_member(s: &str) -> Result<(NodeId, Member), String> {
+pub fn parse_member(s: &str) -> Result<(NodeId, Member), MemberError> {
     let mut id = None;
     let mut m = Member::default();
     for part in s.split(',') {
         let (k, v) = part
             .split_once('=')
-            .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+            .ok_or_else(|| MemberError::NotKeyValue(part.to_string()))?;
         match k.trim() {
-            "id" => {
-                id = Some(
-                    v.trim()
-                        .parse::<NodeId>()
-                        .map_err(|e| format!("bad id {v:?}: {e}"))?,
-                )
-            }
+            "id" => id = Some(parse_id(v)?),
             "name" => m.name = v.trim().to_string(),
             "peer" => m.peer_address = v.trim().to_string(),
             "api" => m.api_address = v.trim().to_string(),
-            other => {
-                return Err(format!(
-                    "unknown member field {other:?} (expected id, name, peer, api)"
-                ))
-            }
+            other => return Err(MemberError::UnknownField(other.to_string())),
         }
     }
-    let id = id
-        .filter(|i| *i > 0)
-        .ok_or("a member needs id=N with N > 0")?;
+    let id = id.filter(|i| *i > 0).ok_or(MemberError::MissingId)?;
     if m.peer_address.is_empty() {
-        return Err("a member needs peer=HOST:PORT".into());
+        return Err(MemberError::MissingPeer);
     }
     if m.name.is_empty() {
         m.name = format!("member-{id}");
@@ -127,18 +169,17 @@ pub fn parse_member(s: &str) -> Result<(NodeId, Member), String> {
     Ok((id, m))
 }
 
-fn parse_override(s: &str) -> Result<(NodeId, String), String> {
-    let (id, addr) = s.split_once('=').ok_or("expected ID=HOST:PORT")?;
-    Ok((
-        id.parse().map_err(|e| format!("bad id {id:?}: {e}"))?,
-        addr.to_string(),
-    ))
+fn parse_override(s: &str) -> Result<(NodeId, String), MemberError> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| MemberError::BadOverride(s.to_string()))?;
+    Ok((parse_id(id)?, addr.to_string()))
 }
 
 impl Options {
-    pub fn store_config(&self) -> Result<StoreConfig, String> {
+    pub fn store_config(&self) -> Result<StoreConfig, OptionsError> {
         if self.id == 0 {
-            return Err("--id must be positive".into());
+            return Err(OptionsError::IdNotPositive);
         }
         let mut c = StoreConfig::new(self.id, self.name.clone(), self.data_dir.clone());
         c.peer_address = self
@@ -155,7 +196,7 @@ impl Options {
             .cloned()
             .collect::<BTreeMap<_, _>>();
         if c.initial_members.len() != self.initial_members.len() {
-            return Err("--initial-member ids must be unique".into());
+            return Err(OptionsError::DuplicateMemberIds);
         }
         if !c.initial_members.is_empty() && !c.initial_members.contains_key(&self.id) {
             tracing::warn!(
@@ -174,12 +215,21 @@ impl Options {
         c.election_timeout_min_ms = self.election_timeout_ms;
         c.election_timeout_max_ms = self.election_timeout_ms * 2;
         if self.heartbeat_ms * 2 > self.election_timeout_ms {
-            return Err("--election-timeout-ms must be at least twice --heartbeat-ms".into());
+            return Err(OptionsError::ElectionTimeoutTooShort);
         }
         c.request_timeout = Duration::from_secs_f64(self.request_timeout_secs);
         c.max_inflight_proposals = self.max_inflight_proposals as usize;
         c.wal_segment_size = self.wal_segment_bytes;
         Ok(c)
+    }
+
+    /// The watch cache's settings.
+    pub fn watch_cache_config(&self) -> crate::watch_cache::CacheConfig {
+        crate::watch_cache::CacheConfig {
+            window_events: self.watch_cache_window_events as usize,
+            watcher_buffer: self.watch_cache_watcher_buffer as usize,
+            ..Default::default()
+        }
     }
 }
 
@@ -198,10 +248,19 @@ mod tests {
 
     #[test]
     fn a_member_without_id_or_peer_is_refused_with_a_reason() {
-        assert!(parse_member("name=a,peer=x:1").unwrap_err().contains("id"));
-        assert!(parse_member("id=1,name=a").unwrap_err().contains("peer"));
+        assert_eq!(
+            parse_member("name=a,peer=x:1").unwrap_err(),
+            MemberError::MissingId
+        );
+        assert_eq!(
+            parse_member("id=1,name=a").unwrap_err(),
+            MemberError::MissingPeer
+        );
         assert!(parse_member("id=1,peer=x:1,color=red")
             .unwrap_err()
+            .to_string()
             .contains("color"));
+        let bad_id = parse_member("id=x,peer=x:1").unwrap_err();
+        assert!(std::error::Error::source(&bad_id).is_some(), "{bad_id:?}");
     }
 }

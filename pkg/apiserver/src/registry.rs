@@ -7,7 +7,9 @@
 //! Creates are compare-and-set on absence, updates on the mod revision the
 //! caller read (409 Conflict when it moved), deletes on the revision they
 //! inspected. Defaulting, validation and strict field checking come from
-//! `rkube_api`; this module owns only what needs the store.
+//! `rkube_api`; this module owns only what needs the store. Watches and
+//! `resourceVersion=0` lists are served by the [`crate::watch_cache`] when the
+//! registry has one; this module must never fan events out itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,10 @@ use rkube_api::status::Status;
 use rkube_store::{Compare, CompareResult, CompareTarget, KeyRange, Op, RangeOp, Store, Txn};
 use serde_json::{json, Value};
 
+use crate::watch_cache::{Filter, Start, WatchCache};
+pub use crate::watch_cache::{Object, WatchEvent, WatchStream};
+
+mod store_watch;
 mod subresources;
 pub use subresources::{scale_of, PodLog};
 
@@ -31,6 +37,16 @@ pub type Result<T, E = Status> = std::result::Result<T, E>;
 pub struct Registry {
     store: Arc<Store>,
     admission: Arc<crate::admission::Chain>,
+    cache: Option<Arc<WatchCache>>,
+}
+
+/// A list: the items (shared, so the doors send their bytes as they are), the revision
+/// they were read at, and the continue token of the next page.
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    pub items: Vec<Arc<Object>>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
 }
 
 /// Options of a list (and of a watch's initial state).
@@ -129,33 +145,6 @@ pub struct WatchOptions {
     pub timeout: Option<Duration>,
 }
 
-/// One event of a watch, before either front door renders it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatchEvent {
-    Added(Value),
-    Modified(Value),
-    Deleted(Value),
-    /// Every change up to `revision` has been sent. `initial_events_end` marks
-    /// the end of the initial ADDED events (always sent after them; the REST
-    /// door drops it, as Kubernetes sends it only with `sendInitialEvents`).
-    Bookmark {
-        revision: i64,
-        initial_events_end: bool,
-    },
-}
-
-impl WatchEvent {
-    /// Kubernetes' event type: `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            WatchEvent::Added(_) => "ADDED",
-            WatchEvent::Modified(_) => "MODIFIED",
-            WatchEvent::Deleted(_) => "DELETED",
-            WatchEvent::Bookmark { .. } => "BOOKMARK",
-        }
-    }
-}
-
 /// A created/updated object and the warnings to send back (`Warning` headers).
 pub struct Written {
     pub object: Value,
@@ -176,6 +165,32 @@ fn store_err(e: rkube_store::Error) -> Status {
         E::Timeout(m) => Status::timeout(&m, 1),
         other => Status::internal_error(&other.to_string()),
     }
+}
+
+fn cache_err(e: crate::watch_cache::Error) -> Status {
+    use crate::watch_cache::Error as E;
+    match e {
+        E::InitialRead { source, .. } => store_err(source),
+        E::Stopped => Status::service_unavailable("the apiserver is shutting down"),
+    }
+}
+
+/// The label and field selectors of a list or watch, parsed and checked for `info`.
+fn selectors(
+    info: &ResourceInfo,
+    opts: &ListOptions,
+) -> Result<(
+    rkube_api::selectors::LabelSelector,
+    rkube_api::selectors::FieldSelector,
+)> {
+    let labels =
+        rkube_api::selectors::LabelSelector::parse(opts.label_selector.as_deref().unwrap_or(""))
+            .map_err(|e| Status::bad_request(e.to_string()))?;
+    let fields =
+        rkube_api::selectors::FieldSelector::parse(opts.field_selector.as_deref().unwrap_or(""))
+            .and_then(|f| f.for_resource(info))
+            .map_err(|e| Status::bad_request(e.to_string()))?;
+    Ok((labels, fields))
 }
 
 /// Now, to the second (Kubernetes' timestamps have second precision).
@@ -211,15 +226,8 @@ fn random_suffix() -> String {
 
 /// The decoded object with `resourceVersion` set from the key's revision.
 fn from_stored(bytes: &[u8], mod_revision: i64) -> Result<Value> {
-    let mut v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Status::internal_error(&format!("stored object is not JSON: {e}")))?;
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert(
-            "resourceVersion".into(),
-            Value::String(mod_revision.to_string()),
-        );
-    }
-    Ok(v)
+    crate::watch_cache::decode_stored(bytes, mod_revision)
+        .map_err(|e| Status::internal_error(&format!("stored object is not JSON: {e}")))
 }
 
 fn to_stored(obj: &Value) -> Bytes {
@@ -262,6 +270,15 @@ impl Registry {
         Self {
             store,
             admission: Arc::new(admission),
+            cache: None,
+        }
+    }
+
+    /// This registry, serving watches and `resourceVersion=0` lists from `cache`.
+    pub fn with_watch_cache(self, cache: Arc<WatchCache>) -> Self {
+        Self {
+            cache: Some(cache),
+            ..self
         }
     }
 
@@ -781,29 +798,38 @@ impl Registry {
         Err(Status::optimistic_lock(info.group, info.plural, name))
     }
 
-    /// Lists at one revision: returns (items, list resourceVersion, continue token).
+    /// Lists at one revision: the items, the revision they were read at, and the
+    /// continue token of the next page. `resourceVersion=0` (any state, no continue
+    /// token) is served from the watch cache when there is one; everything else reads
+    /// the store.
     pub async fn list(
         &self,
         info: &ResourceInfo,
         ns: Option<&str>,
         opts: &ListOptions,
-    ) -> Result<(Vec<Value>, i64, Option<String>)> {
+    ) -> Result<ListResult> {
         opts.validate()?;
-        let labels = rkube_api::selectors::LabelSelector::parse(
-            opts.label_selector.as_deref().unwrap_or(""),
-        )
-        .map_err(|e| Status::bad_request(e.to_string()))?;
-        let fields = rkube_api::selectors::FieldSelector::parse(
-            opts.field_selector.as_deref().unwrap_or(""),
-        )
-        .map_err(|e| Status::bad_request(e.to_string()))?;
-        let fields = fields
-            .for_resource(info)
-            .map_err(|e| Status::bad_request(e.to_string()))?;
+        let (labels, fields) = selectors(info, opts)?;
+        let limit = opts.limit.max(0) as usize;
+        let no_token = opts.continue_token.as_deref().is_none_or(str::is_empty);
+        if let (Some(cache), Some("0"), true) =
+            (&self.cache, opts.resource_version.as_deref(), no_token)
+        {
+            let resource = cache.resource(info, None).await.map_err(cache_err)?;
+            let filter = Filter::new(info, ns, labels, fields);
+            let (items, revision, next) = resource.list(&filter, limit);
+            let continue_token = next.map(|after| {
+                encode_continue(revision, &format!("{}\0", String::from_utf8_lossy(&after)))
+            });
+            return Ok(ListResult {
+                items,
+                revision,
+                continue_token,
+            });
+        }
         let prefix = info.key_prefix(ns);
         let end = rkube_store::prefix_end(prefix.as_bytes());
         let (mut start, mut revision) = (Bytes::from(prefix.clone()), 0i64);
-        let limit = opts.limit.max(0) as usize;
         // The revision the most recent state must have reached (NotOlderThan).
         let mut at_least = 0i64;
         if let Some(tok) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
@@ -878,7 +904,12 @@ impl Registry {
                 }
                 let obj = from_stored(&kv.value, kv.mod_revision)?;
                 if labels.matches_object(&obj) && fields.matches(&info.field_set(&obj)) {
-                    items.push(obj);
+                    items.push(Arc::new(Object::from_value(
+                        info,
+                        kv.key.clone(),
+                        &obj,
+                        kv.mod_revision,
+                    )));
                 }
                 last_seen = Some(kv.key);
             }
@@ -891,9 +922,12 @@ impl Registry {
                 _ => break,
             }
         }
-        Ok((items, revision, token))
+        Ok(ListResult {
+            items,
+            revision,
+            continue_token: token,
+        })
     }
-
     pub async fn delete_collection(
         &self,
         info: &ResourceInfo,
@@ -901,7 +935,7 @@ impl Registry {
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> Result<Vec<Value>> {
-        let (items, _, _) = self
+        let listed = self
             .list(
                 info,
                 ns,
@@ -913,10 +947,8 @@ impl Registry {
             )
             .await?;
         let mut out = Vec::new();
-        for it in items {
-            let name = meta_str(&it, "name").unwrap_or_default().to_string();
-            let ns = meta_str(&it, "namespace").unwrap_or_default().to_string();
-            match self.delete(info, &ns, &name, opts).await {
+        for it in listed.items {
+            match self.delete(info, it.namespace(), it.name(), opts).await {
                 Ok(v) => out.push(v),
                 Err(s) if s.code == 404 => {}
                 Err(s) => return Err(s),
@@ -925,28 +957,92 @@ impl Registry {
         Ok(out)
     }
 
-    /// Watches `info`'s objects (in `ns`, or everywhere): the initial state
-    /// when asked for, then every change in revision order, filtered by the
-    /// selectors (an object entering the selection is ADDED, one leaving it is
-    /// DELETED). A start revision that is compacted is an error here; falling
-    /// out of the history window later ends the stream with a 410 item. The
-    /// stream stops when the receiver is dropped or the timeout passes.
+    /// Watches `info`'s objects (in `ns`, or everywhere): the initial state when asked
+    /// for (resourceVersion "" or "0"), then every change in revision order, filtered by
+    /// the selectors (an object entering the selection is ADDED, one leaving it is
+    /// DELETED). Changes come from the watch cache; a resourceVersion older than its
+    /// window is watched on the store instead. A start revision the store compacted is
+    /// an error here (410); a watcher that falls too far behind later gets a 410 item.
+    /// The stream stops when dropped or after the timeout.
     pub async fn watch(
         &self,
         info: &ResourceInfo,
         ns: Option<&str>,
         opts: &WatchOptions,
-    ) -> Result<tokio::sync::mpsc::Receiver<Result<WatchEvent>>> {
+    ) -> Result<WatchStream> {
         let list = &opts.list;
-        let labels = rkube_api::selectors::LabelSelector::parse(
-            list.label_selector.as_deref().unwrap_or(""),
-        )
-        .map_err(|e| Status::bad_request(e.to_string()))?;
-        let fields = rkube_api::selectors::FieldSelector::parse(
-            list.field_selector.as_deref().unwrap_or(""),
-        )
-        .and_then(|f| f.for_resource(info))
-        .map_err(|e| Status::bad_request(e.to_string()))?;
+        let (labels, fields) = selectors(info, list)?;
+        let timeout = opts.timeout.unwrap_or(Duration::from_secs(1800));
+        let filter = Filter::new(info, ns, labels.clone(), fields.clone());
+        let Some(cache) = &self.cache else {
+            return self
+                .watch_store(info, ns, opts, labels, fields, timeout)
+                .await;
+        };
+        let (initial, after) = match list.resource_version.as_deref() {
+            Some("0") => {
+                let resource = cache.resource(info, None).await.map_err(cache_err)?;
+                return Ok(resource
+                    .watch(Start::InitialState, filter, opts.bookmarks, timeout)
+                    .expect("a watch from the current state always starts"));
+            }
+            Some(rv) if !rv.is_empty() => (None, parse_rv(rv)?),
+            // "": the initial state is a linearizable list, as a list without a
+            // resourceVersion is; changes after it come from the cache.
+            _ => {
+                let all = ListOptions {
+                    limit: 0,
+                    continue_token: None,
+                    ..list.clone()
+                };
+                let listed = self.list(info, ns, &all).await?;
+                (Some(listed.items), listed.revision)
+            }
+        };
+        let resource = cache.resource(info, Some(after)).await.map_err(cache_err)?;
+        let mut stream = match resource.watch(Start::After(after), filter, opts.bookmarks, timeout)
+        {
+            Ok(stream) => stream,
+            Err(too_old) => {
+                tracing::debug!(resource = info.plural, %too_old, "watching the store instead of the cache");
+                cache.metrics().store_fallback(info);
+                let from = WatchOptions {
+                    list: ListOptions {
+                        resource_version: Some(after.to_string()),
+                        ..list.clone()
+                    },
+                    ..opts.clone()
+                };
+                self.watch_store(info, ns, &from, labels, fields, timeout)
+                    .await?
+            }
+        };
+        if let Some(items) = initial {
+            stream.prepend(
+                items
+                    .into_iter()
+                    .map(WatchEvent::Added)
+                    .chain(std::iter::once(WatchEvent::Bookmark {
+                        revision: after,
+                        initial_events_end: true,
+                    })),
+            );
+        }
+        Ok(stream)
+    }
+
+    /// A watch served by a store watch of its own (no cache, or a revision older than
+    /// the cache's window).
+    async fn watch_store(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &WatchOptions,
+        labels: rkube_api::selectors::LabelSelector,
+        fields: rkube_api::selectors::FieldSelector,
+        timeout: Duration,
+    ) -> Result<WatchStream> {
+        let list = &opts.list;
         let (initial, start) = match list.resource_version.as_deref() {
             Some(rv) if !rv.is_empty() && rv != "0" => (None, parse_rv(rv)? + 1),
             _ => {
@@ -955,39 +1051,22 @@ impl Registry {
                     continue_token: None,
                     ..list.clone()
                 };
-                let (items, rv, _) = self.list(info, ns, &all).await?;
-                (Some(items), rv + 1)
+                let listed = self.list(info, ns, &all).await?;
+                (Some(listed.items), listed.revision + 1)
             }
         };
-        let rx = self
-            .store
-            .watch(rkube_store::WatchRequest {
-                range: KeyRange::prefix(Bytes::from(info.key_prefix(ns))),
-                start_revision: start,
-                prev_kv: true,
-                progress_interval: Duration::from_secs(if opts.bookmarks { 10 } else { 60 }),
-            })
-            .map_err(|e| match e {
-                rkube_store::Error::Compacted { .. } => {
-                    Status::expired(format!("too old resource version: {} ", start - 1))
-                }
-                other => store_err(other),
-            })?;
-        let (tx, out) = tokio::sync::mpsc::channel(64);
-        let timeout = opts.timeout.unwrap_or(Duration::from_secs(1800));
-        tokio::spawn(forward_watch(
-            *info,
-            initial.map(|items| (items, start - 1)),
-            rx,
-            labels,
-            fields,
+        let filter = Filter::new(info, ns, labels, fields);
+        store_watch::watch(
+            &self.store,
+            info,
+            ns,
+            filter,
+            initial,
+            start,
             opts.bookmarks,
             timeout,
-            tx,
-        ));
-        Ok(out)
+        )
     }
-
     /// pods/binding: assigns a pod to the node `binding` names, once. 404 when
     /// the pod is missing, 409 when it is already assigned or being deleted,
     /// 400 when the binding names another pod. Sets `spec.nodeName`, the
@@ -1103,29 +1182,31 @@ impl Registry {
         Err(Status::optimistic_lock("", "pods", name))
     }
 
-    /// Creates the namespaces every cluster has, if missing.
-    pub async fn ensure_system_namespaces(&self) {
+    /// Creates the namespaces every cluster has, if missing; gives up when `shutdown`
+    /// is cancelled.
+    pub async fn ensure_system_namespaces(&self, shutdown: &tokio_util::sync::CancellationToken) {
         let info =
             rkube_api::registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let body = serde_json::to_vec(&body).expect("JSON values encode");
+            let opts = WriteOptions::default();
             for attempt in 0..50 {
-                match self
-                    .create(
-                        info,
-                        "",
-                        &serde_json::to_vec(&body).unwrap(),
-                        &WriteOptions::default(),
-                    )
-                    .await
-                {
+                let created = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = self.create(info, "", &body, &opts) => r,
+                };
+                match created {
                     Ok(_) => break,
                     Err(s) if s.code == 409 => break,
                     Err(s) => {
                         if attempt == 49 {
                             tracing::warn!(namespace = ns, error = %s, "could not create a system namespace");
                         }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        }
                     }
                 }
             }
@@ -1152,117 +1233,6 @@ fn set_pod_scheduled(pod: &mut Value) {
     }
 }
 
-/// The task behind [`Registry::watch`]: initial state, then store batches
-/// turned into Kubernetes events.
-#[allow(clippy::too_many_arguments)]
-async fn forward_watch(
-    info: ResourceInfo,
-    initial: Option<(Vec<Value>, i64)>,
-    mut rx: tokio::sync::mpsc::Receiver<rkube_store::Result<rkube_store::WatchBatch>>,
-    labels: rkube_api::selectors::LabelSelector,
-    fields: rkube_api::selectors::FieldSelector,
-    bookmarks: bool,
-    timeout: Duration,
-    tx: tokio::sync::mpsc::Sender<Result<WatchEvent>>,
-) {
-    // Most watchers select everything (informers, `kubectl get -w`): they need neither
-    // the field set of each object nor the previous object, whose decoding would double
-    // the JSON work per event and watcher.
-    let everything = labels.is_empty() && fields.is_empty();
-    let matches =
-        |o: &Value| everything || (labels.matches_object(o) && fields.matches(&info.field_set(o)));
-    if let Some((items, revision)) = initial {
-        for o in items {
-            if tx.send(Ok(WatchEvent::Added(o))).await.is_err() {
-                return;
-            }
-        }
-        let end = WatchEvent::Bookmark {
-            revision,
-            initial_events_end: true,
-        };
-        if tx.send(Ok(end)).await.is_err() {
-            return;
-        }
-    }
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    loop {
-        let batch = tokio::select! {
-            b = rx.recv() => b,
-            _ = &mut deadline => return,
-            _ = tx.closed() => return,
-        };
-        let Some(batch) = batch else { return };
-        let batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                let s = match e {
-                    rkube_store::Error::Compacted { .. } => {
-                        Status::expired(format!("too old resource version: {e}"))
-                    }
-                    other => store_err(other),
-                };
-                let _ = tx.send(Err(s)).await;
-                return;
-            }
-        };
-        if batch.events.is_empty() {
-            if bookmarks {
-                let bm = WatchEvent::Bookmark {
-                    revision: batch.revision,
-                    initial_events_end: false,
-                };
-                if tx.send(Ok(bm)).await.is_err() {
-                    return;
-                }
-            }
-            continue;
-        }
-        for ev in batch.events {
-            let decode = |bytes: &[u8], rev: i64| from_stored(bytes, rev).ok();
-            let (obj, prev) = match ev.kind {
-                rkube_store::EventKind::Put => (
-                    decode(&ev.kv.value, ev.kv.mod_revision),
-                    ev.prev_kv.as_ref().map(|p| {
-                        if everything {
-                            None
-                        } else {
-                            decode(&p.value, p.mod_revision)
-                        }
-                    }),
-                ),
-                rkube_store::EventKind::Delete => (
-                    ev.prev_kv
-                        .as_ref()
-                        .and_then(|p| decode(&p.value, ev.kv.mod_revision)),
-                    None,
-                ),
-            };
-            let Some(obj) = obj else { continue };
-            let now = matches(&obj);
-            let event = match (ev.kind, prev) {
-                (rkube_store::EventKind::Delete, _) if now => WatchEvent::Deleted(obj),
-                (rkube_store::EventKind::Put, None) if now => WatchEvent::Added(obj),
-                // Selector transitions: entering is ADDED, leaving is DELETED.
-                (rkube_store::EventKind::Put, Some(prev)) => {
-                    let before = everything || prev.as_ref().is_some_and(&matches);
-                    match (before, now) {
-                        (true, true) => WatchEvent::Modified(obj),
-                        (false, true) => WatchEvent::Added(obj),
-                        (true, false) => WatchEvent::Deleted(obj),
-                        (false, false) => continue,
-                    }
-                }
-                _ => continue,
-            };
-            if tx.send(Ok(event)).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
 fn patch_status(e: &rkube_api::patch::PatchError) -> Status {
     let mut s = Status::bad_request(e.to_string());
     s.code = e.status_code();
@@ -1276,64 +1246,29 @@ fn patch_status(e: &rkube_api::patch::PatchError) -> Status {
     s
 }
 
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn unb64(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
-    let mut out = Vec::new();
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, b) in chunk.iter().enumerate() {
-            n |= val(*b)? << (18 - 6 * i);
-        }
-        let len = chunk.len().saturating_sub(1);
-        for i in 0..len {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
-}
-
 /// Kubernetes-style continue token: base64 of {"rv": revision, "start": key}.
 pub fn encode_continue(revision: i64, start_key: &str) -> String {
-    b64(
-        json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start_key})
-            .to_string()
-            .as_bytes(),
-    )
+    use base64::Engine as _;
+    CONTINUE_ENCODING
+        .encode(json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start_key}).to_string())
 }
+
+/// Standard base64, padded when encoding; padding optional when decoding, as tokens from
+/// other clients may come without it.
+const CONTINUE_ENCODING: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 pub fn decode_continue(tok: &str) -> Result<(i64, String)> {
     let bad = || {
         Status::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
     };
-    let raw = unb64(tok).ok_or_else(bad)?;
+    let raw = {
+        use base64::Engine as _;
+        CONTINUE_ENCODING.decode(tok).map_err(|_| bad())?
+    };
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
     let start = v

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 use tokio_stream::StreamExt as _;
 
 use crate::registry::{
-    DeleteOptions, ListOptions, Registry, WatchEvent, WatchOptions, WriteOptions,
+    DeleteOptions, ListOptions, Object, Registry, WatchEvent, WatchOptions, WriteOptions,
 };
 
 const JSON: &str = "application/json";
@@ -65,6 +66,32 @@ pub async fn fallback(headers: HeaderMap) -> Response {
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
     let mut r = (code, serde_json::to_vec(v).expect("JSON values encode")).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    r
+}
+
+/// A list as Kubernetes' JSON, its items' bytes copied as they are (not re-encoded).
+fn list_response(info: &ResourceInfo, list_meta: &Value, items: &[Arc<Object>]) -> Response {
+    let head = serde_json::to_vec(&json!({
+        "kind": info.list_kind,
+        "apiVersion": info.api_version(),
+        "metadata": list_meta,
+    }))
+    .expect("JSON values encode");
+    let size = head.len() + 12 + items.iter().map(|o| o.json().len() + 1).sum::<usize>();
+    let mut body = Vec::with_capacity(size);
+    // `{"kind":...,"metadata":{...}` + `,"items":[` + items + `]}`
+    body.extend_from_slice(&head[..head.len() - 1]);
+    body.extend_from_slice(br#","items":["#);
+    for (i, o) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(o.json());
+    }
+    body.extend_from_slice(b"]}");
+    let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     r
@@ -513,18 +540,18 @@ async fn handle(
                 return watch_response(ctx, t, q, headers).await;
             }
             let opts = list_options(q)?;
-            let (items, rv, token) = reg.list(info, t.namespace.as_deref(), &opts).await?;
-            let mut list_meta = json!({"resourceVersion": rv.to_string()});
-            if let Some(tok) = token {
-                list_meta["continue"] = Value::String(tok);
+            let listed = reg.list(info, t.namespace.as_deref(), &opts).await?;
+            let mut list_meta = json!({"resourceVersion": listed.revision.to_string()});
+            if let Some(tok) = &listed.continue_token {
+                list_meta["continue"] = Value::String(tok.clone());
             }
             if table_requested(headers) {
+                let items: Vec<Value> = listed.items.iter().map(|o| o.value()).collect();
                 let table =
                     info.to_table(&items, list_meta, table_options(q), crate::registry::now());
                 return Ok(json_response(StatusCode::OK, &table));
             }
-            let list = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": list_meta, "items": items});
-            Ok(json_response(StatusCode::OK, &list))
+            Ok(list_response(info, &list_meta, &listed.items))
         }
         (&Method::POST, None) => {
             if !info.has_verb("create") {
@@ -716,7 +743,7 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpti
 }
 
 /// A watch: a chunked stream of JSON watch events, one per line, rendered
-/// from [`Registry::watch`].
+/// from [`Registry::watch`]; objects go out as the bytes the watch cache shares.
 async fn watch_response(
     ctx: &Ctx,
     t: &Target,
@@ -741,30 +768,17 @@ async fn watch_response(
             .map(Duration::from_secs),
     };
     let as_table = table_requested(headers);
-    let rx = ctx
+    let events = ctx
         .registry
         .watch(info, t.namespace.as_deref(), &opts)
         .await?;
     let info = *info;
     let line = move |typ: &str, obj: Value| -> Bytes {
-        let obj = if as_table && typ != "ERROR" && typ != "BOOKMARK" {
-            info.to_table(
-                &[obj],
-                json!({}),
-                rkube_api::table::TableOptions {
-                    no_headers: false,
-                    ..Default::default()
-                },
-                crate::registry::now(),
-            )
-        } else {
-            obj
-        };
         let mut v = serde_json::to_vec(&json!({"type": typ, "object": obj})).expect("encode");
         v.push(b'\n');
         Bytes::from(v)
     };
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).filter_map(move |ev| {
+    let stream = events.filter_map(move |ev| {
         let chunk = match ev {
             Ok(WatchEvent::Bookmark {
                 initial_events_end: true,
@@ -775,12 +789,23 @@ async fn watch_response(
                 line("BOOKMARK", bm)
             }
             Ok(ev) => {
-                let typ = ev.type_name();
-                let (WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o)) = ev
-                else {
-                    unreachable!("bookmarks are handled above")
-                };
-                line(typ, o)
+                let (kind, o) = ev.object().expect("bookmarks are handled above");
+                if as_table {
+                    // Tables are rendered per watcher (kubectl get -w): few of them.
+                    let table = info.to_table(
+                        &[o.value()],
+                        json!({}),
+                        rkube_api::table::TableOptions {
+                            no_headers: false,
+                            ..Default::default()
+                        },
+                        crate::registry::now(),
+                    );
+                    line(kind.as_str(), table)
+                } else {
+                    // The same bytes for every watcher of this event.
+                    o.rest_line(kind)
+                }
             }
             Err(s) => line("ERROR", s.to_json()),
         };

@@ -1,6 +1,7 @@
 //! Wiring: open the store, serve the API and peer addresses, stop on the token.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -11,11 +12,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::options::Options;
+use crate::watch_cache::WatchCache;
 
+/// Why a replica could not start or stopped with a failure. Messages include their
+/// source's, since the binary prints only the top one.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[source] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -23,9 +27,40 @@ pub enum Error {
     },
     #[error("store: {0}")]
     Store(#[from] rkube_store::Error),
-    #[error("server failed: {0}")]
-    Serve(String),
+    #[error("the API server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("the Raft peer server failed: {0}")]
+    PeerServe(#[source] tonic::transport::Error),
+    #[error("the Raft peer server task failed: {0}")]
+    PeerTask(#[source] tokio::task::JoinError),
 }
+
+/// A configuration the replica cannot run with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Options(#[from] crate::options::OptionsError),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    TokenFile(#[from] crate::auth::authn::TokenFileError),
+}
+
+macro_rules! config_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Config(e.into())
+            }
+        }
+    )*};
+}
+
+config_error_from!(
+    crate::options::OptionsError,
+    crate::tls::TlsError,
+    crate::auth::authn::TokenFileError
+);
 
 /// Runs one apiserver replica until `shutdown` is cancelled. Calls `ready`
 /// with the bound (api, peer) addresses once both listen.
@@ -34,15 +69,16 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: impl FnOnce(SocketAddr, SocketAddr),
 ) -> Result<(), Error> {
-    let config = opts.store_config().map_err(Error::Config)?;
+    let config = opts.store_config()?;
     let tls = match (&opts.tls_cert_file, &opts.tls_private_key_file) {
-        (Some(cert), Some(key)) => Some(
-            crate::tls::server_config(cert, key, opts.client_ca_file.as_deref())
-                .map_err(|e| Error::Config(e.to_string()))?,
-        ),
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(
+            cert,
+            key,
+            opts.client_ca_file.as_deref(),
+        )?),
         _ => None,
     };
-    let pipeline = std::sync::Arc::new(pipeline(&opts)?);
+    let pipeline = Arc::new(pipeline(&opts)?);
     let api = TcpListener::bind(&opts.api_listen)
         .await
         .map_err(|source| Error::Listen {
@@ -61,7 +97,12 @@ pub async fn run(
     );
 
     let metrics = StoreMetrics::default();
-    metrics.register(&mut rkube_telemetry::metrics::registry().lock().unwrap());
+    let cache_metrics = crate::watch_cache::CacheMetrics::default();
+    {
+        let mut registry = rkube_telemetry::metrics::registry().lock().unwrap();
+        metrics.register(&mut registry);
+        cache_metrics.register(&mut registry);
+    }
 
     let store = Store::open(config, metrics).await?;
     let peer_task = {
@@ -79,11 +120,22 @@ pub async fn run(
     tracing::info!(api = %api_addr, peer = %peer_addr, id = store.id(), "apiserver replica started");
     ready(api_addr, peer_addr);
 
-    let registry = crate::registry::Registry::new(store.clone());
-    if opts.create_system_namespaces {
-        let registry = registry.clone();
-        tokio::spawn(async move { registry.ensure_system_namespaces().await });
+    let cache = opts.watch_cache.then(|| {
+        Arc::new(WatchCache::new(
+            store.clone(),
+            opts.watch_cache_config(),
+            cache_metrics,
+            shutdown.child_token(),
+        ))
+    });
+    let mut registry = crate::registry::Registry::new(store.clone());
+    if let Some(cache) = &cache {
+        registry = registry.with_watch_cache(cache.clone());
     }
+    let namespaces = opts.create_system_namespaces.then(|| {
+        let (registry, token) = (registry.clone(), shutdown.clone());
+        tokio::spawn(async move { registry.ensure_system_namespaces(&token).await })
+    });
     let svc = StoreService::new(store.clone());
     let grpc = tonic::service::Routes::new(svc.kv())
         .add_service(svc.watch())
@@ -113,18 +165,20 @@ pub async fn run(
             pipeline,
             crate::auth::layer,
         ));
-    // Stop Raft as soon as shutdown starts, before the API port drains: a
-    // replica whose peer server is already closed must not keep a Raft node
-    // running (it would stop hearing the leader, campaign, and disrupt the
-    // others while it exits).
-    {
-        let store = store.clone();
-        let token = shutdown.clone();
+    // The one shutdown path: stop Raft as soon as shutdown starts, before the API port
+    // drains (a replica whose peer server is already closed must not keep a Raft node
+    // running: it would stop hearing the leader, campaign, and disrupt the others while
+    // it exits), then end the watch cache's streams so the drain does not wait for them.
+    let stopping = {
+        let (store, token) = (store.clone(), shutdown.clone());
         tokio::spawn(async move {
             token.cancelled().await;
             store.shutdown().await;
-        });
-    }
+            if let Some(cache) = cache {
+                cache.stop().await;
+            }
+        })
+    };
     let served = crate::tls::serve(
         api,
         tls,
@@ -134,14 +188,18 @@ pub async fn run(
     )
     .await;
 
+    // The API server can also stop on its own (an accept error): stop everything else.
     shutdown.cancel();
-    store.shutdown().await;
+    let _ = stopping.await;
+    if let Some(task) = namespaces {
+        let _ = task.await;
+    }
     let peer_res = peer_task.await;
-    served.map_err(|e| Error::Serve(e.to_string()))?;
+    served.map_err(Error::Serve)?;
     match peer_res {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::Serve(format!("peer server: {e}"))),
-        Err(e) => Err(Error::Serve(format!("peer server task: {e}"))),
+        Ok(Err(e)) => Err(Error::PeerServe(e)),
+        Err(e) => Err(Error::PeerTask(e)),
     }
 }
 
@@ -155,7 +213,7 @@ fn pipeline(opts: &Options) -> Result<crate::auth::Pipeline, Error> {
         authenticators.push(Box::new(X509));
     }
     if let Some(path) = &opts.token_auth_file {
-        let tokens = TokenFile::load(path).map_err(|e| Error::Config(e.to_string()))?;
+        let tokens = TokenFile::load(path)?;
         tracing::info!(path = %path.display(), tokens = tokens.len(), "bearer tokens loaded");
         authenticators.push(Box::new(tokens));
     }

@@ -40,10 +40,17 @@ pub enum TlsError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: {detail}")]
-    Parse { path: String, detail: String },
+    #[error("{path}: {source}")]
+    Pem {
+        path: String,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path}: no PEM certificate found")]
+    NoCertificate { path: String },
     #[error("tls configuration: {0}")]
-    Config(String),
+    Config(#[from] rustls::Error),
+    #[error("tls configuration: client certificate verifier: {0}")]
+    ClientVerifier(#[from] rustls::server::VerifierBuilderError),
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -54,15 +61,12 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     })?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Parse {
+        .map_err(|source| TlsError::Pem {
             path: p.clone(),
-            detail: e.to_string(),
+            source,
         })?;
     if certs.is_empty() {
-        return Err(TlsError::Parse {
-            path: p,
-            detail: "no PEM certificate found".into(),
-        });
+        return Err(TlsError::NoCertificate { path: p });
     }
     Ok(certs)
 }
@@ -82,30 +86,24 @@ pub fn server_config(
         path: kp.clone(),
         source,
     })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| TlsError::Parse {
-        path: kp,
-        detail: e.to_string(),
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|source| TlsError::Pem { path: kp, source })?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in read_certs(ca)? {
-                roots.add(c).map_err(|e| TlsError::Config(e.to_string()))?;
+                roots.add(c)?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .allow_unauthenticated()
-                .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?;
+                .build()?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = builder.with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -16,6 +16,11 @@
 //!    each, spread over the replicas), and a writer patching those pods at `--watch-rate`
 //!    with its send time in an annotation → delivery latency from send to receipt, over
 //!    every (write, watcher) pair, and how many deliveries never arrived.
+//! 5. **node watch**: `node_watchers` watch streams as that many kubelets open them (one
+//!    connection each, pods of every namespace with `fieldSelector=spec.nodeName=node-<i>`),
+//!    one pod bound to each node, and a writer patching those pods in turn at
+//!    `node_watch_rate` → delivery latency, deliveries to the wrong watcher, the replicas'
+//!    CPU (`/proc/<pid>/stat`) and RSS with every stream open.
 //!
 //! Modules: [`http`] (the HTTP/2-over-TLS client), [`workload`] (the phases), [`report`]
 //! (results, table, aims). The replicas are children of the benchmark, killed (and the
@@ -84,6 +89,13 @@ pub struct ApiBenchOptions {
     /// How long the watch writer runs
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = rkube_ops::parse_duration)]
     pub watch_duration: Duration,
+    /// Watchers of the node watch, each selecting one node's pods by spec.nodeName, as that
+    /// many kubelets would (0 skips it); it runs for --watch-duration
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub node_watchers: usize,
+    /// Writes per second to pods on the watched nodes during the node watch
+    #[arg(long, value_name = "PER_SEC", default_value_t = 50.0)]
+    pub node_watch_rate: f64,
     /// A request taking longer than this counts as failed
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = rkube_ops::parse_duration)]
     pub request_timeout: Duration,
@@ -117,6 +129,8 @@ impl Default for ApiBenchOptions {
             watchers: 1000,
             watch_rate: 10.0,
             watch_duration: Duration::from_secs(20),
+            node_watchers: 10_000,
+            node_watch_rate: 50.0,
             bin_dir: None,
             tmp_dir: None,
             ready_timeout: crate::READY_TIMEOUT,
@@ -128,6 +142,8 @@ impl Default for ApiBenchOptions {
     }
 }
 
+/// The value of environment variable `name`, or `default` when it is unset or does not
+/// parse (the node watch's size until `rkube bench api` has flags for it).
 impl ApiBenchOptions {
     /// Rejects values the benchmark cannot run with.
     pub fn validate(&self) -> Result<(), BenchError> {
@@ -146,6 +162,14 @@ impl ApiBenchOptions {
         }
         if self.watchers > 0 && self.watch_duration.is_zero() {
             return bad("--watch-duration must be more than 0 (or --watchers 0)");
+        }
+        if self.node_watchers > 0 {
+            if !(self.node_watch_rate > 0.0 && self.node_watch_rate <= 10_000.0) {
+                return bad("the node watch rate must be more than 0 and at most 10000");
+            }
+            if self.watch_duration.is_zero() {
+                return bad("--watch-duration must be more than 0 (or no node watchers)");
+            }
         }
         Ok(())
     }
@@ -368,6 +392,57 @@ pub async fn run_api_here(
         Some(w)
     };
 
+    // Phase 5: node watch.
+    let node_watch = if opts.node_watchers == 0 {
+        None
+    } else {
+        let plan = WatchPlan {
+            watchers: opts.node_watchers,
+            rate: opts.node_watch_rate,
+            duration: opts.watch_duration,
+            drain: Duration::from_secs(10),
+            timeout,
+        };
+        let creators = workload::connect_many(&addrs, opts.clients, config.clone()).await?;
+        let w = workload::node_watch_delivery(
+            &addrs,
+            config.clone(),
+            &admin[0],
+            &creators,
+            &plan,
+            &pids,
+            progress,
+        )
+        .await?;
+        drop(creators);
+        cluster.check_alive()?;
+        progress(&format!(
+            "node watch: delivery p50 {} p99 {} max {}; {} of {} delivered, {} to a wrong \
+             node; server CPU {:.1} s over {:.1} s ({:.2} CPU); RSS with the streams open: \
+             {} MiB{}",
+            fmt_ms(w.latency.p50_us as f64 / 1e3),
+            fmt_ms(w.latency.p99_us as f64 / 1e3),
+            fmt_ms(w.latency.max_us as f64 / 1e3),
+            w.delivered,
+            w.expected,
+            w.misdelivered,
+            w.cpu.server_cpu_seconds,
+            w.cpu.seconds,
+            w.cpu.server_cpu_seconds / w.cpu.seconds.max(1e-9),
+            w.rss_mib_open
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            if w.cpu.disturbed() {
+                " (disturbed: the machine is not idle)"
+            } else {
+                ""
+            }
+        ));
+        Some(w)
+    };
+
     let memory = pids
         .iter()
         .enumerate()
@@ -401,6 +476,8 @@ pub async fn run_api_here(
             watchers: opts.watchers,
             watch_rate: opts.watch_rate,
             watch_duration_s: opts.watch_duration.as_secs_f64(),
+            node_watchers: opts.node_watchers,
+            node_watch_rate: opts.node_watch_rate,
             transport: TRANSPORT.to_string(),
             rkube_args: opts.rkube_args.clone(),
         },
@@ -410,6 +487,7 @@ pub async fn run_api_here(
         write,
         read,
         watch,
+        node_watch,
         memory,
         goals: Vec::new(),
     }

@@ -1,6 +1,9 @@
-//! The store's errors. Each says what failed in words a user can act on.
+//! The store's errors. Each says what failed in words a user can act on, and keeps
+//! the error it came from as its source.
 
-use crate::types::NodeId;
+use std::path::PathBuf;
+
+use crate::types::{CommandResult, NodeId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,12 +24,32 @@ pub enum Error {
     },
     #[error("request timed out: {0} (it may or may not have been applied)")]
     Timeout(String),
+    #[error(
+        "membership change refused: this replica is not the leader; ask the leader ({leader})"
+    )]
+    NotLeader { leader: String },
     #[error("membership change refused: {0}")]
-    Membership(String),
+    Membership(#[source] openraft::error::ChangeMembershipError<NodeId>),
     #[error("the store is shutting down")]
     Shutdown,
-    #[error("storage failed: {0}")]
-    Storage(String),
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("raft stopped: {0}")]
+    Raft(#[source] openraft::error::Fatal<NodeId>),
+    #[error("invalid raft configuration: {0}")]
+    RaftConfig(#[source] openraft::ConfigError),
+    #[error("{0}")]
+    PeerAddress(#[from] crate::network::DialError),
+    #[error("bad reply from the leader: {0}")]
+    BadReply(#[source] postcard::Error),
+    #[error("a batch of {commands} commands produced {results} results")]
+    BatchResults { commands: usize, results: usize },
+    #[error("unexpected result {0:?}")]
+    UnexpectedResult(Box<CommandResult>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,8 +76,14 @@ impl From<Error> for tonic::Status {
                 Code::Unavailable
             }
             Error::Timeout(_) => Code::DeadlineExceeded,
-            Error::Membership(_) => Code::FailedPrecondition,
-            Error::Storage(_) => Code::Internal,
+            Error::NotLeader { .. } | Error::Membership(_) => Code::FailedPrecondition,
+            Error::PeerAddress(_) => Code::InvalidArgument,
+            Error::Io { .. }
+            | Error::Raft(_)
+            | Error::RaftConfig(_)
+            | Error::BadReply(_)
+            | Error::BatchResults { .. }
+            | Error::UnexpectedResult(_) => Code::Internal,
         };
         tonic::Status::new(code, e.to_string())
     }

@@ -26,6 +26,25 @@ use crate::types::*;
 /// Largest gRPC message between peers (snapshot chunks, big append batches).
 pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// A peer address that cannot be dialed.
+#[derive(Debug, thiserror::Error)]
+#[error("bad peer address {address:?}: {source}")]
+pub struct DialError {
+    pub address: String,
+    #[source]
+    pub source: tonic::transport::Error,
+}
+
+/// A Raft RPC to a peer that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{member} ({target}): {}", status.message())]
+struct CallError {
+    member: String,
+    target: NodeId,
+    #[source]
+    status: tonic::Status,
+}
+
 /// Where to dial each peer. Normally the member's advertised peer address;
 /// `overrides` lets an operator (or a partition test's proxy) route one link
 /// through another address.
@@ -44,7 +63,7 @@ impl PeerDialer {
     }
 
     /// A lazily connected channel to `target` (shared by every caller).
-    pub fn channel(&self, target: NodeId, member: &Member) -> Result<Channel, String> {
+    pub fn channel(&self, target: NodeId, member: &Member) -> Result<Channel, DialError> {
         let addr = self
             .overrides
             .get(&target)
@@ -60,7 +79,10 @@ impl PeerDialer {
             format!("http://{addr}")
         };
         let ch = Endpoint::from_shared(uri)
-            .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
+            .map_err(|source| DialError {
+                address: addr.clone(),
+                source,
+            })?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
@@ -74,7 +96,7 @@ impl PeerDialer {
         &self,
         target: NodeId,
         member: &Member,
-    ) -> Result<RaftPeerClient<Channel>, String> {
+    ) -> Result<RaftPeerClient<Channel>, DialError> {
         Ok(RaftPeerClient::new(self.channel(target, member)?)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE))
@@ -88,7 +110,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerDialer {
         PeerConnection {
             target,
             member: node.clone(),
-            client: self.client(target, node),
+            client: self.client(target, node).map_err(Arc::new),
         }
     }
 }
@@ -96,12 +118,8 @@ impl RaftNetworkFactory<TypeConfig> for PeerDialer {
 pub struct PeerConnection {
     target: NodeId,
     member: Member,
-    client: Result<RaftPeerClient<Channel>, String>,
+    client: Result<RaftPeerClient<Channel>, Arc<DialError>>,
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Msg(String);
 
 type RpcErr<E> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
 
@@ -119,7 +137,7 @@ impl PeerConnection {
     {
         let client = match &self.client {
             Ok(c) => c.clone(),
-            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(e.clone())))),
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&**e))),
         };
         let data =
             postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
@@ -134,13 +152,12 @@ impl PeerConnection {
         let reply: RaftReply = match reply {
             Ok(r) => r.into_inner(),
             Err(status) => {
-                let msg = Msg(format!(
-                    "{} ({}): {}",
-                    self.member,
-                    self.target,
-                    status.message()
-                ));
-                return Err(match status.code() {
+                let msg = CallError {
+                    member: self.member.to_string(),
+                    target: self.target,
+                    status,
+                };
+                return Err(match msg.status.code() {
                     tonic::Code::Unavailable
                     | tonic::Code::DeadlineExceeded
                     | tonic::Code::Cancelled => RPCError::Unreachable(Unreachable::new(&msg)),

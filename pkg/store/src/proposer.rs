@@ -175,17 +175,16 @@ async fn propose_batch(raft: &Raft, mut batch: Vec<Proposal>) {
             Ok(Ok(resp)) => match &resp.data {
                 CommandResult::Batch(results) if batch.len() > 1 => match results.get(i) {
                     Some(r) => Ok(Some(r.clone())),
-                    None => Err(Error::Storage(format!(
-                        "a batch of {} commands produced {} results",
-                        batch.len(),
-                        results.len()
-                    ))),
+                    None => Err(Error::BatchResults {
+                        commands: batch.len(),
+                        results: results.len(),
+                    }),
                 },
                 other => Ok(Some(other.clone())),
             },
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Ok(None),
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(Error::Membership(e.to_string()))
+                Err(Error::Membership(e.clone()))
             }
             Ok(Err(RaftError::Fatal(e))) => Err(Error::Timeout(format!("raft stopped: {e}"))),
         }

@@ -54,11 +54,11 @@ struct SnapshotFile {
     data: Vec<u8>,
 }
 
-fn sto_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+fn sto_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::new(
         ErrorSubject::StateMachine,
         verb,
-        openraft::AnyError::error(e.to_string()),
+        openraft::AnyError::new(&e),
     )
     .into()
 }

@@ -141,18 +141,35 @@ impl Store {
     /// starts Raft. A pristine replica bootstraps the initial members unless a
     /// peer says the cluster already exists.
     pub async fn open(config: StoreConfig, metrics: StoreMetrics) -> Result<Arc<Self>> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Storage(e.to_string()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
+            what: "creating the data folder",
+            path: config.data_dir.clone(),
+            source,
+        })?;
         let wal_dir = config.data_dir.join("raft-wal");
         let old_log = config.data_dir.join("raft-log.redb");
         if old_log.exists() {
-            crate::log_store::import_redb(&old_log, &wal_dir)
-                .map_err(|e| Error::Storage(format!("moving the raft log out of redb: {e}")))?;
+            crate::log_store::import_redb(&old_log, &wal_dir).map_err(|source| Error::Io {
+                what: "moving the raft log out of redb",
+                path: old_log.clone(),
+                source,
+            })?;
         }
         let log =
             LogStore::open_with_segment_size(&wal_dir, config.wal_segment_size, metrics.clone())
-                .map_err(|e| Error::Storage(format!("opening the raft log: {e}")))?;
-        let sm = StateMachine::open(&config.data_dir.join("snapshot"), config.history_limit)
-            .map_err(|e| Error::Storage(format!("opening the snapshot: {e}")))?;
+                .map_err(|source| Error::Io {
+                    what: "opening the raft log",
+                    path: wal_dir.clone(),
+                    source,
+                })?;
+        let snapshot_dir = config.data_dir.join("snapshot");
+        let sm = StateMachine::open(&snapshot_dir, config.history_limit).map_err(|source| {
+            Error::Io {
+                what: "opening the snapshot",
+                path: snapshot_dir.clone(),
+                source,
+            }
+        })?;
         let shared = sm.shared();
         let raft_config = Config {
             cluster_name: "rkube".into(),
@@ -168,7 +185,7 @@ impl Store {
             ..Default::default()
         }
         .validate()
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        .map_err(Error::RaftConfig)?;
         let dialer = PeerDialer::new(config.peer_overrides.clone());
         let raft = Raft::new(
             config.id,
@@ -178,7 +195,7 @@ impl Store {
             sm,
         )
         .await
-        .map_err(|e| Error::Storage(e.to_string()))?;
+        .map_err(Error::Raft)?;
         let proposer =
             Proposer::start(raft.clone(), config.max_inflight_proposals, metrics.clone());
         let store = Arc::new(Self {
@@ -250,7 +267,7 @@ impl Store {
                 tracing::info!(reason = %e, "cluster already initialized");
                 Ok(Bootstrap::Done)
             }
-            Err(RaftError::Fatal(e)) => Err(Error::Storage(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(Error::Raft(e)),
         }
     }
 
@@ -283,21 +300,14 @@ impl Store {
                     let ch = tonic::transport::Endpoint::from_shared(format!(
                         "http://{}",
                         m.api_address
-                    ))
-                    .map_err(|e| e.to_string())?
+                    ))?
                     .connect_timeout(Duration::from_millis(500))
                     .connect()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                     let mut c = MaintenanceClient::new(ch);
-                    let members = c
-                        .member_list(MemberListRequest {})
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let members = c.member_list(MemberListRequest {}).await?;
                     if members.get_ref().members.iter().any(|x| x.id == id) {
-                        c.member_remove(MemberRemoveRequest { id })
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        c.member_remove(MemberRemoveRequest { id }).await?;
                         tracing::info!("old membership of this replica removed");
                     }
                     self.rejoining
@@ -313,9 +323,8 @@ impl Store {
                         member: Some(member),
                         learner_only: false,
                     })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    Ok::<_, String>(())
+                    .await?;
+                    Ok::<_, RejoinError>(())
                 }
                 .await;
                 match res {
@@ -573,9 +582,7 @@ impl Store {
                     .await
                 {
                     Outcome::Applied(result) => {
-                        return postcard::from_bytes(&result).map_err(|e| {
-                            Error::Storage(format!("bad reply from the leader: {e}"))
-                        });
+                        return postcard::from_bytes(&result).map_err(Error::BadReply);
                     }
                     Outcome::NotLeader => {
                         last_err = format!("{member} is no longer the leader");
@@ -642,10 +649,7 @@ impl Store {
                     Err(e) => return Err(e),
                 }
             } else if let Some(member) = self.member(leader) {
-                let mut client = self
-                    .dialer
-                    .client(leader, &member)
-                    .map_err(Error::InvalidArgument)?;
+                let mut client = self.dialer.client(leader, &member)?;
                 let mut req = tonic::Request::new(ReadIndexRequest {});
                 req.set_timeout(deadline.saturating_duration_since(Instant::now()));
                 match client.read_index(req).await {
@@ -698,7 +702,7 @@ impl Store {
         }
         match self.write(Command::Txn(txn)).await? {
             CommandResult::Txn(r) => Ok(r),
-            other => Err(Error::Storage(format!("unexpected result {other:?}"))),
+            other => Err(Error::UnexpectedResult(Box::new(other))),
         }
     }
 
@@ -723,7 +727,7 @@ impl Store {
         }
         match self.write(Command::Compact { revision }).await? {
             CommandResult::Compacted { revision } => Ok(revision),
-            other => Err(Error::Storage(format!("unexpected result {other:?}"))),
+            other => Err(Error::UnexpectedResult(Box::new(other))),
         }
     }
 
@@ -899,7 +903,12 @@ impl Store {
             .wait(Some(Duration::from_secs(30)))
             .metrics(|m| m.snapshot.map_or(0, |l| l.index) >= target, "snapshot")
             .await
-            .map_err(|e| Error::Timeout(e.to_string()))?;
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => {
+                    Error::Timeout(format!("no snapshot up to index {target} within 30 s"))
+                }
+                openraft::metrics::WaitError::ShuttingDown => Error::Shutdown,
+            })?;
         Ok(target)
     }
 
@@ -966,14 +975,23 @@ fn should_take_over(
 
 fn membership_err(e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Error {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::Membership(format!(
-            "this replica is not the leader; ask the leader ({})",
-            f.leader_node
-                .map_or("unknown".to_string(), |n| n.api_address)
-        )),
-        RaftError::APIError(e) => Error::Membership(e.to_string()),
-        RaftError::Fatal(e) => Error::Storage(e.to_string()),
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader {
+            leader: f
+                .leader_node
+                .map_or("unknown".to_string(), |n| n.api_address),
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => Error::Membership(e),
+        RaftError::Fatal(e) => Error::Raft(e),
     }
+}
+
+/// Why one attempt to rejoin through a peer failed (the replica tries again).
+#[derive(Debug, thiserror::Error)]
+enum RejoinError {
+    #[error("connecting: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Call(#[from] tonic::Status),
 }
 
 struct WatcherGuard(prometheus_client::metrics::gauge::Gauge);

@@ -110,6 +110,41 @@ impl WatchResult {
     }
 }
 
+/// The node watch: one watcher per node, each selecting its node's pods.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeWatchResult {
+    pub watchers: usize,
+    pub open_errors: usize,
+    pub open_seconds: f64,
+    /// Successful writes (each meant for one watcher).
+    pub writes: usize,
+    pub write_errors: usize,
+    pub write_rate: f64,
+    /// Acknowledged writes whose watcher was open.
+    pub expected: usize,
+    /// Those that arrived at their watcher.
+    pub delivered: usize,
+    /// Events that reached a watcher whose field selector excludes them (must be 0).
+    pub misdelivered: usize,
+    /// From the write's send to its watcher reading the event.
+    pub latency: Summary,
+    pub error_samples: Vec<String>,
+    /// CPU while the watch streams were being opened.
+    pub open_cpu: CpuUse,
+    /// CPU while writing and delivering.
+    pub cpu: CpuUse,
+    /// Each replica's VmRSS before the streams opened, with them open, and after the writes.
+    pub rss_mib_before: Vec<f64>,
+    pub rss_mib_open: Vec<f64>,
+    pub rss_mib_end: Vec<f64>,
+}
+
+impl NodeWatchResult {
+    pub fn missing(&self) -> usize {
+        self.expected.saturating_sub(self.delivered)
+    }
+}
+
 /// One replica's memory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReplicaMemory {
@@ -136,6 +171,10 @@ pub struct ApiParameters {
     pub watchers: usize,
     pub watch_rate: f64,
     pub watch_duration_s: f64,
+    /// Watchers of the node watch (one per node; 0: skipped).
+    pub node_watchers: usize,
+    /// Writes per second of the node watch.
+    pub node_watch_rate: f64,
     /// How the benchmark talks to the replicas.
     pub transport: String,
     pub rkube_args: Vec<String>,
@@ -153,6 +192,7 @@ pub struct ApiBenchReport {
     pub write: Option<LoadResult>,
     pub read: Option<LoadResult>,
     pub watch: Option<WatchResult>,
+    pub node_watch: Option<NodeWatchResult>,
     pub memory: Vec<ReplicaMemory>,
     pub goals: Vec<Goal>,
 }
@@ -232,6 +272,23 @@ impl ApiBenchReport {
                 );
             }
         }
+        if let Some(w) = &self.node_watch {
+            if w.open_errors > 0 || w.write_errors > 0 || w.missing() > 0 || w.misdelivered > 0 {
+                let _ = writeln!(
+                    out,
+                    "note: node watch: {} streams failed to open, {} writes failed, {} of {} \
+                     deliveries missing, {} delivered to the wrong node{}",
+                    w.open_errors,
+                    w.write_errors,
+                    w.missing(),
+                    w.expected,
+                    w.misdelivered,
+                    w.error_samples
+                        .first()
+                        .map_or(String::new(), |e| format!(", e.g. {e}"))
+                );
+            }
+        }
         out
     }
 
@@ -246,6 +303,9 @@ impl ApiBenchReport {
         }
         if let Some(w) = &self.watch {
             v.push(("watch".into(), w.cpu));
+        }
+        if let Some(w) = &self.node_watch {
+            v.push(("node watch".into(), w.cpu));
         }
         v
     }
@@ -295,6 +355,54 @@ pub fn table_rows(r: &ApiBenchReport) -> Vec<[String; 3]> {
             "all",
         );
     }
+    if let Some(w) = &r.node_watch {
+        let label = format!(
+            "node watch, {} watchers by spec.nodeName, {:.0} writes/s",
+            w.watchers, w.write_rate
+        );
+        row(format!("{label}: p50"), ms(w.latency.p50_us), "");
+        row(
+            format!("{label}: p99"),
+            ms(w.latency.p99_us),
+            &format!("<= {WATCH_AIM_MS:.0} ms"),
+        );
+        row(
+            format!("{label}: delivered"),
+            format!(
+                "{} of {} ({} to a wrong node)",
+                w.delivered, w.expected, w.misdelivered
+            ),
+            "all (none)",
+        );
+        row(
+            format!("{label}: server CPU"),
+            format!(
+                "{:.2} CPU ({:.1} s in {:.1} s)",
+                per_second(w.cpu.server_cpu_seconds, w.cpu.seconds),
+                w.cpu.server_cpu_seconds,
+                w.cpu.seconds
+            ),
+            "",
+        );
+        row(
+            format!("{label}: opening the streams"),
+            format!(
+                "{:.1} s, server CPU {:.1} s",
+                w.open_seconds, w.open_cpu.server_cpu_seconds
+            ),
+            "",
+        );
+        row(
+            format!("{label}: RSS per replica, streams open"),
+            mib_list(&w.rss_mib_open),
+            "",
+        );
+        row(
+            format!("{label}: RSS per replica, before they opened"),
+            mib_list(&w.rss_mib_before),
+            "",
+        );
+    }
     for m in &r.memory {
         row(
             format!("RSS of {} holding {} pods", m.name, r.parameters.pods),
@@ -310,6 +418,22 @@ pub fn table_rows(r: &ApiBenchReport) -> Vec<[String; 3]> {
         );
     }
     rows
+}
+
+fn per_second(cpu_seconds: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        cpu_seconds / seconds
+    } else {
+        0.0
+    }
+}
+
+fn mib_list(v: &[f64]) -> String {
+    v.iter()
+        .map(|m| format!("{m:.0}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+        + " MiB"
 }
 
 /// Aligns cells in columns (first left, others right). Pure.
@@ -383,6 +507,29 @@ pub fn evaluate_goals(r: &ApiBenchReport) -> Vec<Goal> {
                 fmt_ms(p99),
                 w.delivered,
                 w.missing()
+            ),
+        });
+    }
+    if let Some(w) = &r.node_watch {
+        let p99 = w.latency.p99_us as f64 / 1e3;
+        goals.push(Goal {
+            goal: format!(
+                "watch delivery to {} watchers by spec.nodeName: p99 <= {WATCH_AIM_MS:.0} ms, \
+                 none lost or misdelivered",
+                w.watchers
+            ),
+            met: Some(
+                w.latency.count > 0
+                    && w.missing() == 0
+                    && w.misdelivered == 0
+                    && p99 <= WATCH_AIM_MS,
+            ),
+            detail: format!(
+                "p99 {} over {} deliveries, {} missing, {} misdelivered",
+                fmt_ms(p99),
+                w.delivered,
+                w.missing(),
+                w.misdelivered
             ),
         });
     }

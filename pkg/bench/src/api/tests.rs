@@ -173,6 +173,8 @@ fn report() -> ApiBenchReport {
             watchers: 1000,
             watch_rate: 10.0,
             watch_duration_s: 20.0,
+            node_watchers: 10_000,
+            node_watch_rate: 50.0,
             transport: super::TRANSPORT.into(),
             rkube_args: vec![],
         },
@@ -202,6 +204,7 @@ fn report() -> ApiBenchReport {
                 ..Default::default()
             },
         }),
+        node_watch: None,
         memory: vec![
             ReplicaMemory {
                 name: "a1".into(),
@@ -334,4 +337,125 @@ fn table_shows_results_aims_verdicts_and_disturbance() {
     assert_eq!(json["create"]["latency"]["p99_us"], 210_000);
     assert_eq!(json["goals"][3]["met"], false);
     assert_eq!(json["memory"][1]["name"], "a2");
+}
+
+#[test]
+fn node_pods_are_bound_to_their_node_and_watched_by_its_field_selector() {
+    let pod = node_pod_manifest(7);
+    assert_eq!(pod["metadata"]["name"], "on-node-7");
+    assert_eq!(pod["metadata"]["namespace"], NODES_NAMESPACE);
+    assert_eq!(pod["spec"]["nodeName"], "node-7");
+    assert_eq!(
+        node_watch_path(7, "42"),
+        "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dnode-7&resourceVersion=42\
+         &allowWatchBookmarks=true&timeoutSeconds=3600"
+    );
+}
+
+#[test]
+fn a_node_watcher_tells_its_own_pods_from_other_nodes_pods() {
+    let line = |node: &str| {
+        format!(
+            r#"{{"type":"MODIFIED","object":{{"metadata":{{"annotations":{{"{SENT_ANNOTATION}":"5"}}}},"spec":{{"nodeName":"{node}"}}}}}}"#
+        )
+    };
+    assert_eq!(node_delivery(3, line("node-3").as_bytes()), Some((5, true)));
+    // node-30 starts like node-3: only the whole name counts.
+    assert_eq!(
+        node_delivery(3, line("node-30").as_bytes()),
+        Some((5, false))
+    );
+    let bookmark = r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#;
+    assert_eq!(node_delivery(3, bookmark.as_bytes()), None);
+}
+
+fn node_watch(misdelivered: usize, p99_ms: u64) -> NodeWatchResult {
+    NodeWatchResult {
+        watchers: 10_000,
+        open_errors: 0,
+        open_seconds: 30.0,
+        writes: 1000,
+        write_errors: 0,
+        write_rate: 50.0,
+        expected: 1000,
+        delivered: 1000,
+        misdelivered,
+        latency: summary(10, p99_ms),
+        error_samples: vec![],
+        open_cpu: CpuUse {
+            seconds: 30.0,
+            server_cpu_seconds: 12.0,
+            ..Default::default()
+        },
+        cpu: CpuUse {
+            seconds: 20.0,
+            server_cpu_seconds: 5.0,
+            ..Default::default()
+        },
+        rss_mib_before: vec![80.0, 81.0, 90.0],
+        rss_mib_open: vec![180.0, 181.0, 190.4],
+        rss_mib_end: vec![181.0, 182.0, 191.0],
+    }
+}
+
+#[test]
+fn the_node_watch_is_checked_for_latency_losses_and_misdeliveries() {
+    let mut r = report();
+    r.node_watch = Some(node_watch(0, 40));
+    let r = r.with_goals();
+    let g = r
+        .goals
+        .iter()
+        .find(|g| {
+            g.goal
+                .starts_with("watch delivery to 10000 watchers by spec.nodeName")
+        })
+        .expect("a node watch goal");
+    assert_eq!(g.met, Some(true), "{g:?}");
+    let table = r.render_table();
+    let line = |start: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in\n{table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let label = "node watch, 10000 watchers by spec.nodeName, 50 writes/s";
+    assert_eq!(
+        line(&format!("{label}: server CPU")),
+        format!("{label}: server CPU 0.25 CPU (5.0 s in 20.0 s)")
+    );
+    assert_eq!(
+        line(&format!("{label}: RSS per replica, streams open")),
+        format!("{label}: RSS per replica, streams open 180 / 181 / 190 MiB")
+    );
+
+    // One event at the wrong watcher fails the goal even when fast.
+    let mut r = report();
+    r.node_watch = Some(node_watch(1, 40));
+    let r = r.with_goals();
+    assert!(r
+        .goals
+        .iter()
+        .any(|g| g.goal.contains("by spec.nodeName") && g.met == Some(false)));
+    assert!(r.render_table().contains("1 delivered to the wrong node"));
+}
+
+#[test]
+fn a_node_watch_without_a_rate_is_refused() {
+    let o = ApiBenchOptions {
+        node_watchers: 10,
+        node_watch_rate: 0.0,
+        ..Default::default()
+    };
+    assert!(o.validate().unwrap_err().is_usage());
+    assert!(ApiBenchOptions {
+        node_watchers: 0,
+        node_watch_rate: 0.0,
+        ..Default::default()
+    }
+    .validate()
+    .is_ok());
 }

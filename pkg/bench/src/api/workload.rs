@@ -13,7 +13,7 @@ use tokio::sync::Barrier;
 use tokio_util::sync::CancellationToken;
 
 use super::http::ApiConn;
-use super::report::{CpuUse, LoadResult, WatchResult};
+use super::report::{CpuUse, LoadResult, NodeWatchResult, WatchResult};
 use crate::bench::stats::{micros, Summary};
 use crate::bench::workload::{cpu_seconds, machine_busy_seconds};
 use crate::bench::BenchError;
@@ -26,6 +26,8 @@ pub const WATCH_NAMESPACE: &str = "bench-watch";
 pub const SENT_ANNOTATION: &str = "rkube.io/bench-sent-unix-nanos";
 /// Pods the watch writer changes in turn.
 pub const WATCHED_PODS: usize = 10;
+/// The namespace of the node watch's pods: one pod bound to each node.
+pub const NODES_NAMESPACE: &str = "bench-nodes";
 
 const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -104,6 +106,34 @@ pub fn pod_manifest(name: &str, namespace: &str) -> serde_json::Value {
             ]
         }
     })
+}
+
+/// The name of node `i` of the node watch (what kubelet `i` would register).
+pub fn node_name(i: usize) -> String {
+    format!("node-{i}")
+}
+
+/// The one pod bound to node `i` in the node watch.
+pub fn node_pod_name(i: usize) -> String {
+    format!("on-node-{i}")
+}
+
+/// Node `i`'s pod: [`pod_manifest`] in [`NODES_NAMESPACE`], already bound to
+/// [`node_name`]`(i)` as the scheduler would have left it. Pure.
+pub fn node_pod_manifest(i: usize) -> serde_json::Value {
+    let mut pod = pod_manifest(&node_pod_name(i), NODES_NAMESPACE);
+    pod["spec"]["nodeName"] = serde_json::Value::String(node_name(i));
+    pod
+}
+
+/// Kubelet `i`'s watch: pods of every namespace bound to its node, from `rv`, with
+/// bookmarks, as a kubelet's informer asks. Pure.
+pub fn node_watch_path(i: usize, rv: &str) -> String {
+    format!(
+        "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3D{}&resourceVersion={rv}\
+         &allowWatchBookmarks=true&timeoutSeconds=3600",
+        node_name(i)
+    )
 }
 
 /// The request times of an open-loop run: request `k` at `k / rate` seconds after the
@@ -221,9 +251,31 @@ pub async fn create_pods(
     server_pids: &[u32],
     timeout: Duration,
 ) -> Result<LoadResult, BenchError> {
+    create_many(
+        conns,
+        pods,
+        PODS_NAMESPACE,
+        |n| pod_manifest(&pod_name(n), PODS_NAMESPACE),
+        server_pids,
+        timeout,
+    )
+    .await
+}
+
+/// Creates `n` pods in `namespace`, pod `k` being `manifest(k)`, the way
+/// [`create_pods`] does.
+pub async fn create_many(
+    conns: &[ApiConn],
+    n: usize,
+    namespace: &str,
+    manifest: fn(usize) -> serde_json::Value,
+    server_pids: &[u32],
+    timeout: Duration,
+) -> Result<LoadResult, BenchError> {
+    let pods = n;
     let next = Arc::new(AtomicUsize::new(0));
     let start_line = Arc::new(Barrier::new(conns.len() + 1));
-    let path = format!("/api/v1/namespaces/{PODS_NAMESPACE}/pods");
+    let path = format!("/api/v1/namespaces/{namespace}/pods");
     let mut tasks = Vec::with_capacity(conns.len());
     for conn in conns {
         let (conn, next, start_line, path) =
@@ -237,7 +289,7 @@ pub async fn create_pods(
                 if n >= pods {
                     break;
                 }
-                let body = Bytes::from(pod_manifest(&pod_name(n), PODS_NAMESPACE).to_string());
+                let body = Bytes::from(manifest(n).to_string());
                 let started = Instant::now();
                 match conn
                     .request_within(http::Method::POST, &path, Some(JSON), body, timeout)
@@ -384,6 +436,8 @@ struct EventLine {
 struct EventObject {
     #[serde(default)]
     metadata: EventMeta,
+    #[serde(default)]
+    spec: EventSpec,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -392,20 +446,40 @@ struct EventMeta {
     annotations: std::collections::HashMap<String, String>,
 }
 
-/// The send time in a watch event line: `Some(nanos)` for an ADDED/MODIFIED event whose
-/// object carries [`SENT_ANNOTATION`]; `None` for anything else (bookmarks, other pods).
-/// Pure.
-pub fn sent_nanos(line: &[u8]) -> Option<u128> {
+#[derive(Debug, Default, Deserialize)]
+struct EventSpec {
+    #[serde(default, rename = "nodeName")]
+    node_name: String,
+}
+
+/// An ADDED/MODIFIED event's object carrying [`SENT_ANNOTATION`]: its send time and node.
+fn sent_event(line: &[u8]) -> Option<(u128, String)> {
     let ev: EventLine = serde_json::from_slice(line).ok()?;
     if ev.kind != "MODIFIED" && ev.kind != "ADDED" {
         return None;
     }
-    ev.object
+    let sent = ev
+        .object
         .metadata
         .annotations
         .get(SENT_ANNOTATION)?
         .parse()
-        .ok()
+        .ok()?;
+    Some((sent, ev.object.spec.node_name))
+}
+
+/// The send time in a watch event line: `Some(nanos)` for an ADDED/MODIFIED event whose
+/// object carries [`SENT_ANNOTATION`]; `None` for anything else (bookmarks, other pods).
+/// Pure.
+pub fn sent_nanos(line: &[u8]) -> Option<u128> {
+    sent_event(line).map(|(sent, _)| sent)
+}
+
+/// Kubelet `watcher`'s view of an event line: `Some((sent, meant_for_me))` for an event
+/// carrying a send time, `meant_for_me` false when the pod is bound to another node (its
+/// field selector should have kept it out). Pure.
+pub fn node_delivery(watcher: usize, line: &[u8]) -> Option<(u128, bool)> {
+    sent_event(line).map(|(sent, node)| (sent, node == node_name(watcher)))
 }
 
 fn unix_nanos() -> u128 {
@@ -460,20 +534,7 @@ pub async fn watch_delivery(
             )));
         }
     }
-    let list = writer
-        .request_within(
-            http::Method::GET,
-            &format!("{pods_path}?limit=1"),
-            None,
-            Bytes::new(),
-            plan.timeout,
-        )
-        .await
-        .map_err(BenchError::Failed)?;
-    let rv = serde_json::from_slice::<serde_json::Value>(&list.body)
-        .ok()
-        .and_then(|v| v["metadata"]["resourceVersion"].as_str().map(String::from))
-        .ok_or_else(|| BenchError::Failed(format!("listing watched pods: {}", list.brief())))?;
+    let rv = list_revision(writer, &pods_path, plan.timeout).await?;
     let watch_path = format!(
         "{pods_path}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=3600"
     );
@@ -482,80 +543,370 @@ pub async fn watch_delivery(
         "watch: opening {} watch streams from resourceVersion {rv} ...",
         plan.watchers
     ));
-    let opening = Instant::now();
-    let stop = CancellationToken::new();
-    let received = Arc::new(AtomicUsize::new(0));
-    let mut watchers = Vec::with_capacity(plan.watchers);
-    let mut open_errors = Vec::new();
-    for chunk in (0..plan.watchers).collect::<Vec<_>>().chunks(32) {
-        let opened = futures::future::join_all(chunk.iter().map(|&i| {
-            let (addr, config, path) = (addrs[i % addrs.len()], config.clone(), &watch_path);
-            async move {
-                let conn = ApiConn::connect(addr, config).await?;
-                let stream = conn.watch(path).await?;
-                Ok::<_, String>((conn, stream))
-            }
-        }))
-        .await;
-        for o in opened {
-            match o {
-                Ok((conn, mut stream)) => {
-                    let (stop, received) = (stop.clone(), received.clone());
-                    watchers.push(tokio::spawn(async move {
-                        let _conn = conn;
-                        // (send time, latency) of every event carrying a send time.
-                        let mut latencies: Vec<(u128, u64)> = Vec::new();
-                        let mut error = None;
-                        loop {
-                            let line = tokio::select! {
-                                l = stream.next_line() => l,
-                                _ = stop.cancelled() => break,
-                            };
-                            match line {
-                                Ok(Some(line)) => {
-                                    if let Some(sent) = sent_nanos(&line) {
-                                        let now = unix_nanos();
-                                        let us = (now.saturating_sub(sent) / 1000)
-                                            .min(u64::MAX as u128)
-                                            as u64;
-                                        latencies.push((sent, us));
-                                        received.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                }
-                                Ok(None) => {
-                                    error = Some("the watch stream ended".to_string());
-                                    break;
-                                }
-                                Err(e) => {
-                                    error = Some(e);
-                                    break;
-                                }
-                            }
-                        }
-                        (latencies, error)
-                    }));
-                }
-                Err(e) => open_errors.push(e),
-            }
-        }
-    }
-    let open_seconds = opening.elapsed().as_secs_f64();
+    let watchers = open_watchers(
+        addrs,
+        config,
+        plan.watchers,
+        |_| watch_path.clone(),
+        |_, line| sent_nanos(line).map(|sent| (sent, true)),
+    )
+    .await;
     progress(&format!(
-        "watch: {} streams open in {open_seconds:.1} s ({} failed); writing at {}/s for {} s ...",
-        watchers.len(),
-        open_errors.len(),
+        "watch: {} streams open in {:.1} s ({} failed); writing at {}/s for {} s ...",
+        watchers.tasks.len(),
+        watchers.open_seconds,
+        watchers.open_errors.len(),
         plan.rate,
         plan.duration.as_secs_f64()
     ));
 
     let cpu = CpuMeter::start(server_pids);
+    let writes = write_send_times(writer, plan, |k| {
+        format!("{pods_path}/watched-{}", k % WATCHED_PODS)
+    })
+    .await?;
+    let open = watchers.tasks.len();
+    // Wait for the last deliveries (or give up after `drain`: what is missing then counts
+    // as lost). A write that timed out may still have been applied, so wait for those too.
+    watchers.drain(writes.attempted * open, plan.drain).await;
+    let cpu = cpu.stop();
+    let seen = watchers.collect().await?;
+    let mut errors = writes.errors;
+    let write_errors = errors.len();
+    errors.extend(seen.errors.iter().cloned());
+    Ok(WatchResult {
+        watchers: plan.watchers,
+        open_errors: seen.open_errors,
+        open_seconds: seen.open_seconds,
+        writes: writes.ok_sent.len(),
+        write_errors,
+        write_rate: plan.rate,
+        expected: writes.ok_sent.len() * open,
+        delivered: seen.delivered_of(&writes.ok_sent),
+        latency: Summary::of_micros(&mut seen.latencies()),
+        error_samples: errors.into_iter().take(5).collect(),
+        cpu,
+    })
+}
+
+/// The node watch: `plan.watchers` kubelets, kubelet `i` watching the pods bound to
+/// [`node_name`]`(i)` (`fieldSelector=spec.nodeName=node-<i>`, every namespace), each on
+/// a connection of its own spread over `addrs`. One pod is bound to each node; the writer
+/// patches them in turn at `plan.rate`, each patch carrying its send time, so every write
+/// is meant for exactly one watcher. Records delivery latency, deliveries to the wrong
+/// watcher, and the replicas' CPU and RSS with every watch open.
+pub async fn node_watch_delivery(
+    addrs: &[std::net::SocketAddr],
+    config: Arc<rustls::ClientConfig>,
+    writer: &ApiConn,
+    creators: &[ApiConn],
+    plan: &WatchPlan,
+    server_pids: &[u32],
+    progress: &crate::bench::Progress,
+) -> Result<NodeWatchResult, BenchError> {
+    ensure_namespace(writer, NODES_NAMESPACE).await?;
+    progress(&format!(
+        "node watch: creating {} pods, one bound to each node ...",
+        plan.watchers
+    ));
+    let created = create_many(
+        creators,
+        plan.watchers,
+        NODES_NAMESPACE,
+        node_pod_manifest,
+        server_pids,
+        plan.timeout,
+    )
+    .await?;
+    if created.errors > 0 {
+        return Err(BenchError::Failed(format!(
+            "node watch: {} of {} pod creates failed, e.g. {}",
+            created.errors,
+            plan.watchers,
+            created.error_samples.first().map_or("", String::as_str)
+        )));
+    }
+    let pods_path = format!("/api/v1/namespaces/{NODES_NAMESPACE}/pods");
+    let rv = list_revision(writer, &pods_path, plan.timeout).await?;
+    let rss_before: Vec<f64> = server_pids.iter().map(|&p| proc_mib(p, "VmRSS")).collect();
+    progress(&format!(
+        "node watch: opening {} watch streams (fieldSelector=spec.nodeName=node-<i>) from \
+         resourceVersion {rv} ...",
+        plan.watchers
+    ));
+    let open_cpu = CpuMeter::start(server_pids);
+    let watchers = open_watchers(
+        addrs,
+        config,
+        plan.watchers,
+        |i| node_watch_path(i, &rv),
+        node_delivery,
+    )
+    .await;
+    let open_cpu = open_cpu.stop();
+    let rss_open: Vec<f64> = server_pids.iter().map(|&p| proc_mib(p, "VmRSS")).collect();
+    progress(&format!(
+        "node watch: {} streams open in {:.1} s ({} failed); writing at {}/s for {} s ...",
+        watchers.tasks.len(),
+        watchers.open_seconds,
+        watchers.open_errors.len(),
+        plan.rate,
+        plan.duration.as_secs_f64()
+    ));
+    let cpu = CpuMeter::start(server_pids);
+    let nodes = plan.watchers;
+    let writes = write_send_times(writer, plan, |k| {
+        format!("{pods_path}/{}", node_pod_name(k % nodes))
+    })
+    .await?;
+    // Each write is meant for one watcher: wait for those whose watcher is open.
+    let opened: std::collections::HashSet<usize> = watchers.opened.iter().copied().collect();
+    let meant = (0..writes.attempted)
+        .filter(|k| opened.contains(&(k % nodes)))
+        .count();
+    watchers.drain(meant, plan.drain).await;
+    let cpu = cpu.stop();
+    let rss_end: Vec<f64> = server_pids.iter().map(|&p| proc_mib(p, "VmRSS")).collect();
+    let seen = watchers.collect().await?;
+    // Acknowledged writes whose watcher is open: each must arrive once.
+    let expected = writes
+        .ok_sent_for
+        .iter()
+        .filter(|(_, k)| opened.contains(&(k % nodes)))
+        .count();
+    let mut errors = writes.errors;
+    let write_errors = errors.len();
+    errors.extend(seen.errors.iter().cloned());
+    Ok(NodeWatchResult {
+        watchers: plan.watchers,
+        open_errors: seen.open_errors,
+        open_seconds: seen.open_seconds,
+        writes: writes.ok_sent.len(),
+        write_errors,
+        write_rate: plan.rate,
+        expected,
+        delivered: seen.delivered_of(&writes.ok_sent),
+        misdelivered: seen.misdelivered,
+        latency: Summary::of_micros(&mut seen.latencies()),
+        error_samples: errors.into_iter().take(5).collect(),
+        open_cpu,
+        cpu,
+        rss_mib_before: rss_before,
+        rss_mib_open: rss_open,
+        rss_mib_end: rss_end,
+    })
+}
+
+/// The resourceVersion of a one-item list of `path` (where an informer starts watching).
+async fn list_revision(
+    conn: &ApiConn,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, BenchError> {
+    let list = conn
+        .request_within(
+            http::Method::GET,
+            &format!("{path}?limit=1"),
+            None,
+            Bytes::new(),
+            timeout,
+        )
+        .await
+        .map_err(BenchError::Failed)?;
+    serde_json::from_slice::<serde_json::Value>(&list.body)
+        .ok()
+        .and_then(|v| v["metadata"]["resourceVersion"].as_str().map(String::from))
+        .ok_or_else(|| BenchError::Failed(format!("listing {path}: {}", list.brief())))
+}
+
+/// What one watcher saw.
+#[derive(Debug, Default)]
+struct WatcherRecord {
+    /// (send time, latency in µs) of every event carrying a send time meant for it.
+    deliveries: Vec<(u128, u64)>,
+    /// Events carrying a send time that its selector should have kept out.
+    misdelivered: usize,
+    error: Option<String>,
+}
+
+/// Open watch streams, each read by a task of its own until `stop`.
+struct Watchers {
+    tasks: Vec<tokio::task::JoinHandle<WatcherRecord>>,
+    /// Which watchers (by number) opened, in the order of `tasks`.
+    opened: Vec<usize>,
+    open_errors: Vec<String>,
+    open_seconds: f64,
+    stop: CancellationToken,
+    received: Arc<AtomicUsize>,
+}
+
+/// What the watchers saw, all together.
+struct Seen {
+    records: Vec<WatcherRecord>,
+    errors: Vec<String>,
+    misdelivered: usize,
+    open_errors: usize,
+    open_seconds: f64,
+}
+
+impl Seen {
+    /// Deliveries of the writes sent at `ok_sent` (acknowledged ones); those of writes
+    /// that timed out count in the latencies but not against the expected number.
+    fn delivered_of(&self, ok_sent: &std::collections::HashSet<u128>) -> usize {
+        self.records
+            .iter()
+            .flat_map(|r| &r.deliveries)
+            .filter(|(sent, _)| ok_sent.contains(sent))
+            .count()
+    }
+
+    fn latencies(&self) -> Vec<u64> {
+        self.records
+            .iter()
+            .flat_map(|r| r.deliveries.iter().map(|(_, us)| *us))
+            .collect()
+    }
+}
+
+impl Watchers {
+    /// Waits until `expected` deliveries arrived, or `drain` passed.
+    async fn drain(&self, expected: usize, drain: Duration) {
+        let until = Instant::now() + drain;
+        while self.received.load(Ordering::Relaxed) < expected && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every watcher and gathers what they saw.
+    async fn collect(self) -> Result<Seen, BenchError> {
+        self.stop.cancel();
+        let mut records = Vec::with_capacity(self.tasks.len());
+        for t in self.tasks {
+            records.push(
+                t.await
+                    .map_err(|e| BenchError::Failed(format!("a watcher task failed: {e}")))?,
+            );
+        }
+        let mut errors: Vec<String> = records.iter().filter_map(|r| r.error.clone()).collect();
+        errors.extend(self.open_errors.iter().cloned());
+        Ok(Seen {
+            misdelivered: records.iter().map(|r| r.misdelivered).sum(),
+            records,
+            errors,
+            open_errors: self.open_errors.len(),
+            open_seconds: self.open_seconds,
+        })
+    }
+}
+
+/// What watcher `i` makes of a line: the send time it carries and whether the event was
+/// meant for that watcher; `None` for lines without a send time.
+type Classify = fn(usize, &[u8]) -> Option<(u128, bool)>;
+
+/// Opens `n` watch streams, watcher `i` on `path(i)` over a connection of its own to
+/// `addrs[i % addrs.len()]` (32 connecting at a time); each reads its stream in a task and
+/// records the lines `classify(i, line)` finds a send time in.
+async fn open_watchers(
+    addrs: &[std::net::SocketAddr],
+    config: Arc<rustls::ClientConfig>,
+    n: usize,
+    path: impl Fn(usize) -> String,
+    classify: Classify,
+) -> Watchers {
+    let opening = Instant::now();
+    let stop = CancellationToken::new();
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(n);
+    let mut opened = Vec::with_capacity(n);
+    let mut open_errors = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(32) {
+        let results = futures::future::join_all(chunk.iter().map(|&i| {
+            let (addr, config, path) = (addrs[i % addrs.len()], config.clone(), path(i));
+            async move {
+                let conn = ApiConn::connect(addr, config).await?;
+                let stream = conn.watch(&path).await?;
+                Ok::<_, String>((i, conn, stream))
+            }
+        }))
+        .await;
+        for r in results {
+            let (i, conn, mut stream) = match r {
+                Ok(x) => x,
+                Err(e) => {
+                    open_errors.push(e);
+                    continue;
+                }
+            };
+            let (stop, received) = (stop.clone(), received.clone());
+            opened.push(i);
+            tasks.push(tokio::spawn(async move {
+                let _conn = conn;
+                let mut record = WatcherRecord::default();
+                loop {
+                    let line = tokio::select! {
+                        l = stream.next_line() => l,
+                        _ = stop.cancelled() => break,
+                    };
+                    match line {
+                        Ok(Some(line)) => match classify(i, &line) {
+                            Some((sent, true)) => {
+                                let us = (unix_nanos().saturating_sub(sent) / 1000)
+                                    .min(u64::MAX as u128)
+                                    as u64;
+                                record.deliveries.push((sent, us));
+                                received.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Some((_, false)) => record.misdelivered += 1,
+                            None => {}
+                        },
+                        Ok(None) => {
+                            record.error = Some("the watch stream ended".to_string());
+                            break;
+                        }
+                        Err(e) => {
+                            record.error = Some(e);
+                            break;
+                        }
+                    }
+                }
+                record
+            }));
+        }
+    }
+    Watchers {
+        tasks,
+        opened,
+        open_errors,
+        open_seconds: opening.elapsed().as_secs_f64(),
+        stop,
+        received,
+    }
+}
+
+/// The writes of a watch phase.
+struct SentWrites {
+    attempted: usize,
+    /// Send times of the acknowledged writes.
+    ok_sent: std::collections::HashSet<u128>,
+    /// (send time, write number) of the acknowledged writes.
+    ok_sent_for: Vec<(u128, usize)>,
+    errors: Vec<String>,
+}
+
+/// Merge-patches `path(k)` at `plan.rate` for `plan.duration` (open loop), write `k`
+/// carrying its send time in [`SENT_ANNOTATION`].
+async fn write_send_times(
+    writer: &ApiConn,
+    plan: &WatchPlan,
+    path: impl Fn(usize) -> String,
+) -> Result<SentWrites, BenchError> {
     let schedule = open_loop_schedule(plan.rate, plan.duration);
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let mut writes = Vec::with_capacity(schedule.len());
     for (k, offset) in schedule.iter().enumerate() {
         tokio::time::sleep_until(start + *offset).await;
         let writer = writer.clone();
-        let path = format!("{pods_path}/watched-{}", k % WATCHED_PODS);
+        let path = path(k);
         let timeout = plan.timeout;
         writes.push(tokio::spawn(async move {
             let sent = unix_nanos();
@@ -576,55 +927,23 @@ pub async fn watch_delivery(
             }
         }));
     }
-    let attempted = writes.len();
-    let mut ok_sent = std::collections::HashSet::new();
-    let mut errors = Vec::new();
-    for w in writes {
+    let mut out = SentWrites {
+        attempted: writes.len(),
+        ok_sent: Default::default(),
+        ok_sent_for: Vec::new(),
+        errors: Vec::new(),
+    };
+    for (k, w) in writes.into_iter().enumerate() {
         match w
             .await
             .map_err(|e| BenchError::Failed(format!("a write task failed: {e}")))?
         {
             Ok(sent) => {
-                ok_sent.insert(sent);
+                out.ok_sent.insert(sent);
+                out.ok_sent_for.push((sent, k));
             }
-            Err(e) => errors.push(e),
+            Err(e) => out.errors.push(e),
         }
     }
-    let ok_writes = ok_sent.len();
-    let write_errors = errors.len();
-    let open = watchers.len();
-    // Wait for the last deliveries (or give up after `drain`: what is missing then counts
-    // as lost). A write that timed out may still have been applied, so wait for those too.
-    let drain_until = Instant::now() + plan.drain;
-    while received.load(Ordering::Relaxed) < attempted * open && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let cpu = cpu.stop();
-    stop.cancel();
-    let mut latencies = Vec::with_capacity(attempted * open);
-    // Deliveries of the writes that were acknowledged; those of writes that timed out
-    // count in the latencies but not against the expected number.
-    let mut delivered = 0;
-    for w in watchers {
-        let (l, e) = w
-            .await
-            .map_err(|e| BenchError::Failed(format!("a watcher task failed: {e}")))?;
-        delivered += l.iter().filter(|(sent, _)| ok_sent.contains(sent)).count();
-        latencies.extend(l.into_iter().map(|(_, us)| us));
-        errors.extend(e);
-    }
-    errors.extend(open_errors.iter().cloned());
-    Ok(WatchResult {
-        watchers: plan.watchers,
-        open_errors: open_errors.len(),
-        open_seconds,
-        writes: ok_writes,
-        write_errors,
-        write_rate: plan.rate,
-        expected: ok_writes * open,
-        delivered,
-        latency: Summary::of_micros(&mut latencies),
-        error_samples: errors.into_iter().take(5).collect(),
-        cpu,
-    })
+    Ok(out)
 }

@@ -311,10 +311,12 @@ async fn a_silent_node_is_tainted_its_pods_evicted_by_their_tolerations_and_it_r
         .create(&lease("n1"), &WriteParams::default())
         .await
         .unwrap();
+    // The apiserver gives a pod without its own tolerations 300 s (DefaultTolerationSeconds).
     for (name, tols) in [
-        ("intolerant", vec![]),
+        ("immediate", vec![tol(UNREACHABLE, Some(0))]),
         ("patient", vec![tol(UNREACHABLE, Some(3))]),
         ("loyal", vec![tol(UNREACHABLE, None)]),
+        ("defaulted", vec![]),
     ] {
         pods.create(&test_pod(name, "n1", tols), &WriteParams::default())
             .await
@@ -345,8 +347,9 @@ async fn a_silent_node_is_tainted_its_pods_evicted_by_their_tolerations_and_it_r
         Some("True")
     );
 
-    // Silent: Ready=Unknown, unreachable taints, a NodeNotReady event; the intolerant pod
-    // goes at once, the patient one after its 3 s, the loyal one stays.
+    // Silent: Ready=Unknown, unreachable taints, a NodeNotReady event; the pod tolerating
+    // 0 s goes at once, the patient one after its 3 s; the loyal one and the one with the
+    // default 300 s stay.
     let silent_at = tokio::time::Instant::now();
     eventually(
         "the node is unreachable and tainted",
@@ -441,6 +444,7 @@ async fn a_silent_node_is_tainted_its_pods_evicted_by_their_tolerations_and_it_r
     })
     .await;
     assert!(pods.get("loyal").await.is_ok());
+    assert!(pods.get("defaulted").await.is_ok(), "300 s have not passed");
     h.shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
