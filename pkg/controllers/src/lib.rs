@@ -8,12 +8,19 @@
 //! - [`config`]: the controller-manager's flags (which controllers, concurrency, timings,
 //!   CIDRs).
 //! - [`serviceaccount`]: every namespace gets its `default` ServiceAccount.
+//! - [`discovery`]: the resources the apiserver serves, as its discovery says.
+//! - [`garbagecollector`]: objects whose owners are gone are deleted; foreground and
+//!   orphan deletions are carried out.
+//! - [`namespace`]: a deleted namespace is emptied, then finalized.
 //!
 //! [`run`] starts every enabled controller over one informer factory and returns when
 //! the shutdown token fired and they all stopped. Never: reach the store or the
 //! apiserver's internals; everything goes through the API as any client's would.
 
 pub mod config;
+pub mod discovery;
+pub mod garbagecollector;
+pub mod namespace;
 pub mod serviceaccount;
 
 use std::future::Future;
@@ -81,8 +88,13 @@ type Start = fn(Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every controller and how to start it. Adding a controller is one row here, one
 /// module, and its name in [`config::ALL`].
-const CONTROLLERS: &[(&str, Start)] =
-    &[("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx)))];
+const CONTROLLERS: &[(&str, Start)] = &[
+    ("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx))),
+    ("garbagecollector", |ctx| {
+        Box::pin(garbagecollector::run(ctx))
+    }),
+    ("namespace", |ctx| Box::pin(namespace::run(ctx))),
+];
 
 /// Why the controllers could not run.
 #[derive(Debug, thiserror::Error)]
