@@ -183,15 +183,14 @@ pub async fn run(ctx: Context) {
         let workers = ctx.config.concurrent_gc_syncs.max(1);
         tracing::info!(workers, "garbage collector: graph built; starting workers");
         for _ in 0..workers {
-            let s = shared.clone();
             tasks.spawn(work(
-                s.attempt_to_delete.clone(),
+                shared.attempt_to_delete.clone(),
                 "garbagecollector.attempt_to_delete",
                 shared.clone(),
                 |uid, s| Box::pin(attempt_to_delete(uid, s)),
             ));
             tasks.spawn(work(
-                s.attempt_to_orphan.clone(),
+                shared.attempt_to_orphan.clone(),
                 "garbagecollector.attempt_to_orphan",
                 shared.clone(),
                 |uid, s| Box::pin(attempt_to_orphan(uid, s)),
@@ -546,7 +545,7 @@ async fn collect(
                 name = target.name,
                 uid = target.uid,
                 policy = policy.as_str(),
-                "deleting an object whose owners are gone"
+                "deleting an object no owner keeps"
             );
             target.delete(policy.as_str()).await?;
         }
