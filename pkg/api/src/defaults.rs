@@ -588,8 +588,10 @@ pub fn default_service(svc: &mut Value) {
     }
 }
 
-/// A Namespace's defaults: the `kubernetes.io/metadata.name` label, the `kubernetes`
-/// finalizer and the Active phase.
+/// A Namespace's defaults: the `kubernetes.io/metadata.name` label and the Active phase.
+/// (The `kubernetes` finalizer is added on create only, as Kubernetes' namespace strategy
+/// does: defaulting runs on every write and would bring it back after the namespace
+/// controller removed it.)
 pub fn default_namespace(ns: &mut Value) {
     let name = ns
         .pointer("/metadata/name")
@@ -606,9 +608,6 @@ pub fn default_namespace(ns: &mut Value) {
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
         }
-    }
-    if let Some(spec) = obj_mut(ns, "spec") {
-        set_default(spec, "finalizers", json!(["kubernetes"]));
     }
     if let Some(status) = obj_mut(ns, "status") {
         set_default(status, "phase", json!("Active"));

@@ -1,6 +1,7 @@
 //! Discovery documents built from the [registry](crate::registry), in Kubernetes' JSON
 //! shapes: `APIVersions` (`/api`), `APIGroupList` (`/apis`), `APIGroup` (`/apis/<g>`),
-//! `APIResourceList` (`/api/v1`, `/apis/<g>/<v>`), and the aggregated
+//! `APIResourceList` (`/api/v1`, `/apis/<g>/<v>`, and all of them at once for the gRPC
+//! door), and the aggregated
 //! `apidiscovery.k8s.io/v2` `APIGroupDiscoveryList` that kubectl 1.30+ asks for first.
 //! Values only; the REST layer picks the document by path and `Accept` header.
 
@@ -112,6 +113,21 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     }
     m.insert("resources".into(), Value::Array(list));
     Some(Value::Object(m))
+}
+
+/// Every served group version's `APIResourceList`: core `v1` first, then the named groups
+/// in `/apis` order. What components discover through the gRPC door (a list without a
+/// resource), in the shape `/api/v1` and `/apis/<g>/<v>` serve to kubectl.
+pub fn api_resource_lists() -> Vec<Value> {
+    let mut out: Vec<Value> = api_resource_list("", "v1").into_iter().collect();
+    for g in registry::groups() {
+        out.extend(
+            g.versions
+                .iter()
+                .filter_map(|v| api_resource_list(g.group, v)),
+        );
+    }
+    out
 }
 
 fn aggregated_resource(r: &ResourceInfo) -> Value {

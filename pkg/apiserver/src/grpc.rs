@@ -212,6 +212,9 @@ impl Resources for ResourcesService {
 
     async fn list(&self, req: Request<pb::ListRequest>) -> GrpcResult<pb::ListResponse> {
         let req = req.into_inner();
+        if let Some(lists) = discovery(req.r#ref.as_ref()) {
+            return Ok(Response::new(lists));
+        }
         let run = async {
             let (info, r) = resolve(req.r#ref.as_ref())?;
             let ns = Some(r.namespace.as_str()).filter(|s| !s.is_empty());
@@ -351,11 +354,39 @@ impl Resources for ResourcesService {
     }
 }
 
-/// "" or a subresource this resource has ("status").
+/// Discovery, for a list without a resource: every served group version's
+/// `APIResourceList` (narrowed to the group, and version, the reference names), as the
+/// REST door serves them at `/api/v1` and `/apis/<group>/<version>`. `None` for a list
+/// of a resource.
+fn discovery(r: Option<&pb::ResourceRef>) -> Option<pb::ListResponse> {
+    let r = r.cloned().unwrap_or_default();
+    if !r.resource.is_empty() {
+        return None;
+    }
+    let wanted = |l: &Value| {
+        let gv = l["groupVersion"].as_str().unwrap_or("");
+        let (group, version) = gv.split_once('/').unwrap_or(("", gv));
+        (r.group.is_empty() || r.group == group) && (r.version.is_empty() || r.version == version)
+    };
+    let items = rkube_api::discovery::api_resource_lists()
+        .into_iter()
+        .filter(|l| wanted(l))
+        .map(|l| Bytes::from(serde_json::to_vec(&l).expect("JSON values encode")))
+        .collect();
+    Some(pb::ListResponse {
+        items,
+        resource_version: String::new(),
+        r#continue: String::new(),
+    })
+}
+
+/// "" or a subresource this resource has ("status"; "finalize" of namespaces, which
+/// this door writes with a patch since its update call names no subresource).
 fn subresource(info: &ResourceInfo, sub: &str) -> Result<Option<&'static str>, Status> {
     match sub {
         "" => Ok(None),
         "status" if info.subresource("status").is_some() => Ok(Some("status")),
+        "finalize" if info.subresource("finalize").is_some() => Ok(Some("finalize")),
         other => Err(Status::bad_request(format!(
             "{}/{other} cannot be patched through this call",
             info.plural
@@ -414,6 +445,39 @@ mod tests {
         let back: Value = serde_json::from_slice(g.details()).unwrap();
         assert_eq!(Status::from_json(&back).unwrap(), s);
         assert_eq!(g.message(), s.message);
+    }
+
+    #[test]
+    fn a_list_without_a_resource_is_discovery() {
+        let decode = |resp: pb::ListResponse| -> Vec<String> {
+            resp.items
+                .iter()
+                .map(|b| {
+                    let l: Value = serde_json::from_slice(b).unwrap();
+                    assert_eq!(l["kind"], "APIResourceList");
+                    l["groupVersion"].as_str().unwrap().to_string()
+                })
+                .collect()
+        };
+        let all = decode(discovery(None).unwrap());
+        assert_eq!(all[0], "v1");
+        assert!(all.contains(&"apps/v1".to_string()), "{all:?}");
+        let apps = pb::ResourceRef {
+            group: "apps".into(),
+            ..Default::default()
+        };
+        assert_eq!(decode(discovery(Some(&apps)).unwrap()), ["apps/v1"]);
+        let core = pb::ResourceRef {
+            version: "v1".into(),
+            ..Default::default()
+        };
+        assert!(decode(discovery(Some(&core)).unwrap()).contains(&"v1".to_string()));
+        let pods = pb::ResourceRef {
+            version: "v1".into(),
+            resource: "pods".into(),
+            ..Default::default()
+        };
+        assert!(discovery(Some(&pods)).is_none());
     }
 
     #[test]

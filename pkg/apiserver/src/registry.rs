@@ -575,6 +575,7 @@ impl Registry {
         // then its defaults.
         match subresource {
             Some("status") => info.prepare_for_status_update(&mut obj, &old),
+            Some("finalize") => info.prepare_for_finalize(&mut obj, &old),
             _ => info.prepare_for_update(&mut obj, &old),
         }
         let attrs = crate::admission::Attributes {
@@ -593,11 +594,8 @@ impl Registry {
         self.admission.validate(&attrs, &obj, self).await?;
         let mut out = obj.clone();
         // A delete waiting on finalizers completes when the last one is removed.
-        let finished = meta(&obj).get("deletionTimestamp").is_some()
-            && meta(&obj)
-                .get("finalizers")
-                .and_then(Value::as_array)
-                .is_none_or(|f| f.is_empty());
+        let finished =
+            meta(&obj).get("deletionTimestamp").is_some() && !info.finalizers_pending(&obj);
         if opts.dry_run {
             meta_mut(&mut out).insert("resourceVersion".into(), Value::String(old_rev.to_string()));
             return Ok(Written {
@@ -681,6 +679,10 @@ impl Registry {
         Err(Status::optimistic_lock(info.group, info.plural, name))
     }
 
+    /// Deletes an object, or marks it for deletion (deletionTimestamp) while finalizers
+    /// remain: its own, the garbage collector's that the propagation policy adds
+    /// (`foregroundDeletion`, `orphan`), and for namespaces `spec.finalizers` too (they
+    /// turn `Terminating`). The update that removes the last of them deletes it.
     pub async fn delete(
         &self,
         info: &ResourceInfo,
@@ -748,7 +750,11 @@ impl Registry {
                 result: CompareResult::Equal,
                 target: CompareTarget::Mod(rev),
             }];
-            let (op, gone) = if finalizers.is_empty() {
+            if !finalizers.is_empty() {
+                meta_mut(&mut obj).insert("finalizers".into(), Value::Array(finalizers));
+            }
+            // Namespaces also wait for their spec.finalizers (the namespace controller's).
+            let (op, gone) = if !info.finalizers_pending(&obj) {
                 (
                     Op::Delete {
                         range: KeyRange::single(k.clone()),
@@ -765,7 +771,7 @@ impl Registry {
                         json!(opts.grace_period_seconds.unwrap_or(0)),
                     );
                 }
-                meta_mut(&mut obj).insert("finalizers".into(), Value::Array(finalizers));
+                info.prepare_for_delete(&mut obj);
                 (
                     Op::Put {
                         key: k.clone(),

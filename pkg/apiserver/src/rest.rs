@@ -502,6 +502,15 @@ async fn handle(
     match sub.and_then(|s| info.subresource(s)).map(|s| s.name) {
         _ if sub.is_none() => {}
         Some("status") => {}
+        // namespaces/finalize takes only a PUT (Kubernetes' FinalizeREST is update-only).
+        Some("finalize") if method != Method::PUT => {
+            return Err(Status::method_not_supported(
+                info.group,
+                &format!("{}/finalize", info.plural),
+                method.as_str(),
+            ))
+        }
+        Some("finalize") => {}
         Some("scale") => {
             let (body, warnings) = request_body(&method, headers, q, body)?;
             return scale(ctx, t, method, q, headers, body, warnings).await;

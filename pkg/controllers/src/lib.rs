@@ -11,12 +11,19 @@
 //! - [`nodeipam`]: every node gets a pod CIDR from the cluster CIDR.
 //! - [`nodelifecycle`]: silent nodes turn Ready=Unknown and get tainted; pods leave
 //!   NoExecute-tainted nodes when their tolerations run out.
+//! - [`discovery`]: the resources the apiserver serves, as its discovery says.
+//! - [`garbagecollector`]: objects whose owners are gone are deleted; foreground and
+//!   orphan deletions are carried out.
+//! - [`namespace`]: a deleted namespace is emptied, then finalized.
 //!
 //! [`run`] starts every enabled controller over one informer factory and returns when
 //! the shutdown token fired and they all stopped. Never: reach the store or the
 //! apiserver's internals; everything goes through the API as any client's would.
 
 pub mod config;
+pub mod discovery;
+pub mod garbagecollector;
+pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod serviceaccount;
@@ -89,6 +96,11 @@ type Start = fn(Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 const CONTROLLERS: &[(&str, Start)] = &[
     ("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx))),
     ("nodeipam", |ctx| Box::pin(nodeipam::run(ctx))),
+    ("nodelifecycle", |ctx| Box::pin(nodelifecycle::run(ctx))),
+    ("garbagecollector", |ctx| {
+        Box::pin(garbagecollector::run(ctx))
+    }),
+    ("namespace", |ctx| Box::pin(namespace::run(ctx))),
 ];
 
 /// Why the controllers could not run.

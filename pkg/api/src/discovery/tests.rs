@@ -191,3 +191,24 @@ fn aggregated_discovery_describes_core_alone_or_the_named_groups() {
         .clone();
     assert_eq!(nodes_scope, "Cluster");
 }
+
+#[test]
+fn every_group_versions_resource_list_comes_at_once_core_first() {
+    let lists = api_resource_lists();
+    let gvs: Vec<&str> = lists
+        .iter()
+        .map(|l| l["groupVersion"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        gvs,
+        [
+            "v1",
+            "apps/v1",
+            "events.k8s.io/v1",
+            "rbac.authorization.k8s.io/v1",
+            "coordination.k8s.io/v1"
+        ]
+    );
+    assert_eq!(lists[0], api_resource_list("", "v1").unwrap());
+    assert!(lists.iter().all(|l| l["kind"] == "APIResourceList"));
+}

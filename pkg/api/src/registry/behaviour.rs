@@ -23,14 +23,17 @@ use crate::{strict, validation};
 /// (uid, creation time, name, namespace) are the caller's.
 impl ResourceInfo {
     /// Readies a new object for validation: a generation of 1 (for objects with a spec,
-    /// or of kinds that always have one), the kind's defaults, and no status when status
-    /// is written only through its subresource.
+    /// or of kinds that always have one), the kind's defaults, the `kubernetes` finalizer
+    /// for namespaces, and no status when status is written only through its subresource.
     pub fn prepare_for_create(&self, obj: &mut Value) {
         let writes = self.behaviour.writes;
         if obj.get("spec").is_some() || writes.generation_always {
             meta_mut(obj).insert("generation".into(), json!(1));
         }
         self.default_object(obj);
+        if self.has_spec_finalizers() {
+            require_kubernetes_finalizer(obj);
+        }
         if writes.status == StatusWrites::Subresource {
             if let Some(o) = obj.as_object_mut() {
                 o.remove("status");
@@ -38,10 +41,13 @@ impl ResourceInfo {
         }
     }
 
-    /// Readies a replacement of `old` (a PUT or a patched object): when status has its
-    /// own subresource, the stored status stays and a changed spec bumps the generation;
-    /// then the kind's defaults.
+    /// Readies a replacement of `old` (a PUT or a patched object): `spec.finalizers` stays
+    /// where only `finalize` writes it; when status has its own subresource, the stored
+    /// status stays and a changed spec bumps the generation; then the kind's defaults.
     pub fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
+        if self.has_spec_finalizers() {
+            set_spec_finalizers(obj, old.pointer("/spec/finalizers").cloned());
+        }
         if self.behaviour.writes.status.is_subresource() {
             match old.get("status") {
                 Some(s) => obj["status"] = s.clone(),
@@ -79,6 +85,82 @@ impl ResourceInfo {
     /// Applies the kind's defaults to `obj`.
     pub fn default_object(&self, obj: &mut Value) {
         (self.behaviour.defaults)(obj)
+    }
+}
+
+/// Deletion, and the `finalize` subresource: Kubernetes' namespace storage, declared by the
+/// resource table (a resource with a `finalize` subresource). Such an object carries
+/// `spec.finalizers` that only `finalize` writes (an update keeps the stored ones); a delete
+/// marks it `Terminating` (deletionTimestamp and `status.phase`); it goes once its
+/// `spec.finalizers` and `metadata.finalizers` are both empty.
+impl ResourceInfo {
+    /// Whether the resource's `spec.finalizers` is written through its `finalize`
+    /// subresource only (namespaces).
+    pub fn has_spec_finalizers(&self) -> bool {
+        self.subresource("finalize").is_some()
+    }
+
+    /// Readies a write to the `finalize` subresource: `old` with the `spec.finalizers` of
+    /// `obj` (none when `obj` has none), then the kind's defaults.
+    pub fn prepare_for_finalize(&self, obj: &mut Value, old: &Value) {
+        let finalizers = obj.pointer("/spec/finalizers").cloned();
+        let mut merged = old.clone();
+        set_spec_finalizers(&mut merged, finalizers);
+        *obj = merged;
+    }
+
+    /// Marks an object that a delete leaves in place (finalizers pending): namespaces
+    /// turn `Terminating`. The deletion timestamp is the caller's.
+    pub fn prepare_for_delete(&self, obj: &mut Value) {
+        if self.has_spec_finalizers() {
+            if !obj.get("status").is_some_and(Value::is_object) {
+                obj["status"] = json!({});
+            }
+            obj["status"]["phase"] = json!("Terminating");
+        }
+    }
+
+    /// Whether a deletion of `obj` still waits for finalizers: its `metadata.finalizers`,
+    /// and for namespaces its `spec.finalizers` too.
+    pub fn finalizers_pending(&self, obj: &Value) -> bool {
+        let non_empty = |p: &str| {
+            obj.pointer(p)
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+        };
+        non_empty("/metadata/finalizers")
+            || (self.has_spec_finalizers() && non_empty("/spec/finalizers"))
+    }
+}
+
+/// A new namespace always starts with the `kubernetes` finalizer (added after any it was
+/// sent with): the namespace controller removes it once the namespace is empty.
+fn require_kubernetes_finalizer(obj: &mut Value) {
+    let mut finalizers = obj
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !finalizers.iter().any(|f| f == "kubernetes") {
+        finalizers.push(json!("kubernetes"));
+    }
+    set_spec_finalizers(obj, Some(Value::Array(finalizers)));
+}
+
+/// Sets `obj`'s `spec.finalizers` to `finalizers` (removes it for `None`).
+fn set_spec_finalizers(obj: &mut Value, finalizers: Option<Value>) {
+    match finalizers {
+        Some(f) => {
+            if !obj.get("spec").is_some_and(Value::is_object) {
+                obj["spec"] = json!({});
+            }
+            obj["spec"]["finalizers"] = f;
+        }
+        None => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+        }
     }
 }
 

@@ -156,3 +156,101 @@ fn storage_conversion_is_the_identity_except_for_events_k8s_io() {
     assert_eq!(to_storage(ev, v1_event())["apiVersion"], "v1");
     assert_eq!(from_storage(ev, event_v1_to_core(&v1_event())), v1_event());
 }
+
+#[test]
+fn namespaces_keep_spec_finalizers_for_the_finalize_subresource_alone() {
+    let ns = lookup("", "v1", "namespaces").unwrap();
+    let cms = lookup("", "v1", "configmaps").unwrap();
+    assert!(ns.has_spec_finalizers());
+    assert!(!cms.has_spec_finalizers());
+
+    // Created: the `kubernetes` finalizer is added after any sent, once.
+    let mut created =
+        json!({"metadata": {"name": "team"}, "spec": {"finalizers": ["example.com/x"]}});
+    ns.prepare_for_create(&mut created);
+    assert_eq!(
+        created["spec"]["finalizers"],
+        json!(["example.com/x", "kubernetes"])
+    );
+    let mut plain = json!({"metadata": {"name": "team"}});
+    ns.prepare_for_create(&mut plain);
+    assert_eq!(plain["spec"]["finalizers"], json!(["kubernetes"]));
+    assert!(plain.pointer("/metadata/generation").is_none(), "{plain}");
+
+    // An update keeps the stored spec.finalizers, whatever it sends, and never brings
+    // back a removed `kubernetes`.
+    let old = json!({"metadata": {"name": "team"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+    let cases = [
+        (
+            json!({"metadata": {"name": "team", "labels": {"a": "b"}}}),
+            json!(["kubernetes"]),
+        ),
+        (
+            json!({"metadata": {"name": "team"}, "spec": {"finalizers": []}}),
+            json!(["kubernetes"]),
+        ),
+    ];
+    for (mut sent, want) in cases {
+        ns.prepare_for_update(&mut sent, &old);
+        assert_eq!(sent["spec"]["finalizers"], want, "{sent}");
+    }
+    let finalized =
+        json!({"metadata": {"name": "team"}, "spec": {}, "status": {"phase": "Terminating"}});
+    let mut sent = json!({"metadata": {"name": "team", "finalizers": []}, "spec": {}});
+    ns.prepare_for_update(&mut sent, &finalized);
+    assert!(sent.pointer("/spec/finalizers").is_none(), "{sent}");
+
+    // finalize changes spec.finalizers and nothing else.
+    let mut sent = json!({"metadata": {"name": "team", "labels": {"x": "y"}}, "spec": {"finalizers": []}, "status": {"phase": "Active"}});
+    let terminating = json!({"metadata": {"name": "team"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Terminating"}});
+    ns.prepare_for_finalize(&mut sent, &terminating);
+    assert_eq!(
+        sent,
+        json!({"metadata": {"name": "team"}, "spec": {"finalizers": []}, "status": {"phase": "Terminating"}})
+    );
+}
+
+#[test]
+fn a_deletion_waits_for_metadata_finalizers_and_for_namespaces_spec_finalizers() {
+    let ns = lookup("", "v1", "namespaces").unwrap();
+    let cms = lookup("", "v1", "configmaps").unwrap();
+    let cases = [
+        (cms, json!({"metadata": {}}), false),
+        (cms, json!({"metadata": {"finalizers": []}}), false),
+        (cms, json!({"metadata": {"finalizers": ["orphan"]}}), true),
+        (
+            cms,
+            json!({"metadata": {}, "spec": {"finalizers": ["kubernetes"]}}),
+            false,
+        ),
+        (
+            ns,
+            json!({"metadata": {}, "spec": {"finalizers": ["kubernetes"]}}),
+            true,
+        ),
+        (
+            ns,
+            json!({"metadata": {}, "spec": {"finalizers": []}}),
+            false,
+        ),
+        (
+            ns,
+            json!({"metadata": {"finalizers": ["foregroundDeletion"]}, "spec": {}}),
+            true,
+        ),
+    ];
+    for (info, obj, pending) in cases {
+        assert_eq!(
+            info.finalizers_pending(&obj),
+            pending,
+            "{} {obj}",
+            info.plural
+        );
+    }
+    let mut n = json!({"metadata": {"name": "team"}, "status": {"phase": "Active"}});
+    ns.prepare_for_delete(&mut n);
+    assert_eq!(n["status"]["phase"], "Terminating");
+    let mut c = json!({"metadata": {"name": "c"}});
+    cms.prepare_for_delete(&mut c);
+    assert!(c.get("status").is_none());
+}
