@@ -8,12 +8,21 @@
 //! - [`config`]: the controller-manager's flags (which controllers, concurrency, timings,
 //!   CIDRs).
 //! - [`serviceaccount`]: every namespace gets its `default` ServiceAccount.
+//! - [`replicaset`]: every ReplicaSet has `spec.replicas` pods from its template.
+//! - [`deployment`]: Deployments roll ReplicaSets out (RollingUpdate, Recreate), keep
+//!   their history and report progress.
+//! - [`ownership`], [`pods`]: what the workload controllers share: claiming objects by
+//!   controller reference, and what they read off a pod.
 //!
 //! [`run`] starts every enabled controller over one informer factory and returns when
 //! the shutdown token fired and they all stopped. Never: reach the store or the
 //! apiserver's internals; everything goes through the API as any client's would.
 
 pub mod config;
+pub mod deployment;
+pub mod ownership;
+pub mod pods;
+pub mod replicaset;
 pub mod serviceaccount;
 
 use std::future::Future;
@@ -81,8 +90,11 @@ type Start = fn(Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every controller and how to start it. Adding a controller is one row here, one
 /// module, and its name in [`config::ALL`].
-const CONTROLLERS: &[(&str, Start)] =
-    &[("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx)))];
+const CONTROLLERS: &[(&str, Start)] = &[
+    ("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx))),
+    ("replicaset", |ctx| Box::pin(replicaset::run(ctx))),
+    ("deployment", |ctx| Box::pin(deployment::run(ctx))),
+];
 
 /// Why the controllers could not run.
 #[derive(Debug, thiserror::Error)]
