@@ -201,8 +201,9 @@ pub(crate) fn kubelet(client: &Client, skip: Option<(&str, &str)>) -> JoinHandle
     })
 }
 
-/// Watches `api` from now on and checks `check` against the objects after every event;
-/// what it reports are violations.
+/// Watches `api` and checks `check` against the objects after every change from the
+/// first complete list on; what it reports are violations. Returns once the watch is
+/// open, so every later change is checked.
 pub(crate) struct Checker {
     violations: Arc<Mutex<Vec<String>>>,
     events: Arc<Mutex<usize>>,
@@ -220,6 +221,9 @@ impl Checker {
         let (v, n) = (violations.clone(), events.clone());
         let task = tokio::spawn(async move {
             let mut objects = BTreeMap::new();
+            // The watch starts with what exists, one object at a time: check from the
+            // first complete state on.
+            let mut listed = false;
             while let Some(ev) = w.next().await {
                 match ev {
                     Ok(TypedEvent::Added(o)) | Ok(TypedEvent::Modified(o)) => {
@@ -228,11 +232,18 @@ impl Checker {
                     Ok(TypedEvent::Deleted(o)) => {
                         objects.remove(&name_of(&o));
                     }
+                    Ok(TypedEvent::InitialEventsEnd { .. }) => {
+                        listed = true;
+                        continue;
+                    }
                     Ok(_) => continue,
                     Err(e) => {
                         v.lock().unwrap().push(format!("the watch failed: {e}"));
                         return;
                     }
+                }
+                if !listed {
+                    continue;
                 }
                 *n.lock().unwrap() += 1;
                 if let Some(msg) = check(&objects) {
