@@ -438,6 +438,44 @@ async fn gets_and_a_watch_carry_on_through_kill_9_of_their_endpoint_and_of_the_l
     .expect("test timed out");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_of_one_object_never_undo_each_other() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let cluster = Cluster::start_api_single().await;
+        let client = client_of(&cluster, &[0]);
+        wait_for_default_namespace(&client).await;
+        let cms: Api<ConfigMap> = Api::namespaced(&client, "default");
+        cms.create(&config_map("shared", "0"), &WriteParams::default())
+            .await
+            .unwrap();
+        // Each patch adds its own key. A patch computed from one state and written over
+        // a newer one would drop the keys written in between.
+        let patches = (0..32).map(|i| {
+            let cms = cms.clone();
+            async move {
+                cms.patch(
+                    "shared",
+                    rkube_client::PatchType::Merge,
+                    &json!({"data": {format!("k{i}"): "v"}}),
+                    &WriteParams::default(),
+                )
+                .await
+            }
+        });
+        for r in futures::future::join_all(patches).await {
+            r.expect("a patch without a precondition is retried, never refused");
+        }
+        let data = cms.get("shared").await.unwrap().data.unwrap_or_default();
+        let missing: Vec<String> = (0..32)
+            .map(|i| format!("k{i}"))
+            .filter(|k| !data.contains_key(k))
+            .collect();
+        assert!(missing.is_empty(), "patches were lost: {missing:?}");
+    })
+    .await
+    .expect("test timed out");
+}
+
 fn stop_flag() -> Arc<std::sync::atomic::AtomicBool> {
     Arc::new(std::sync::atomic::AtomicBool::new(false))
 }

@@ -646,8 +646,9 @@ impl Registry {
     }
 
     /// PATCH: apply the patch to the current object and update it, retrying
-    /// when the object moved in between (a patch has no resourceVersion
-    /// precondition unless it carries one).
+    /// from the new state when the object moved in between (a patch has no
+    /// resourceVersion precondition unless it carries one, but is never written
+    /// over a state it was not computed from).
     #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
@@ -662,21 +663,35 @@ impl Registry {
         if body.len() > MAX_BODY_BYTES {
             return Err(Status::request_entity_too_large("limit is 3145728"));
         }
-        for _ in 0..8 {
+        // Like Kubernetes' GuaranteedUpdate, no bound on the retries: each one means
+        // another write to the object succeeded, so contention cannot starve a patch
+        // for longer than the writes queued ahead of it.
+        loop {
             let current = self.get(info, ns, name, None).await?;
-            let patched = rkube_api::patch::apply_patch(patch_type, &current, body, info.kind)
+            let mut patched = rkube_api::patch::apply_patch(patch_type, &current, body, info.kind)
                 .map_err(|e| patch_status(&e))?;
-            let precondition = meta_str(&patched, "resourceVersion").map(str::to_string);
-            let explicit = precondition.as_deref() != meta_str(&current, "resourceVersion");
+            let precondition = meta_str(&patched, "resourceVersion")
+                .filter(|rv| !rv.is_empty())
+                .map(str::to_string);
+            let explicit = precondition.is_some()
+                && precondition.as_deref() != meta_str(&current, "resourceVersion");
+            if precondition.is_none() {
+                if let Some(rv) = meta(&current).get("resourceVersion").cloned() {
+                    meta_mut(&mut patched).insert("resourceVersion".into(), rv);
+                }
+            }
+            // The patched object always carries a resourceVersion to check: the caller's
+            // (a precondition, answered with 409) or the one it was patched from. Writing
+            // it over a newer object would undo whatever landed in between, so a write
+            // that moved underneath is retried from the new state instead.
             match self
-                .update_object(info, ns, name, subresource, patched, opts, explicit)
+                .update_object(info, ns, name, subresource, patched, opts, true)
                 .await
             {
                 Err(s) if s.code == 409 && !explicit => continue,
                 other => return other,
             }
         }
-        Err(Status::optimistic_lock(info.group, info.plural, name))
     }
 
     /// Deletes an object, or marks it for deletion (deletionTimestamp) while finalizers

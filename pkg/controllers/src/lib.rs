@@ -8,6 +8,11 @@
 //! - [`config`]: the controller-manager's flags (which controllers, concurrency, timings,
 //!   CIDRs).
 //! - [`serviceaccount`]: every namespace gets its `default` ServiceAccount.
+//! - [`replicaset`]: every ReplicaSet has `spec.replicas` pods from its template.
+//! - [`deployment`]: Deployments roll ReplicaSets out (RollingUpdate, Recreate), keep
+//!   their history and report progress.
+//! - [`ownership`], [`pods`]: what the workload controllers share: claiming objects by
+//!   controller reference, and what they read off a pod.
 //! - [`nodeipam`]: every node gets a pod CIDR from the cluster CIDR.
 //! - [`nodelifecycle`]: silent nodes turn Ready=Unknown and get tainted; pods leave
 //!   NoExecute-tainted nodes when their tolerations run out.
@@ -21,11 +26,15 @@
 //! apiserver's internals; everything goes through the API as any client's would.
 
 pub mod config;
+pub mod deployment;
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod ownership;
+pub mod pods;
+pub mod replicaset;
 pub mod serviceaccount;
 
 use std::future::Future;
@@ -95,6 +104,8 @@ type Start = fn(Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 /// module, and its name in [`config::ALL`].
 const CONTROLLERS: &[(&str, Start)] = &[
     ("serviceaccount", |ctx| Box::pin(serviceaccount::run(ctx))),
+    ("replicaset", |ctx| Box::pin(replicaset::run(ctx))),
+    ("deployment", |ctx| Box::pin(deployment::run(ctx))),
     ("nodeipam", |ctx| Box::pin(nodeipam::run(ctx))),
     ("nodelifecycle", |ctx| Box::pin(nodelifecycle::run(ctx))),
     ("garbagecollector", |ctx| {
@@ -143,3 +154,17 @@ pub async fn run(client: Client, config: Config, instance: String, shutdown: Can
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn every_controller_name_has_exactly_one_row_and_every_row_a_name() {
+        let mut rows: Vec<&str> = CONTROLLERS.iter().map(|(n, _)| *n).collect();
+        rows.sort();
+        let mut names: Vec<&str> = config::ALL.to_vec();
+        names.sort();
+        assert_eq!(rows, names);
+    }
+}
