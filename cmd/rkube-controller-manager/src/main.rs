@@ -29,7 +29,10 @@ const SPEC: Spec = Spec {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Err(e) = rkube_controllers::validate(&cli.controllers) {
-        eprintln!("rkube-controller-manager: {e}");
+        eprintln!(
+            "rkube-controller-manager: {}",
+            rkube_component::error_chain(&e)
+        );
         return std::process::ExitCode::from(64);
     }
     let (election, config) = (cli.election, cli.controllers);

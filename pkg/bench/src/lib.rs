@@ -257,6 +257,9 @@ pub enum BenchError {
     /// What went wrong, as the API benchmark's phases describe it.
     #[error("{0}")]
     Failed(String),
+    /// A request of the API benchmark failed.
+    #[error(transparent)]
+    Http(#[from] crate::api::http::HttpError),
     #[error("the benchmark thread panicked")]
     Panicked,
     #[error("interrupted")]

@@ -119,8 +119,8 @@ const CONTROLLERS: &[(&str, Start)] = &[
 pub enum Error {
     #[error("unknown controllers in --controllers: {0:?} (known: {known:?})", known = config::ALL)]
     UnknownControllers(Vec<String>),
-    #[error("node IPAM: {0}")]
-    NodeIpam(String),
+    #[error("node IPAM")]
+    NodeIpam(#[source] nodeipam::IpamError),
 }
 
 /// Checks the flags before anything starts.

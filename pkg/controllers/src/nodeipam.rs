@@ -33,18 +33,16 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, len) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a CIDR (a.b.c.d/len)"))?;
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("{s:?}: not an IPv4 address"))?;
-        let len: u8 = len
-            .parse()
-            .map_err(|_| format!("{s:?}: bad prefix length"))?;
+    pub fn parse(s: &str) -> Result<Cidr, IpamError> {
+        let bad = |why: &'static str| IpamError::BadCidr {
+            text: s.to_string(),
+            why,
+        };
+        let (ip, len) = s.split_once('/').ok_or(bad("not a.b.c.d/len"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address"))?;
+        let len: u8 = len.parse().map_err(|_| bad("bad prefix length"))?;
         if len > 32 {
-            return Err(format!("{s:?}: prefix length over 32"));
+            return Err(bad("prefix length over 32"));
         }
         let base = u32::from(ip) & mask(len);
         Ok(Cidr { base, len })
@@ -69,6 +67,17 @@ fn mask(len: u8) -> u32 {
     }
 }
 
+/// Why the IPAM flags cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    #[error("{text:?} is not an IPv4 CIDR: {why}")]
+    BadCidr { text: String, why: &'static str },
+    #[error("--node-cidr-mask-size {node_len} must be between the cluster CIDR's /{cluster_len} and /32")]
+    MaskSize { node_len: u8, cluster_len: u8 },
+    #[error("{cluster} holds too many /{node_len} subnets to track (at most 2^20)")]
+    TooManySubnets { cluster: String, node_len: u8 },
+}
+
 /// Hands out the node-sized subnets of a cluster range; see the module documentation.
 #[derive(Debug)]
 pub struct Allocator {
@@ -78,17 +87,18 @@ pub struct Allocator {
 }
 
 impl Allocator {
-    pub fn new(cluster: Cidr, node_len: u8) -> Result<Allocator, String> {
+    pub fn new(cluster: Cidr, node_len: u8) -> Result<Allocator, IpamError> {
         if node_len < cluster.len || node_len > 32 {
-            return Err(format!(
-                "--node-cidr-mask-size {node_len} must be between the cluster CIDR's /{} and /32",
-                cluster.len
-            ));
+            return Err(IpamError::MaskSize {
+                node_len,
+                cluster_len: cluster.len,
+            });
         }
         if node_len - cluster.len > 20 {
-            return Err(format!(
-                "{cluster} holds too many /{node_len} subnets to track (at most 2^20)"
-            ));
+            return Err(IpamError::TooManySubnets {
+                cluster: cluster.to_string(),
+                node_len,
+            });
         }
         Ok(Allocator {
             cluster,
@@ -224,7 +234,7 @@ pub async fn run(ctx: Context) {
 }
 
 /// The allocator the flags describe (also used to validate them at start-up).
-pub fn allocator(config: &crate::Config) -> Result<Allocator, String> {
+pub fn allocator(config: &crate::Config) -> Result<Allocator, IpamError> {
     Allocator::new(
         Cidr::parse(&config.cluster_cidr)?,
         config.node_cidr_mask_size,
@@ -232,7 +242,7 @@ pub fn allocator(config: &crate::Config) -> Result<Allocator, String> {
 }
 
 /// Checks the IPAM flags when the controller is enabled.
-pub fn validate(config: &crate::Config) -> Result<(), String> {
+pub fn validate(config: &crate::Config) -> Result<(), IpamError> {
     if config.allocate_node_cidrs && config.enabled("nodeipam") {
         allocator(config)?;
     }

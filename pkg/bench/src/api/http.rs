@@ -35,23 +35,71 @@ impl Answer {
     }
 }
 
+/// Why a request of the benchmark's HTTP/2 client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("connect to {addr}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP/2 handshake with {addr}")]
+    Handshake {
+        addr: SocketAddr,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("bad request {path}")]
+    Request {
+        path: String,
+        #[source]
+        source: http::Error,
+    },
+    #[error("{addr}: connection closed")]
+    Closed {
+        addr: SocketAddr,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("{addr}: sending the request")]
+    Send {
+        addr: SocketAddr,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("{addr}: reading the body")]
+    Body {
+        addr: SocketAddr,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("{addr}: no answer within {timeout:?}")]
+    Timeout { addr: SocketAddr, timeout: Duration },
+    /// The server refused to open a watch: its answer, shortened.
+    #[error("the watch was refused: {0}")]
+    Refused(String),
+    #[error("the watch stream broke")]
+    Stream(#[source] hyper::Error),
+}
+
 impl ApiConn {
     /// Connects, completes the TLS and HTTP/2 handshakes; the connection is driven by a
     /// task of its own until every clone is dropped.
     pub async fn connect(
         addr: SocketAddr,
         config: Arc<rustls::ClientConfig>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HttpError> {
         let tls = crate::tls::connect(addr, config)
             .await
-            .map_err(|e| format!("connect to {addr}: {e}"))?;
+            .map_err(|source| HttpError::Connect { addr, source })?;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             // Watch streams carry many events; do not let flow control stall them.
             .initial_stream_window_size(4 << 20)
             .initial_connection_window_size(8 << 20)
             .handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+            .map_err(|source| HttpError::Handshake { addr, source })?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -68,7 +116,7 @@ impl ApiConn {
         path: &str,
         content_type: Option<&str>,
         body: Bytes,
-    ) -> Result<http::Request<Full<Bytes>>, String> {
+    ) -> Result<http::Request<Full<Bytes>>, HttpError> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(format!("https://{}{path}", self.addr))
@@ -78,23 +126,27 @@ impl ApiConn {
             b = b.header(http::header::CONTENT_TYPE, ct);
         }
         b.body(Full::new(body))
-            .map_err(|e| format!("bad request {path}: {e}"))
+            .map_err(|source| HttpError::Request {
+                path: path.to_string(),
+                source,
+            })
     }
 
     /// Sends `req` on this connection; the answer's head and its unread body.
     async fn send(
         &self,
         req: http::Request<Full<Bytes>>,
-    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+    ) -> Result<http::Response<hyper::body::Incoming>, HttpError> {
+        let addr = self.addr;
         let mut sender = self.sender.clone();
         sender
             .ready()
             .await
-            .map_err(|e| format!("{}: connection closed: {e}", self.addr))?;
+            .map_err(|source| HttpError::Closed { addr, source })?;
         sender
             .send_request(req)
             .await
-            .map_err(|e| format!("{}: {e}", self.addr))
+            .map_err(|source| HttpError::Send { addr, source })
     }
 
     /// One request; returns the status and the whole body.
@@ -104,7 +156,7 @@ impl ApiConn {
         path: &str,
         content_type: Option<&str>,
         body: Bytes,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, HttpError> {
         let resp = self
             .send(self.build(method, path, content_type, body)?)
             .await?;
@@ -113,7 +165,10 @@ impl ApiConn {
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("{}: reading the body: {e}", self.addr))?
+            .map_err(|source| HttpError::Body {
+                addr: self.addr,
+                source,
+            })?
             .to_bytes();
         Ok(Answer { status, body })
     }
@@ -126,15 +181,18 @@ impl ApiConn {
         content_type: Option<&str>,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, HttpError> {
         tokio::time::timeout(timeout, self.request(method, path, content_type, body))
             .await
-            .unwrap_or_else(|_| Err(format!("{}: no answer within {timeout:?}", self.addr)))
+            .unwrap_or(Err(HttpError::Timeout {
+                addr: self.addr,
+                timeout,
+            }))
     }
 
     /// Opens a watch (`path` must carry `watch=true`); returns its stream once the server
     /// answered 200.
-    pub async fn watch(&self, path: &str) -> Result<WatchStream, String> {
+    pub async fn watch(&self, path: &str) -> Result<WatchStream, HttpError> {
         let resp = self
             .send(self.build(http::Method::GET, path, None, Bytes::new())?)
             .await?;
@@ -146,7 +204,7 @@ impl ApiConn {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            return Err(Answer { status, body }.brief());
+            return Err(HttpError::Refused(Answer { status, body }.brief()));
         }
         Ok(WatchStream {
             body: resp.into_body(),
@@ -163,14 +221,14 @@ pub struct WatchStream {
 
 impl WatchStream {
     /// The next complete line (without its newline); `None` when the stream ended.
-    pub async fn next_line(&mut self) -> Result<Option<Bytes>, String> {
+    pub async fn next_line(&mut self) -> Result<Option<Bytes>, HttpError> {
         loop {
             if let Some(line) = take_line(&mut self.buf) {
                 return Ok(Some(line));
             }
             match self.body.frame().await {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(source)) => return Err(HttpError::Stream(source)),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.buf.extend_from_slice(&data);

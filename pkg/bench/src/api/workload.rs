@@ -214,7 +214,7 @@ pub async fn connect_many(
         )
         .await;
         for c in batch {
-            conns.push(c.map_err(BenchError::Failed)?);
+            conns.push(c?);
         }
     }
     Ok(conns)
@@ -231,8 +231,7 @@ pub async fn ensure_namespace(conn: &ApiConn, name: &str) -> Result<(), BenchErr
             Bytes::from(body.to_string()),
             Duration::from_secs(10),
         )
-        .await
-        .map_err(BenchError::Failed)?;
+        .await?;
     match a.status {
         200 | 201 | 409 => Ok(()),
         _ => Err(BenchError::Failed(format!(
@@ -297,7 +296,7 @@ pub async fn create_many(
                 {
                     Ok(a) if a.status == 201 => latencies.push(micros(started.elapsed())),
                     Ok(a) => errors.push(a.brief()),
-                    Err(e) => errors.push(e),
+                    Err(e) => errors.push(e.to_string()),
                 }
             }
             (latencies, errors)
@@ -397,7 +396,7 @@ pub async fn open_loop(
             match r {
                 Ok(a) if a.status == c.ok_status => Ok(latency),
                 Ok(a) => Err(a.brief()),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             }
         }));
     }
@@ -525,8 +524,7 @@ pub async fn watch_delivery(
                 body,
                 plan.timeout,
             )
-            .await
-            .map_err(BenchError::Failed)?;
+            .await?;
         if a.status != 201 && a.status != 409 {
             return Err(BenchError::Failed(format!(
                 "creating a watched pod: {}",
@@ -711,8 +709,7 @@ async fn list_revision(
             Bytes::new(),
             timeout,
         )
-        .await
-        .map_err(BenchError::Failed)?;
+        .await?;
     serde_json::from_slice::<serde_json::Value>(&list.body)
         .ok()
         .and_then(|v| v["metadata"]["resourceVersion"].as_str().map(String::from))
@@ -825,7 +822,7 @@ async fn open_watchers(
             async move {
                 let conn = ApiConn::connect(addr, config).await?;
                 let stream = conn.watch(&path).await?;
-                Ok::<_, String>((i, conn, stream))
+                Ok::<_, crate::api::http::HttpError>((i, conn, stream))
             }
         }))
         .await;
@@ -833,7 +830,7 @@ async fn open_watchers(
             let (i, conn, mut stream) = match r {
                 Ok(x) => x,
                 Err(e) => {
-                    open_errors.push(e);
+                    open_errors.push(e.to_string());
                     continue;
                 }
             };
@@ -864,7 +861,7 @@ async fn open_watchers(
                             break;
                         }
                         Err(e) => {
-                            record.error = Some(e);
+                            record.error = Some(e.to_string());
                             break;
                         }
                     }
@@ -923,7 +920,7 @@ async fn write_send_times(
             {
                 Ok(a) if a.status == 200 => Ok(sent),
                 Ok(a) => Err(a.brief()),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             }
         }));
     }
