@@ -111,7 +111,8 @@ fn subject(path: &Path) -> (Vec<String>, Vec<String>) {
 fn publish(resource: &str, namespace: &str, name: &str, object: serde_json::Value) {
     let dir = Path::new("fake-objects").join(resource).join(namespace);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail(&e.to_string()));
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // Two stand-ins may publish the same object at once: each writes its own temporary file.
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, object.to_string()).unwrap_or_else(|e| fail(&e.to_string()));
     std::fs::rename(&tmp, dir.join(format!("{name}.json")))
         .unwrap_or_else(|e| fail(&e.to_string()));

@@ -14,11 +14,15 @@ pub struct TestApi {
 }
 
 impl TestApi {
-    /// One replica keeping `history` revisions of watch history.
+    /// One replica keeping `history` revisions of watch history in its store and as many
+    /// events in its watch cache and per watcher (so a watcher that falls that far behind
+    /// gets 410 and cannot resume).
     pub async fn start(history: usize) -> TestApi {
-        let flag = format!("--history-revisions={history}");
+        let store = format!("--history-revisions={history}");
+        let cache = format!("--watch-cache-window-events={history}");
+        let buffer = format!("--watch-cache-watcher-buffer={}", history.min(1000));
         TestApi {
-            inner: TestApiserver::start_with(&[flag.as_str()]).await,
+            inner: TestApiserver::start_with(&[&store, &cache, &buffer]).await,
         }
     }
 
