@@ -44,6 +44,16 @@ enum Bench {
     Api(rkube_bench::api::ApiBenchOptions),
 }
 
+/// Each library's error knows the exit code it means (`exit_code`).
+macro_rules! finish {
+    ($result:expr $(,)?) => {
+        match $result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e, e.exit_code()),
+        }
+    };
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -66,65 +76,20 @@ async fn main() -> ExitCode {
                     .map(|v| v.get_name().to_string()),
                 otlp_endpoint: cli.telemetry.otlp_endpoint().map(str::to_string),
             };
-            finish(rkube_ops::up(&o).await.map(drop))
+            finish!(rkube_ops::up(&o).await.map(drop))
         }
-        Command::Status(o) => finish(rkube_ops::status(&o.dir).await.map(|r| show(&r, o.output))),
-        Command::Down(o) => finish(
-            rkube_ops::down(&o.dir, o.purge)
-                .await
-                .map(|r| out(&r.render())),
-        ),
-        Command::Lb(o) => finish(rkube_lb::serve_until_signalled(o).await),
-        Command::Bench(Bench::Store(o)) => finish(
-            rkube_bench::run_store(o.clone(), progress)
-                .await
-                .map(|r| show(&r, o.output)),
-        ),
-        Command::Bench(Bench::Api(o)) => finish(
-            rkube_bench::api::run_api(o.clone(), progress)
-                .await
-                .map(|r| show(&r, o.output)),
-        ),
+        Command::Status(o) => finish!(rkube_ops::status(&o.dir).await.map(|r| show(&r, o.output))),
+        Command::Down(o) => finish!(rkube_ops::down(&o.dir, o.purge)
+            .await
+            .map(|r| out(&r.render()))),
+        Command::Lb(o) => finish!(rkube_lb::serve_until_signalled(o).await),
+        Command::Bench(Bench::Store(o)) => finish!(rkube_bench::run_store(o.clone(), progress)
+            .await
+            .map(|r| show(&r, o.output))),
+        Command::Bench(Bench::Api(o)) => finish!(rkube_bench::api::run_api(o.clone(), progress)
+            .await
+            .map(|r| show(&r, o.output))),
     }
-}
-
-/// The exit code of each library's errors.
-trait Failure: std::error::Error {
-    fn exit_code(&self) -> u8;
-}
-
-impl Failure for rkube_ops::Error {
-    fn exit_code(&self) -> u8 {
-        if self.is_usage() {
-            2
-        } else {
-            1
-        }
-    }
-}
-
-impl Failure for rkube_bench::BenchError {
-    fn exit_code(&self) -> u8 {
-        if self.is_usage() {
-            2
-        } else {
-            1
-        }
-    }
-}
-
-impl Failure for rkube_lb::Error {
-    fn exit_code(&self) -> u8 {
-        if self.is_config() {
-            64
-        } else {
-            1
-        }
-    }
-}
-
-fn finish(result: Result<(), impl Failure>) -> ExitCode {
-    result.map_or_else(|e| fail(&e, e.exit_code()), |()| ExitCode::SUCCESS)
 }
 
 fn fail(e: &dyn std::error::Error, code: u8) -> ExitCode {

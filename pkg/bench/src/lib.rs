@@ -272,6 +272,15 @@ impl BenchError {
         matches!(self, BenchError::InvalidOptions(_))
     }
 
+    /// The `rkube` command's exit code for this error: 2 for a usage error, else 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.is_usage() {
+            2
+        } else {
+            1
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

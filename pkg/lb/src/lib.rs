@@ -53,6 +53,15 @@ impl Error {
     pub fn is_config(&self) -> bool {
         matches!(self, Error::BackendCa { .. })
     }
+
+    /// The `rkube lb` command's exit code for this error: 64 for bad configuration, else 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.is_config() {
+            64
+        } else {
+            1
+        }
+    }
 }
 
 /// Why a backend is believed unhealthy.
