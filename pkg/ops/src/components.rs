@@ -366,6 +366,9 @@ pub fn component_args(
         args.extend(["--node-name".into(), node.into()]);
     }
     telemetry.push_args(&mut args);
+    for flag in layout.extra_args.get(&component.kind).into_iter().flatten() {
+        args.push(flag.into());
+    }
     args
 }
 

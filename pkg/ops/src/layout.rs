@@ -17,7 +17,7 @@
 //! `up`: a Raft member's identity includes its addresses, so a restart must keep them.
 //! This module does no process work and no network I/O beyond choosing free ports.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -204,6 +204,9 @@ pub struct ClusterLayout {
     /// them (absent in layouts written before there were any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ComponentAddress>,
+    /// Extra flags per component kind (`rkube up --component-arg`), kept for restarts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_args: BTreeMap<Kind, Vec<String>>,
 }
 
 /// A component of the cluster and where its health and metrics server listens.
@@ -307,6 +310,7 @@ impl ClusterLayout {
                 .collect(),
             load_balancer: None,
             components: Vec::new(),
+            extra_args: BTreeMap::new(),
         };
         layout.validate()?;
         Ok(layout)
@@ -471,6 +475,23 @@ impl ClusterLayout {
         next.validate()?;
         *self = next;
         Ok(true)
+    }
+
+    /// Replaces the extra flags of every kind that `args` names; returns whether anything
+    /// changed (and must be saved).
+    pub fn set_extra_args(&mut self, args: &[(Kind, String)]) -> bool {
+        let mut given: BTreeMap<Kind, Vec<String>> = BTreeMap::new();
+        for (kind, flag) in args {
+            given.entry(*kind).or_default().push(flag.clone());
+        }
+        let mut changed = false;
+        for (kind, flags) in given {
+            if self.extra_args.get(&kind) != Some(&flags) {
+                self.extra_args.insert(kind, flags);
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// How many kubelets the layout has.

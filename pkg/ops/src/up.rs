@@ -86,6 +86,11 @@ pub struct UpOptions {
     /// Passed to every process; the binary fills it from its own telemetry flags.
     #[arg(skip)]
     pub telemetry: Telemetry,
+    /// An extra flag for every process of a kind, as KIND=FLAG (e.g.
+    /// controller-manager=--node-monitor-grace-period=5s); repeatable; kept in the cluster's
+    /// layout for restarts, and the flags given for a kind replace what it had
+    #[arg(long = "component-arg", value_name = "KIND=FLAG", value_parser = parse_component_arg, allow_hyphen_values = true)]
+    pub component_args: Vec<(Kind, String)>,
     /// The components beyond the apiservers and the load balancer this `up` may run
     /// (controller-manager, scheduler, kubelet): [`components::AVAILABLE`], or stand-ins
     /// in tests.
@@ -107,6 +112,7 @@ impl UpOptions {
             timeout: DEFAULT_TIMEOUT,
             telemetry: Telemetry::default(),
             components: components::AVAILABLE.to_vec(),
+            component_args: Vec::new(),
         }
     }
 
@@ -325,7 +331,8 @@ pub async fn up_with_progress(
         (layout, nodes)
     };
     let lb_added = layout.ensure_load_balancer(dir.root(), opts.lb_port)?;
-    if layout.ensure_components(&opts.components, nodes)? || lb_added {
+    let args_changed = layout.set_extra_args(&opts.component_args);
+    if layout.ensure_components(&opts.components, nodes)? || lb_added || args_changed {
         dir.save_layout(&layout)?;
     }
     dir.create_subdirs()?;
@@ -841,6 +848,23 @@ pub enum InvalidDuration {
 
 /// Parses a duration flag: a whole number with an optional unit `ms`, `s`, `m` or `h`
 /// (a bare number means seconds). Pure.
+/// Parses `KIND=FLAG` for `--component-arg` (KIND: controller-manager, scheduler, kubelet).
+pub fn parse_component_arg(text: &str) -> std::result::Result<(Kind, String), String> {
+    let (kind, flag) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected KIND=FLAG, e.g. controller-manager=--v=2"))?;
+    let kind = [Kind::ControllerManager, Kind::Scheduler, Kind::Kubelet]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+        .ok_or_else(|| {
+            format!("{kind:?} is not a component kind (controller-manager, scheduler, kubelet)")
+        })?;
+    if !flag.starts_with("--") {
+        return Err(format!("{flag:?} is not a flag (--name=value)"));
+    }
+    Ok((kind, flag.to_string()))
+}
+
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, InvalidDuration> {
     let text = text.trim();
     let split = text

@@ -318,3 +318,39 @@ fn kinds_have_their_status_names_binaries_ports_and_leases() {
         ]
     );
 }
+
+#[test]
+fn a_kinds_extra_flags_come_last_on_its_command_lines_only() {
+    let mut layout = full_layout();
+    layout.set_extra_args(&[(
+        Kind::ControllerManager,
+        "--node-monitor-grace-period=5s".into(),
+    )]);
+    let pki = ClusterPki::new("/c/pki");
+    for c in &layout.components {
+        let raw = component_args(&layout, c, &pki, &Telemetry::default());
+        let args = strings(&raw);
+        let has = args.last().copied() == Some("--node-monitor-grace-period=5s");
+        assert_eq!(
+            has,
+            c.kind == Kind::ControllerManager,
+            "{}: {args:?}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn component_flags_parse_as_kind_equals_flag() {
+    use crate::up::parse_component_arg;
+    assert_eq!(
+        parse_component_arg("controller-manager=--v=2").unwrap(),
+        (Kind::ControllerManager, "--v=2".to_string())
+    );
+    assert!(
+        parse_component_arg("apiserver=--x=1").is_err(),
+        "not a component kind"
+    );
+    assert!(parse_component_arg("scheduler=v").is_err(), "not a flag");
+    assert!(parse_component_arg("scheduler").is_err());
+}

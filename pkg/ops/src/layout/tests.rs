@@ -128,6 +128,7 @@ fn validate_rejects_broken_layouts() {
         apiservers: vec![],
         load_balancer: None,
         components: vec![],
+        extra_args: Default::default(),
     };
     assert!(empty.validate().is_err());
 }
@@ -358,4 +359,31 @@ fn validate_rejects_components_that_clash_or_are_not_components() {
         let err = with(components).unwrap_err();
         assert!(err.contains(expected), "{err} lacks {expected}");
     }
+}
+
+#[test]
+fn extra_component_flags_replace_a_kinds_flags_and_survive_a_save() {
+    let mut layout = three();
+    assert!(!layout.set_extra_args(&[]));
+    let cm = |f: &str| (Kind::ControllerManager, f.to_string());
+    assert!(layout.set_extra_args(&[cm("--a=1"), cm("--b=2")]));
+    assert!(
+        !layout.set_extra_args(&[cm("--a=1"), cm("--b=2")]),
+        "the same: no change"
+    );
+    assert!(layout.set_extra_args(&[(Kind::Scheduler, "--c=3".into())]));
+    assert_eq!(
+        layout.extra_args[&Kind::ControllerManager],
+        ["--a=1", "--b=2"],
+        "kept"
+    );
+    assert!(layout.set_extra_args(&[cm("--a=9")]));
+    assert_eq!(
+        layout.extra_args[&Kind::ControllerManager],
+        ["--a=9"],
+        "replaced"
+    );
+    let json = serde_json::to_string(&layout).unwrap();
+    let back: ClusterLayout = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, layout);
 }
