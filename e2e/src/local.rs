@@ -42,12 +42,53 @@ impl LocalCluster {
     /// when it fails. `up` returns once a leader is elected and the load
     /// balancer answers.
     pub fn up() -> Self {
+        Self::up_with(&[])
+    }
+
+    /// `rkube up --nodes 0 <extra>` (e.g. `--component-arg KIND=FLAG`).
+    pub fn up_with(extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cluster");
         let cluster = Self { _tmp: tmp, dir };
-        let (ok, out, err) = rkube(&cluster.dir, &["up", "--nodes", "0"]);
+        let mut args = vec!["up", "--nodes", "0"];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = rkube(&cluster.dir, &args);
         assert!(ok, "rkube up failed:\n{out}\n{err}");
         cluster
+    }
+
+    /// A gRPC client of every replica, over TLS as the admin (as rkube's components
+    /// connect, with their own certificates).
+    pub fn client(&self) -> rkube_client::Client {
+        let pki = rkube_ops::pki::ClusterPki::new(self.dir.join("pki"));
+        let tls = rkube_ops::tls::client_config(
+            &pki.ca_cert(),
+            Some((pki.admin_cert().as_path(), pki.admin_key().as_path())),
+            &[b"h2"],
+        )
+        .expect("the cluster's TLS files");
+        let endpoints: Vec<String> = self.status()["apiservers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["api_address"].as_str().unwrap().to_string())
+            .collect();
+        let mut config = rkube_client::Config::new(endpoints);
+        config.tls = Some(tls);
+        rkube_client::Client::new(config).expect("a client")
+    }
+
+    /// The pid of the component or replica named `name`, from `rkube status`.
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        let st = self.status();
+        st["apiservers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(st["components"].as_array().unwrap())
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["pid"].as_u64())
+            .map(|p| p as u32)
     }
 
     pub fn dir(&self) -> &Path {
