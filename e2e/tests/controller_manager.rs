@@ -474,7 +474,6 @@ async fn a_node_whose_lease_stops_is_tainted_and_its_pods_are_replaced_on_anothe
     )
     .await;
     wait_for("every pod runs on n-b", Duration::from_secs(30), || {
-        let on = on;
         async move { on("n-a").await == 0 && on("n-b").await == 4 }
     })
     .await;
