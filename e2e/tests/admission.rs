@@ -1,6 +1,7 @@
-//! Admission through the REST door of a real replica: `PodTraceContext` puts the
+//! Admission through the REST door of a real replica: `TraceContext` puts the
 //! creating request's trace context on a new pod (continuing the caller's W3C
-//! trace), leaves a pod's own annotation alone and other kinds untouched.
+//! trace), leaves a pod's own annotation alone and other kinds untouched; a
+//! Deployment's trace reaches its ReplicaSet and every pod through the controllers.
 
 use std::time::Duration;
 
@@ -86,4 +87,105 @@ async fn a_new_pod_carries_its_creating_requests_trace_context() {
         .await
         .expect("requests finish in time")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployments_trace_runs_through_its_replica_set_to_every_pod() {
+    let mut cluster = Cluster::start_with(Options {
+        replicas: 1,
+        system_namespaces: true,
+        extra_args: vec![format!("--otlp-endpoint=http://127.0.0.1:{}", free_port())],
+        ..Default::default()
+    })
+    .await;
+    cluster.leader(Duration::from_secs(30)).await;
+    let endpoint = cluster.endpoint(0);
+    let api = cluster.replicas[0].api.to_string();
+    // The real controller-manager, without leader election, on this replica.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut cm = std::process::Command::new(rkube_e2e::cluster::bin("rkube-controller-manager"))
+        .args([
+            "--apiserver",
+            &api,
+            "--listen",
+            "127.0.0.1:0",
+            "--leader-elect=false",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .expect("rkube-controller-manager starts");
+    let run = tokio::task::spawn_blocking(move || {
+        let traced = Http::new(&endpoint, JSON, Duration::from_secs(30))
+            .with_header("traceparent", &format!("00-{TRACE_ID}-{PARENT_SPAN}-01"));
+        let plain = Http::new(&endpoint, JSON, Duration::from_secs(30));
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                             "spec": {"containers": [{"name": "c", "image": "rkube.local/busybox:1.35"}]}},
+            },
+        });
+        let r = traced.request(
+            "POST",
+            "/apis/apps/v1/namespaces/default/deployments",
+            JSON,
+            deployment.to_string().as_bytes(),
+        );
+        assert_eq!(r.code, 201, "{}", r.body);
+        let trace_of = |obj: &Value| -> Option<String> {
+            obj["metadata"]["annotations"][ANNOTATION]
+                .as_str()
+                .and_then(|tp| tp.split('-').nth(1))
+                .map(str::to_string)
+        };
+        assert_eq!(trace_of(&r.body).as_deref(), Some(TRACE_ID), "{}", r.body);
+        // The ReplicaSet and its three pods carry the same trace.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let rs = plain.request(
+                "GET",
+                "/apis/apps/v1/namespaces/default/replicasets",
+                JSON,
+                b"",
+            );
+            let pods = plain.request(
+                "GET",
+                "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb",
+                JSON,
+                b"",
+            );
+            let rs_items = rs.body["items"].as_array().cloned().unwrap_or_default();
+            let pod_items = pods.body["items"].as_array().cloned().unwrap_or_default();
+            if rs_items.len() == 1 && pod_items.len() == 3 {
+                assert_eq!(
+                    trace_of(&rs_items[0]).as_deref(),
+                    Some(TRACE_ID),
+                    "{}",
+                    rs_items[0]
+                );
+                for p in &pod_items {
+                    assert_eq!(trace_of(p).as_deref(), Some(TRACE_ID), "{p}");
+                }
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no ReplicaSet with 3 pods: {} / {}",
+                rs.body,
+                pods.body
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let result = tokio::time::timeout(Duration::from_secs(120), run).await;
+    let _ = cm.kill();
+    let _ = cm.wait();
+    let cm_log = std::fs::read_to_string(log.path()).unwrap_or_default();
+    result
+        .expect("requests finish in time")
+        .unwrap_or_else(|e| panic!("{e}\ncontroller-manager log:\n{cm_log}"));
 }

@@ -473,9 +473,11 @@ async fn a_node_whose_lease_stops_is_tainted_and_its_pods_are_replaced_on_anothe
         },
     )
     .await;
-    wait_for("every pod runs on n-b", Duration::from_secs(30), || {
-        async move { on("n-a").await == 0 && on("n-b").await == 4 }
-    })
+    wait_for(
+        "every pod runs on n-b",
+        Duration::from_secs(30),
+        || async move { on("n-a").await == 0 && on("n-b").await == 4 },
+    )
     .await;
     wait_rolled_out(&client, "svc", "demo:v1", 4, Duration::from_secs(30)).await;
     let b = nodes.get("n-b").await.unwrap();

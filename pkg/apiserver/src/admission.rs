@@ -13,9 +13,10 @@
 //!   namespace that exists and is not terminating; the namespaces every
 //!   cluster relies on (`default`, `kube-system`, `kube-public`) cannot be
 //!   deleted (Kubernetes' plugin of the same name).
-//! - [`PodTraceContext`]: a new pod carries its creating request's W3C
-//!   `traceparent` in the `tracing.k8s.io/traceparent` annotation, so the
-//!   scheduler and the kubelet can continue the same trace.
+//! - [`TraceContext`]: a new pod, ReplicaSet or Deployment carries its creating
+//!   request's W3C `traceparent` in the `tracing.k8s.io/traceparent` annotation,
+//!   so the controllers, the scheduler and the kubelet continue the same trace
+//!   (a Deployment's trace runs through its ReplicaSets to every pod).
 //! - [`DefaultTolerationSeconds`]: a new pod that does not say otherwise
 //!   tolerates the `not-ready` and `unreachable` NoExecute taints for 300 s, so
 //!   the node lifecycle controller evicts it five minutes after its node fails
@@ -76,7 +77,7 @@ impl Default for Chain {
     fn default() -> Self {
         Self::new(vec![
             Box::new(NamespaceLifecycle),
-            Box::new(PodTraceContext),
+            Box::new(TraceContext),
             Box::new(DefaultTolerationSeconds::default()),
         ])
     }
@@ -147,9 +148,12 @@ impl Plugin for NamespaceLifecycle {
     }
 }
 
-pub struct PodTraceContext;
+pub struct TraceContext;
 
-impl PodTraceContext {
+/// The kinds whose new objects carry their creating request's trace.
+pub const TRACED_KINDS: [&str; 3] = ["Pod", "ReplicaSet", "Deployment"];
+
+impl TraceContext {
     /// Sets the annotation on a pod that has none (a client may bring its own
     /// trace context, e.g. a controller continuing its own trace).
     pub fn annotate(obj: &mut Value, traceparent: &str) {
@@ -167,14 +171,14 @@ impl PodTraceContext {
 }
 
 #[tonic::async_trait]
-impl Plugin for PodTraceContext {
+impl Plugin for TraceContext {
     fn name(&self) -> &'static str {
-        "PodTraceContext"
+        "TraceContext"
     }
 
     fn mutate(&self, attrs: &Attributes<'_>, obj: &mut Value) -> Result<(), Status> {
         if attrs.operation == Operation::Create
-            && attrs.info.kind == "Pod"
+            && TRACED_KINDS.contains(&attrs.info.kind)
             && attrs.subresource.is_none()
         {
             // Only when tracing is on (an OTLP endpoint configured): otherwise
@@ -275,12 +279,12 @@ mod tests {
     #[test]
     fn the_trace_annotation_is_added_but_never_replaced() {
         let mut pod = json!({"metadata": {"name": "p"}});
-        PodTraceContext::annotate(&mut pod, "00-aa-bb-01");
+        TraceContext::annotate(&mut pod, "00-aa-bb-01");
         assert_eq!(
             pod["metadata"]["annotations"]["tracing.k8s.io/traceparent"],
             "00-aa-bb-01"
         );
-        PodTraceContext::annotate(&mut pod, "00-cc-dd-01");
+        TraceContext::annotate(&mut pod, "00-cc-dd-01");
         assert_eq!(
             pod["metadata"]["annotations"]["tracing.k8s.io/traceparent"],
             "00-aa-bb-01"
@@ -292,7 +296,7 @@ mod tests {
         let info = rkube_api::registry::lookup("", "v1", "pods").unwrap();
         let mut pod = json!({"metadata": {"name": "p"}});
         let before = pod.clone();
-        PodTraceContext
+        TraceContext
             .mutate(&attrs(info, Operation::Create, "p"), &mut pod)
             .unwrap();
         assert_eq!(pod, before, "no OpenTelemetry context in a unit test");
@@ -304,7 +308,7 @@ mod tests {
             Chain::default().names(),
             [
                 "NamespaceLifecycle",
-                "PodTraceContext",
+                "TraceContext",
                 "DefaultTolerationSeconds"
             ]
         );
