@@ -332,6 +332,12 @@ pub fn schedule(
         AffinityState::default()
     };
     let want = num_feasible_nodes_to_find(all, profile.percentage_of_nodes_to_score);
+    let filter_span = tracing::info_span!(
+        "scheduler.filter",
+        nodes = all,
+        feasible = tracing::field::Empty
+    );
+    let filtering = filter_span.enter();
     let mut feasible = Vec::with_capacity(want.min(all));
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut processed = 0;
@@ -356,6 +362,8 @@ pub fn schedule(
         }
     }
     let evaluated = processed;
+    filter_span.record("feasible", feasible.len());
+    drop(filtering);
     let result = match feasible.len() {
         0 => Err(FitError {
             num_all_nodes: all,
@@ -367,7 +375,8 @@ pub fn schedule(
             feasible: 1,
         }),
         n => {
-            let totals = score_nodes(profile, pod, nodes, &feasible, &spread, &affinity);
+            let totals = tracing::info_span!("scheduler.score", nodes = n)
+                .in_scope(|| score_nodes(profile, pod, nodes, &feasible, &spread, &affinity));
             let (mut best, mut best_score, mut ties) = (0, i64::MIN, 0u32);
             for (j, s) in totals.iter().enumerate() {
                 if *s > best_score {
