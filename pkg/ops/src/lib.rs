@@ -13,6 +13,7 @@
 //! - [`tls`]: TLS clients of the API port (configurations, streams, health checks) trusting
 //!   that CA; gRPC channels come from `rkube_client::channel`.
 //! - [`apiserver_cmd`]: the one builder of `rkube-apiserver` command lines.
+//! - [`images`]: the pause and demo images, built as OCI archives from local files.
 //! - [`components`]: the table of the cluster's processes (apiservers, load balancer,
 //!   controller-manager, scheduler, kubelets): binary, command line, pid and log names,
 //!   readiness probe. `up`, `status` and `down` iterate it.
@@ -29,6 +30,7 @@ pub mod apiserver_cmd;
 pub mod components;
 pub mod down;
 mod error;
+pub mod images;
 pub mod layout;
 pub mod pki;
 pub mod ports;
