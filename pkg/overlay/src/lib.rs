@@ -2,5 +2,6 @@
 //! docs/architecture.md ("The overlay"). [`plan`] is the pure part: what the kernel must
 //! hold for the other nodes and the steps to get there.
 
+pub mod agent;
 pub mod kernel;
 pub mod plan;
