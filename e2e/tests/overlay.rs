@@ -269,6 +269,21 @@ async fn pods_on_two_nodes_reach_each_other_through_the_vxlan_overlay() {
         dev.contains("vxlan id 1") && dev.contains("nolearning"),
         "{dev}"
     );
+    let nat = must(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.names[0],
+        "iptables",
+        "-t",
+        "nat",
+        "-S",
+    ]);
+    assert!(nat.contains("-A POSTROUTING -j RKUBE-OVERLAY"), "{nat}");
+    assert!(
+        nat.contains("-A RKUBE-OVERLAY -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE"),
+        "{nat}"
+    );
     let b_node = nodes_api.get("n-b").await.unwrap();
     let b_mac = b_node.metadata.annotations.as_ref().unwrap()["overlay.rkube.io/vtep-mac"].clone();
     assert!(ns

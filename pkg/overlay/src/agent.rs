@@ -50,9 +50,16 @@ pub struct Config {
     /// How often the kernel is compared with the wanted state even without a change
     #[arg(long, default_value = "30s", value_parser = rkube_component::parse_duration, value_name = "DURATION")]
     pub resync: Duration,
-    /// Delete the VXLAN device when the agent stops
+    /// Delete the VXLAN device (and the masquerading rules) when the agent stops
     #[arg(long)]
     pub delete_on_exit: bool,
+    /// The whole pod range (node IPAM's --cluster-cidr): traffic within it keeps its
+    /// source address
+    #[arg(long, default_value = "10.244.0.0/16", value_name = "CIDR")]
+    pub cluster_cidr: Ipv4Net,
+    /// Masquerade pod traffic leaving --cluster-cidr (iptables chain RKUBE-OVERLAY)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub masquerade: bool,
 }
 
 /// Why the agent stopped.
@@ -70,6 +77,8 @@ pub enum AgentError {
     },
     #[error("node {node}'s spec.podCIDR {cidr:?} is not an IPv4 CIDR")]
     BadPodCidr { node: String, cidr: String },
+    #[error("writing the masquerading rules")]
+    Masquerade(#[from] crate::masquerade::MasqueradeError),
 }
 
 /// Errors of one reconcile (retried with back-off).
@@ -187,6 +196,16 @@ pub async fn run(
     tracing::info!(device = %spec.name, mac = %device.mac, %public_ip, %subnet, mtu = spec.mtu, created,
         "VXLAN device ready");
 
+    if config.masquerade {
+        let (cluster, netns) = (config.cluster_cidr, config.netns.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::masquerade::apply(cluster, subnet, netns.as_deref())
+        })
+        .await
+        .expect("the iptables task does not panic")?;
+        tracing::info!(cluster = %config.cluster_cidr, "pod traffic leaving the cluster range is masqueraded");
+    }
+
     // 3. Tell the others.
     annotate(&client, &config.node_name, &device, public_ip).await?;
 
@@ -234,6 +253,12 @@ pub async fn run(
         .run(reconcile, retry_with_backoff, st, shutdown.clone())
         .await;
     if config.delete_on_exit {
+        if config.masquerade {
+            let netns = config.netns.clone();
+            tokio::task::spawn_blocking(move || crate::masquerade::remove(netns.as_deref()))
+                .await
+                .expect("the iptables task does not panic")?;
+        }
         kernel.delete_link(&config.device).await?;
         tracing::info!(device = %config.device, "VXLAN device deleted");
     }

@@ -4,4 +4,5 @@
 
 pub mod agent;
 pub mod kernel;
+pub mod masquerade;
 pub mod plan;
