@@ -16,7 +16,10 @@ fn the_controllers_benchmark_creates_rolls_out_and_removes_a_deployment() {
             "--replicas",
             "60",
             "--phase-timeout",
-            "60s",
+            "120s",
+            // A loaded machine (other tests beside this one) may take a while.
+            "--ready-timeout",
+            "120s",
             "-o",
             "json",
         ])

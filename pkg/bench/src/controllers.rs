@@ -86,8 +86,8 @@ pub struct ControllersBenchOptions {
     /// Parent of the temporary data directory (default: the system temp dir)
     #[arg(long, value_name = "DIR")]
     pub tmp_dir: Option<PathBuf>,
-    /// How long the replicas may take to elect a leader.
-    #[arg(skip = crate::READY_TIMEOUT)]
+    /// How long the replicas may take to be ready, and the controller-manager to run
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = rkube_ops::parse_duration)]
     pub ready_timeout: Duration,
     /// Extra argument for every rkube-apiserver (repeatable)
     #[arg(long = "rkube-arg", value_name = "ARG", allow_hyphen_values = true)]
