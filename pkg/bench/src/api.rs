@@ -501,7 +501,7 @@ pub async fn run_api_here(
 
 /// Waits until every replica answers `/readyz` with 200 (a leader is known and the replica
 /// has applied what it knows to be committed).
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     cluster: &mut Cluster,
     addrs: &[SocketAddr],
     config: Arc<rustls::ClientConfig>,
