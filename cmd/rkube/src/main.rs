@@ -43,6 +43,7 @@ enum Bench {
     Store(rkube_bench::StoreBenchOptions),
     Api(rkube_bench::api::ApiBenchOptions),
     Controllers(rkube_bench::controllers::ControllersBenchOptions),
+    Scheduler(rkube_bench::scheduler::SchedulerBenchOptions),
 }
 
 /// Each library's error knows the exit code it means (`exit_code`).
@@ -95,6 +96,11 @@ async fn main() -> ExitCode {
                 .await
                 .map(|r| show(&r, o.output))
         ),
+        Command::Bench(Bench::Scheduler(o)) => {
+            finish!(rkube_bench::scheduler::run_scheduler(o.clone(), progress)
+                .await
+                .map(|r| show(&r, o.output)))
+        }
     }
 }
 

@@ -18,7 +18,8 @@
 //!
 //! Modules: [`cluster`] (command lines, processes, readiness, leader detection),
 //! [`workload`] (the runs), [`stats`] (percentiles), [`report`] (results, table, goals),
-//! [`etcd`] (the part of etcd's v3 API the benchmark drives); [`api`] is `rkube bench api`.
+//! [`etcd`] (the part of etcd's v3 API the benchmark drives); [`api`] is `rkube bench api`,
+//! [`scheduler`] `rkube bench scheduler`.
 //! The member processes are children of the benchmark, not detached like `rkube up`'s:
 //! they are killed and the temporary directory removed on every way out, errors and
 //! Ctrl-C included.
@@ -34,6 +35,7 @@ pub mod etcd {
 }
 pub mod replicas;
 pub mod report;
+pub mod scheduler;
 pub mod stats;
 pub mod workload;
 

@@ -116,6 +116,11 @@ struct Inner {
     pods: HashMap<ObjectKey, (Where, QueuedPod)>,
     /// Pods in flight whose object changed meanwhile (the newest object).
     updated_in_flight: HashMap<ObjectKey, Arc<Pod>>,
+    /// Pods in the unschedulable sub-queue, counted as they come and go (the metrics
+    /// and the checks below need no walk over every pod).
+    unschedulable: usize,
+    /// When unschedulable pods were last checked for having waited too long.
+    last_flush: Option<Instant>,
     seq: u64,
     cycle: u64,
     move_request_cycle: u64,
@@ -181,18 +186,14 @@ impl SchedulingQueue {
             Where::Backoff(k) => {
                 inner.backoff.remove(&k);
             }
-            Where::Unschedulable | Where::InFlight => {}
+            Where::Unschedulable => inner.unschedulable -= 1,
+            Where::InFlight => {}
         }
         Some(qp)
     }
 
     fn report(inner: &Inner) {
-        let unschedulable = inner
-            .pods
-            .values()
-            .filter(|(w, _)| *w == Where::Unschedulable)
-            .count();
-        metrics::pending(inner.active.len(), inner.backoff.len(), unschedulable);
+        metrics::pending(inner.active.len(), inner.backoff.len(), inner.unschedulable);
     }
 
     /// A pending pod appeared or changed. New pods become active; a changed pod in the
@@ -245,6 +246,9 @@ impl SchedulingQueue {
     pub fn move_all(&self, event: &str) {
         let mut inner = self.lock();
         inner.move_request_cycle = inner.cycle;
+        if inner.unschedulable == 0 {
+            return;
+        }
         let keys: Vec<ObjectKey> = inner
             .pods
             .iter()
@@ -303,6 +307,15 @@ impl SchedulingQueue {
             let (_, qp) = inner.pods.remove(&key).expect("queued pods are indexed");
             self.push_active(inner, qp);
         }
+        // Checked at most once a second: it walks every pod.
+        if inner.unschedulable == 0
+            || inner
+                .last_flush
+                .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        inner.last_flush = Some(now);
         let stale: Vec<ObjectKey> = inner
             .pods
             .iter()
@@ -342,6 +355,7 @@ impl SchedulingQueue {
             qp.pod = pod;
         }
         if unschedulable && !moved {
+            inner.unschedulable += 1;
             inner.pods.insert(key.clone(), (Where::Unschedulable, qp));
         } else {
             self.push_backoff(&mut inner, qp);
