@@ -42,6 +42,7 @@ enum Command {
 enum Bench {
     Store(rkube_bench::StoreBenchOptions),
     Api(rkube_bench::api::ApiBenchOptions),
+    Podstartup(rkube_bench::podstartup::PodStartupOptions),
 }
 
 /// Each library's error knows the exit code it means (`exit_code`).
@@ -89,6 +90,11 @@ async fn main() -> ExitCode {
         Command::Bench(Bench::Api(o)) => finish!(rkube_bench::api::run_api(o.clone(), progress)
             .await
             .map(|r| show(&r, o.output))),
+        Command::Bench(Bench::Podstartup(o)) => {
+            finish!(rkube_bench::podstartup::run_podstartup(o.clone(), progress)
+                .await
+                .map(|r| show(&r, o.output)))
+        }
     }
 }
 

@@ -31,6 +31,7 @@ pub mod cluster;
 pub mod etcd {
     tonic::include_proto!("etcdserverpb");
 }
+pub mod podstartup;
 pub mod report;
 pub mod stats;
 pub mod workload;
