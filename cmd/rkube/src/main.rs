@@ -43,6 +43,7 @@ enum Bench {
     Store(rkube_bench::StoreBenchOptions),
     Api(rkube_bench::api::ApiBenchOptions),
     Podstartup(rkube_bench::podstartup::PodStartupOptions),
+    Controllers(rkube_bench::controllers::ControllersBenchOptions),
 }
 
 /// Each library's error knows the exit code it means (`exit_code`).
@@ -95,6 +96,11 @@ async fn main() -> ExitCode {
                 .await
                 .map(|r| show(&r, o.output)))
         }
+        Command::Bench(Bench::Controllers(o)) => finish!(
+            rkube_bench::controllers::run_controllers(o.clone(), progress)
+                .await
+                .map(|r| show(&r, o.output))
+        ),
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod controllers;
 /// The part of etcd's v3 API that the store benchmark drives (compiled by this crate's
 /// build script, so no rkube component links etcd's protocol).
 #[allow(clippy::all)]
@@ -32,6 +33,7 @@ pub mod etcd {
     tonic::include_proto!("etcdserverpb");
 }
 pub mod podstartup;
+pub mod replicas;
 pub mod report;
 pub mod stats;
 pub mod workload;

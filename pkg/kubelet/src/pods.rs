@@ -916,6 +916,8 @@ impl Kubelet {
     /// kubelet was down, or force-deleted). `runtime_uids` maps uid → (namespace, name).
     pub async fn cleanup_orphans(&self, runtime_uids: &BTreeMap<String, (String, String)>) {
         let known: HashSet<String> = self.pods.list().iter().map(|p| uid_of(p)).collect();
+        let running: HashSet<String> = known.iter().chain(runtime_uids.keys()).cloned().collect();
+        sweep_pod_cgroups(&self.config.cgroup_root, &running);
         for (uid, (ns, name)) in runtime_uids {
             if known.contains(uid) {
                 continue;
@@ -934,6 +936,31 @@ impl Kubelet {
             );
             remove_pod_cgroups(&self.config.cgroup_root, uid);
             self.forget(uid);
+        }
+    }
+}
+
+/// Removes the pod cgroups under `root` of pods not in `known` (every v1 hierarchy): a
+/// cgroup still busy when its pod was cleaned up goes on a later sweep.
+pub fn sweep_pod_cgroups(root: &str, known: &HashSet<String>) {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let root = root.trim_matches('/');
+    for h in hierarchies.flatten() {
+        for qos in ["kubepods", "kubepods/burstable", "kubepods/besteffort"] {
+            let dir = h.path().join(root).join(qos);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(uid) = name.strip_prefix("pod") {
+                    if !known.contains(uid) {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
         }
     }
 }

@@ -28,9 +28,8 @@ use crate::pki::{ClientIdentity, ClusterPki};
 use crate::process::{APISERVER_BIN, LB_NAME, RKUBE_BIN};
 
 /// The kinds beyond the apiservers and the load balancer that `up` can start, because
-/// their binaries exist. Empty until they do: the change that adds `rkube-scheduler` adds
-/// [`Kind::Scheduler`] here, and so on.
-pub const AVAILABLE: &[Kind] = &[Kind::ControllerManager, Kind::Kubelet];
+/// their binaries exist.
+pub const AVAILABLE: &[Kind] = &[Kind::ControllerManager, Kind::Scheduler, Kind::Kubelet];
 
 /// What a process is. Its JSON form is the `kind` of `rkube status -o json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

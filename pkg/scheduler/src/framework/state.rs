@@ -1,0 +1,291 @@
+//! What the cross-node plugins work out once per scheduling attempt (Kubernetes'
+//! PreFilter and PreScore): topology spread counts per domain, and inter-pod
+//! (anti-)affinity counts per topology pair. Pure functions of the pod and the nodes.
+
+use std::collections::{HashMap, HashSet};
+
+use rkube_api::selectors::LabelSelector;
+
+use super::filters::matches_node_selector_and_affinity;
+use crate::nodeinfo::{NodeInfo, PodInfo};
+
+pub const HOSTNAME: &str = "kubernetes.io/hostname";
+pub const ZONE: &str = "topology.kubernetes.io/zone";
+
+/// Which pods a spread constraint counts.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Selector(LabelSelector),
+    /// Pods of one controller (the default spreading of a pod that names no constraint).
+    Owner(String),
+}
+
+/// One topology spread constraint and its counts.
+#[derive(Debug, Clone)]
+pub struct SpreadConstraint {
+    pub max_skew: i32,
+    pub topology_key: String,
+    pub matcher: Matcher,
+    pub min_domains: Option<i32>,
+    /// `whenUnsatisfiable: DoNotSchedule`.
+    pub hard: bool,
+    /// Matching pods per domain (topology value) among the eligible nodes; every
+    /// eligible domain is present, with 0 when empty. Not filled for soft hostname
+    /// constraints, which count on the node itself at score time.
+    pub counts: HashMap<String, i64>,
+}
+
+impl SpreadConstraint {
+    /// Whether `pod` counts for this constraint of a pod in `namespace`.
+    pub fn matches(&self, pod: &PodInfo, namespace: &str) -> bool {
+        if pod.key.namespace != namespace || pod.is_terminating() {
+            return false;
+        }
+        match &self.matcher {
+            Matcher::Selector(s) => s.matches(pod.labels()),
+            Matcher::Owner(uid) => pod.owner.as_deref() == Some(uid.as_str()),
+        }
+    }
+
+    /// The smallest domain count (0 when fewer domains than `minDomains` exist).
+    pub fn min_count(&self) -> i64 {
+        if self
+            .min_domains
+            .is_some_and(|m| (self.counts.len() as i64) < i64::from(m))
+        {
+            return 0;
+        }
+        self.counts.values().copied().min().unwrap_or(0)
+    }
+
+    /// Matching pods in the node's domain.
+    pub fn count_for(&self, node: &NodeInfo, namespace: &str) -> Option<i64> {
+        let value = node.label(&self.topology_key)?;
+        if !self.hard && self.topology_key == HOSTNAME {
+            return Some(
+                node.pods
+                    .iter()
+                    .filter(|p| self.matches(p, namespace))
+                    .count() as i64,
+            );
+        }
+        Some(self.counts.get(value).copied().unwrap_or(0))
+    }
+}
+
+/// The pod's spread constraints with their counts.
+#[derive(Debug, Clone, Default)]
+pub struct SpreadState {
+    pub constraints: Vec<SpreadConstraint>,
+    /// The constraints are the system's defaults (the pod named none): a node without a
+    /// constraint's key skips that constraint instead of scoring 0.
+    pub system_default: bool,
+    pub namespace: String,
+}
+
+impl SpreadState {
+    pub fn hard(&self) -> impl Iterator<Item = &SpreadConstraint> {
+        self.constraints.iter().filter(|c| c.hard)
+    }
+
+    pub fn soft(&self) -> impl Iterator<Item = &SpreadConstraint> {
+        self.constraints.iter().filter(|c| !c.hard)
+    }
+
+    /// The pod's constraints (or, with `default_spreading`, the system's defaults for a
+    /// pod with a controller: hostname maxSkew 3, zone maxSkew 5, ScheduleAnyway),
+    /// counted over `nodes`.
+    pub fn compute(pod: &PodInfo, nodes: &[NodeInfo], default_spreading: bool) -> SpreadState {
+        let ns = pod.key.namespace.clone();
+        let declared = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_deref())
+            .unwrap_or(&[]);
+        let mut constraints = Vec::new();
+        for c in declared {
+            let mut selector = match LabelSelector::from_metav1(c.label_selector.as_ref()) {
+                Ok(s) => s,
+                Err(_) => continue,
+            };
+            // matchLabelKeys: the pod's own values for those keys narrow the selector.
+            let extra: Vec<_> = c
+                .match_label_keys
+                .iter()
+                .flatten()
+                .filter_map(|k| {
+                    let v = pod.labels().get(k)?;
+                    rkube_api::selectors::Requirement::new(
+                        k,
+                        rkube_api::selectors::Operator::Equals,
+                        vec![v.clone()],
+                    )
+                    .ok()
+                })
+                .collect();
+            if !extra.is_empty() {
+                let mut reqs = selector.requirements().to_vec();
+                reqs.extend(extra);
+                selector = LabelSelector::from_requirements(reqs);
+            }
+            constraints.push(SpreadConstraint {
+                max_skew: c.max_skew,
+                topology_key: c.topology_key.clone(),
+                matcher: Matcher::Selector(selector),
+                min_domains: c.min_domains,
+                hard: c.when_unsatisfiable == "DoNotSchedule",
+                counts: HashMap::new(),
+            });
+        }
+        let system_default = declared.is_empty() && default_spreading && pod.owner.is_some();
+        if system_default {
+            let owner = pod.owner.clone().unwrap_or_default();
+            for (key, skew) in [(HOSTNAME, 3), (ZONE, 5)] {
+                constraints.push(SpreadConstraint {
+                    max_skew: skew,
+                    topology_key: key.into(),
+                    matcher: Matcher::Owner(owner.clone()),
+                    min_domains: None,
+                    hard: false,
+                    counts: HashMap::new(),
+                });
+            }
+        }
+        let mut state = SpreadState {
+            constraints,
+            system_default,
+            namespace: ns,
+        };
+        if state.constraints.is_empty() {
+            return state;
+        }
+        let needs_counts: Vec<usize> = (0..state.constraints.len())
+            .filter(|i| {
+                let c = &state.constraints[*i];
+                c.hard || c.topology_key != HOSTNAME
+            })
+            .collect();
+        if needs_counts.is_empty() {
+            return state;
+        }
+        for node in nodes.iter().filter(|n| n.node.is_some()) {
+            if !matches_node_selector_and_affinity(pod, node) {
+                continue;
+            }
+            // Without system defaulting a node counts only when it has every key of the
+            // constraints of its kind (hard or soft).
+            let has_all = |hard: bool| {
+                state
+                    .constraints
+                    .iter()
+                    .filter(|c| c.hard == hard)
+                    .all(|c| node.label(&c.topology_key).is_some())
+            };
+            let (hard_ok, soft_ok) = (has_all(true), system_default || has_all(false));
+            for &i in &needs_counts {
+                let c = &state.constraints[i];
+                if (c.hard && !hard_ok) || (!c.hard && !soft_ok) {
+                    continue;
+                }
+                let Some(value) = node.label(&c.topology_key) else {
+                    continue;
+                };
+                let n = node
+                    .pods
+                    .iter()
+                    .filter(|p| c.matches(p, &state.namespace))
+                    .count() as i64;
+                *state.constraints[i]
+                    .counts
+                    .entry(value.to_string())
+                    .or_default() += n;
+            }
+        }
+        state
+    }
+}
+
+/// Inter-pod affinity counts for one pod, keyed by (topology key, value).
+#[derive(Debug, Clone, Default)]
+pub struct AffinityState {
+    /// Pods matching the pod's required affinity terms, per pair.
+    pub affinity_counts: HashMap<(String, String), i64>,
+    /// Pods matching the pod's required anti-affinity terms, per pair.
+    pub anti_counts: HashMap<(String, String), i64>,
+    /// Pairs where a placed pod's required anti-affinity selects this pod.
+    pub existing_anti: HashSet<(String, String)>,
+    /// Preferred (anti-)affinity, both ways: the summed weights per pair.
+    pub preferred: HashMap<(String, String), i64>,
+}
+
+impl AffinityState {
+    /// Counts over `nodes`. `others_have_terms` says whether any placed pod has
+    /// (anti-)affinity terms of its own; without it and without terms of the pod's, there
+    /// is nothing to count.
+    pub fn compute(pod: &PodInfo, nodes: &[NodeInfo], others_have_terms: bool) -> AffinityState {
+        let mut s = AffinityState::default();
+        let own = !pod.required_affinity.is_empty()
+            || !pod.required_anti_affinity.is_empty()
+            || !pod.preferred_affinity.is_empty()
+            || !pod.preferred_anti_affinity.is_empty();
+        if !own && !others_have_terms {
+            return s;
+        }
+        let pair = |node: &NodeInfo, key: &str| -> Option<(String, String)> {
+            node.label(key).map(|v| (key.to_string(), v.to_string()))
+        };
+        for node in nodes.iter().filter(|n| n.node.is_some()) {
+            for existing in &node.pods {
+                if existing.is_terminating() {
+                    continue;
+                }
+                for t in &pod.required_affinity {
+                    if let (true, Some(p)) = (t.matches(existing), pair(node, &t.topology_key)) {
+                        *s.affinity_counts.entry(p).or_default() += 1;
+                    }
+                }
+                for t in &pod.required_anti_affinity {
+                    if let (true, Some(p)) = (t.matches(existing), pair(node, &t.topology_key)) {
+                        *s.anti_counts.entry(p).or_default() += 1;
+                    }
+                }
+                for w in &pod.preferred_affinity {
+                    if let (true, Some(p)) =
+                        (w.term.matches(existing), pair(node, &w.term.topology_key))
+                    {
+                        *s.preferred.entry(p).or_default() += i64::from(w.weight);
+                    }
+                }
+                for w in &pod.preferred_anti_affinity {
+                    if let (true, Some(p)) =
+                        (w.term.matches(existing), pair(node, &w.term.topology_key))
+                    {
+                        *s.preferred.entry(p).or_default() -= i64::from(w.weight);
+                    }
+                }
+                if !others_have_terms {
+                    continue;
+                }
+                for t in &existing.required_anti_affinity {
+                    if let (true, Some(p)) = (t.matches(pod), pair(node, &t.topology_key)) {
+                        s.existing_anti.insert(p);
+                    }
+                }
+                for w in &existing.preferred_affinity {
+                    if let (true, Some(p)) = (w.term.matches(pod), pair(node, &w.term.topology_key))
+                    {
+                        *s.preferred.entry(p).or_default() += i64::from(w.weight);
+                    }
+                }
+                for w in &existing.preferred_anti_affinity {
+                    if let (true, Some(p)) = (w.term.matches(pod), pair(node, &w.term.topology_key))
+                    {
+                        *s.preferred.entry(p).or_default() -= i64::from(w.weight);
+                    }
+                }
+            }
+        }
+        s
+    }
+}
