@@ -33,6 +33,7 @@ pub mod controllers;
 pub mod etcd {
     tonic::include_proto!("etcdserverpb");
 }
+pub mod podstartup;
 pub mod replicas;
 pub mod report;
 pub mod scheduler;

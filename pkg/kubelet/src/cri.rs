@@ -236,13 +236,19 @@ impl Cri {
         Ok(r.status.unwrap_or_default())
     }
 
-    pub async fn list_pod_sandbox(&self) -> Result<Vec<pb::PodSandbox>> {
+    /// The sandboxes carrying every label of `labels`.
+    pub async fn list_pod_sandbox(&self, labels: &[(&str, &str)]) -> Result<Vec<pb::PodSandbox>> {
         let r = call!(
             self,
             runtime,
             list_pod_sandbox,
             "list_podsandbox",
-            pb::ListPodSandboxRequest { filter: None }
+            pb::ListPodSandboxRequest {
+                filter: Some(pb::PodSandboxFilter {
+                    label_selector: selector(labels),
+                    ..Default::default()
+                })
+            }
         )?;
         Ok(r.items)
     }
@@ -311,13 +317,19 @@ impl Cri {
         .map(drop)
     }
 
-    pub async fn list_containers(&self) -> Result<Vec<pb::Container>> {
+    /// The containers carrying every label of `labels`.
+    pub async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<pb::Container>> {
         let r = call!(
             self,
             runtime,
             list_containers,
             "list_containers",
-            pb::ListContainersRequest { filter: None }
+            pb::ListContainersRequest {
+                filter: Some(pb::ContainerFilter {
+                    label_selector: selector(labels),
+                    ..Default::default()
+                })
+            }
         )?;
         Ok(r.containers)
     }
@@ -377,6 +389,13 @@ impl Cri {
         )?;
         Ok(r.image_ref)
     }
+}
+
+fn selector(labels: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A lazily connecting channel to a unix socket (the URI is a placeholder tonic needs).
