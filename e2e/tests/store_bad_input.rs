@@ -172,19 +172,26 @@ impl Fixture {
         }
     }
 
+    /// A linearizable read on replica `i`. A read that timed out waiting for the replica
+    /// to catch up (a busy machine, megabytes of log to apply) is asked again: reads are
+    /// safe to repeat, and the answer still has to be the right one.
     async fn get(&self, i: usize, key: &str) -> Option<Bytes> {
         let mut kv = self.kv(i).await;
-        kv.range(RangeRequest {
-            key: b(key),
-            ..Default::default()
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .kvs
-        .into_iter()
-        .next()
-        .map(|kv| kv.value)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match kv
+                .range(RangeRequest {
+                    key: b(key),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(r) => return r.into_inner().kvs.into_iter().next().map(|kv| kv.value),
+                Err(e) if e.code() == tonic::Code::DeadlineExceeded && attempts < 4 => continue,
+                Err(e) => panic!("get: {e:?}"),
+            }
+        }
     }
 }
 
