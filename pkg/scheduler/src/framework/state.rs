@@ -42,7 +42,7 @@ impl SpreadConstraint {
             return false;
         }
         match &self.matcher {
-            Matcher::Selector(s) => s.matches(pod.labels()),
+            Matcher::Selector(s) => crate::nodeinfo::selector_matches(s, pod.labels()),
             Matcher::Owner(uid) => pod.owner.as_deref() == Some(uid.as_str()),
         }
     }
@@ -169,6 +169,8 @@ impl SpreadState {
         if needs_counts.is_empty() {
             return state;
         }
+        // Counted into borrowed keys first: one String per domain, not one per node.
+        let mut counts: Vec<HashMap<&str, i64>> = vec![HashMap::new(); state.constraints.len()];
         for node in nodes.iter().filter(|n| n.node.is_some()) {
             if !matches_node_selector_and_affinity(pod, node) {
                 continue;
@@ -196,11 +198,11 @@ impl SpreadState {
                     .iter()
                     .filter(|p| c.matches(p, &state.namespace))
                     .count() as i64;
-                *state.constraints[i]
-                    .counts
-                    .entry(value.to_string())
-                    .or_default() += n;
+                *counts[i].entry(value).or_default() += n;
             }
+        }
+        for (c, counted) in state.constraints.iter_mut().zip(&counts) {
+            c.counts = counted.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         }
         state
     }
