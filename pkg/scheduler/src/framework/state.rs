@@ -96,6 +96,13 @@ impl SpreadState {
     /// pod with a controller: hostname maxSkew 3, zone maxSkew 5, ScheduleAnyway),
     /// counted over `nodes`.
     pub fn compute(pod: &PodInfo, nodes: &[NodeInfo], default_spreading: bool) -> SpreadState {
+        let mut state = SpreadState::constraints_of(pod, default_spreading);
+        state.count(pod, nodes);
+        state
+    }
+
+    /// The pod's constraints, not counted yet.
+    pub fn constraints_of(pod: &PodInfo, default_spreading: bool) -> SpreadState {
         let ns = pod.key.namespace.clone();
         let declared = pod
             .pod
@@ -152,47 +159,100 @@ impl SpreadState {
                 });
             }
         }
-        let mut state = SpreadState {
+        SpreadState {
             constraints,
             system_default,
             namespace: ns,
-        };
-        if state.constraints.is_empty() {
-            return state;
         }
-        let needs_counts: Vec<usize> = (0..state.constraints.len())
-            .filter(|i| {
-                let c = &state.constraints[*i];
-                c.hard || c.topology_key != HOSTNAME
-            })
-            .collect();
+    }
+
+    /// The constraints whose counts are kept per domain (all but soft hostname ones,
+    /// which count on the node itself at score time).
+    fn counted(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.constraints.len()).filter(|i| {
+            let c = &self.constraints[*i];
+            c.hard || c.topology_key != HOSTNAME
+        })
+    }
+
+    /// A key under which these counts may be kept and reused for later pods with the
+    /// same constraints: only when every node is eligible (the pod has no node selector
+    /// or required node affinity), so the counts depend on the constraints alone.
+    pub fn memo_key(&self, pod: &PodInfo) -> Option<String> {
+        let spec = pod.pod.spec.as_ref()?;
+        let affinity = spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
+        if self.counted().next().is_none()
+            || spec.node_selector.as_ref().is_some_and(|s| !s.is_empty())
+            || affinity.is_some()
+        {
+            return None;
+        }
+        let mut key = format!("{}|{}", self.namespace, self.system_default);
+        for c in &self.constraints {
+            key.push_str(&format!("|{}/{}/{:?}", c.topology_key, c.hard, c.matcher));
+        }
+        Some(key)
+    }
+
+    /// The domain a node's pods count in for constraint `i`, when they count: the node
+    /// has the constraint's key and (unless system-defaulted) every key of the
+    /// constraints of its kind.
+    fn domain_of<'n>(&self, i: usize, node: &'n NodeInfo) -> Option<&'n str> {
+        let c = &self.constraints[i];
+        if !c.hard && self.system_default {
+            return node.label(&c.topology_key);
+        }
+        if !self
+            .constraints
+            .iter()
+            .filter(|o| o.hard == c.hard)
+            .all(|o| node.label(&o.topology_key).is_some())
+        {
+            return None;
+        }
+        node.label(&c.topology_key)
+    }
+
+    /// Keeps memoised counts right as `pod` is placed on (`delta` 1) or removed from
+    /// (`delta` -1) `node`.
+    pub fn apply(&mut self, pod: &PodInfo, node: &NodeInfo, delta: i64) {
+        let counted: Vec<usize> = self.counted().collect();
+        for i in counted {
+            if !self.constraints[i].matches(pod, &self.namespace) {
+                continue;
+            }
+            if let Some(v) = self.domain_of(i, node) {
+                let v = v.to_string();
+                *self.constraints[i].counts.entry(v).or_default() += delta;
+            }
+        }
+    }
+
+    /// Fills the counts over `nodes` eligible for `pod`.
+    pub fn count(&mut self, pod: &PodInfo, nodes: &[NodeInfo]) {
+        let needs_counts: Vec<usize> = self.counted().collect();
         if needs_counts.is_empty() {
-            return state;
+            return;
         }
+        let state = self;
         // Counted into borrowed keys first: one String per domain, not one per node.
         let mut counts: Vec<HashMap<&str, i64>> = vec![HashMap::new(); state.constraints.len()];
         for node in nodes.iter().filter(|n| n.node.is_some()) {
             if !matches_node_selector_and_affinity(pod, node) {
                 continue;
             }
-            // Without system defaulting a node counts only when it has every key of the
-            // constraints of its kind (hard or soft).
-            let has_all = |hard: bool| {
-                state
-                    .constraints
-                    .iter()
-                    .filter(|c| c.hard == hard)
-                    .all(|c| node.label(&c.topology_key).is_some())
-            };
-            let (hard_ok, soft_ok) = (has_all(true), system_default || has_all(false));
             for &i in &needs_counts {
-                let c = &state.constraints[i];
-                if (c.hard && !hard_ok) || (!c.hard && !soft_ok) {
-                    continue;
-                }
-                let Some(value) = node.label(&c.topology_key) else {
+                let Some(value) = state.domain_of(i, node) else {
                     continue;
                 };
+                let c = &state.constraints[i];
                 let n = node
                     .pods
                     .iter()
@@ -201,10 +261,13 @@ impl SpreadState {
                 *counts[i].entry(value).or_default() += n;
             }
         }
-        for (c, counted) in state.constraints.iter_mut().zip(&counts) {
-            c.counts = counted.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let counts: Vec<HashMap<String, i64>> = counts
+            .into_iter()
+            .map(|m| m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            .collect();
+        for (c, counted) in state.constraints.iter_mut().zip(counts) {
+            c.counts = counted;
         }
-        state
     }
 }
 
