@@ -33,6 +33,8 @@ pub struct SpreadConstraint {
     /// eligible domain is present, with 0 when empty. Not filled for soft hostname
     /// constraints, which count on the node itself at score time.
     pub counts: HashMap<String, i64>,
+    /// The smallest count, kept with the counts (the filter asks for it per node).
+    min: i64,
 }
 
 impl SpreadConstraint {
@@ -55,7 +57,11 @@ impl SpreadConstraint {
         {
             return 0;
         }
-        self.counts.values().copied().min().unwrap_or(0)
+        self.min
+    }
+
+    fn update_min(&mut self) {
+        self.min = self.counts.values().copied().min().unwrap_or(0);
     }
 
     /// Matching pods in the node's domain.
@@ -143,6 +149,7 @@ impl SpreadState {
                 min_domains: c.min_domains,
                 hard: c.when_unsatisfiable == "DoNotSchedule",
                 counts: HashMap::new(),
+                min: 0,
             });
         }
         let system_default = declared.is_empty() && default_spreading && pod.owner.is_some();
@@ -156,6 +163,7 @@ impl SpreadState {
                     min_domains: None,
                     hard: false,
                     counts: HashMap::new(),
+                    min: 0,
                 });
             }
         }
@@ -230,7 +238,11 @@ impl SpreadState {
             }
             if let Some(v) = self.domain_of(i, node) {
                 let v = v.to_string();
-                *self.constraints[i].counts.entry(v).or_default() += delta;
+                let c = &mut self.constraints[i];
+                *c.counts.entry(v).or_default() += delta;
+                if c.hard {
+                    c.update_min();
+                }
             }
         }
     }
@@ -267,6 +279,7 @@ impl SpreadState {
             .collect();
         for (c, counted) in state.constraints.iter_mut().zip(counts) {
             c.counts = counted;
+            c.update_min();
         }
     }
 }
