@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins
+# The pause image needs a static rkube-pause.
+bash scripts/build-pause.sh >/dev/null
 # Cluster tests start several processes each; cap how many run at once on small machines.
-cargo test --workspace "$@" -- --test-threads="${RKUBE_TEST_THREADS:-4}"
+cargo test --workspace --no-fail-fast "$@" -- --test-threads="${RKUBE_TEST_THREADS:-4}"

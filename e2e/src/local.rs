@@ -57,6 +57,19 @@ impl LocalCluster {
         cluster
     }
 
+    /// `rkube up --nodes <nodes> <extra>`: kubelets, each with its own containerd.
+    pub fn up_nodes(nodes: usize, extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cluster");
+        let cluster = Self { _tmp: tmp, dir };
+        let n = nodes.to_string();
+        let mut args = vec!["up", "--nodes", n.as_str(), "--timeout", "120s"];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = rkube(&cluster.dir, &args);
+        assert!(ok, "rkube up failed:\n{out}\n{err}");
+        cluster
+    }
+
     /// A gRPC client of every replica, over TLS as the admin (as rkube's components
     /// connect, with their own certificates).
     pub fn client(&self) -> rkube_client::Client {

@@ -160,6 +160,8 @@ fn guard_bounds(
             pod_api.watch(params).await.unwrap(),
         );
         let mut armed = false;
+        // The last pod changes seen, for the violation messages.
+        let mut recent: std::collections::VecDeque<String> = Default::default();
         loop {
             tokio::select! {
                 ev = rsw.next() => match ev {
@@ -174,13 +176,22 @@ fn guard_bounds(
                 ev = pw.next() => match ev {
                     Some(Ok(TypedEvent::Added(p))) | Some(Ok(TypedEvent::Modified(p))) => {
                         let name = p.metadata.name.clone().unwrap();
+                        recent.push_back(format!("{name} ready={} deleting={} rv={:?} conditions={:?}",
+                            is_ready(&p), p.metadata.deletion_timestamp.is_some(), p.metadata.resource_version,
+                            p.status.as_ref().and_then(|s| s.conditions.as_ref()).map(|cs| cs.iter().map(|c| format!("{}={}", c.type_, c.status)).collect::<Vec<_>>())));
                         if is_ready(&p) && p.metadata.deletion_timestamp.is_none() { ready.lock().unwrap().insert(name); }
                         else { ready.lock().unwrap().remove(&name); }
                     }
-                    Some(Ok(TypedEvent::Deleted(p))) => { ready.lock().unwrap().remove(&p.metadata.name.unwrap()); }
+                    Some(Ok(TypedEvent::Deleted(p))) => {
+                        recent.push_back(format!("{} deleted", p.metadata.name.clone().unwrap()));
+                        ready.lock().unwrap().remove(&p.metadata.name.unwrap());
+                    }
                     Some(Ok(_)) => {}
                     other => { v.lock().unwrap().push(format!("the pod watch ended: {other:?}")); return }
                 },
+            }
+            while recent.len() > 12 {
+                recent.pop_front();
             }
             let total: i32 = sizes.lock().unwrap().values().sum();
             let ready_now = ready.lock().unwrap().len() as i32;
@@ -193,7 +204,7 @@ fn guard_bounds(
             if armed && ready_now < replicas - unavailable {
                 v.lock()
                     .unwrap()
-                    .push(format!("{ready_now} ready < {replicas} - {unavailable}"));
+                    .push(format!("{ready_now} ready < {replicas} - {unavailable}; replica sets {:?}; last pod changes: {recent:#?}", sizes.lock().unwrap()));
             }
         }
     });

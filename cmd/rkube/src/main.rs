@@ -42,6 +42,8 @@ enum Command {
 enum Bench {
     Store(rkube_bench::StoreBenchOptions),
     Api(rkube_bench::api::ApiBenchOptions),
+    Podstartup(rkube_bench::podstartup::PodStartupOptions),
+    Controllers(rkube_bench::controllers::ControllersBenchOptions),
     Scheduler(rkube_bench::scheduler::SchedulerBenchOptions),
 }
 
@@ -90,6 +92,16 @@ async fn main() -> ExitCode {
         Command::Bench(Bench::Api(o)) => finish!(rkube_bench::api::run_api(o.clone(), progress)
             .await
             .map(|r| show(&r, o.output))),
+        Command::Bench(Bench::Podstartup(o)) => {
+            finish!(rkube_bench::podstartup::run_podstartup(o.clone(), progress)
+                .await
+                .map(|r| show(&r, o.output)))
+        }
+        Command::Bench(Bench::Controllers(o)) => finish!(
+            rkube_bench::controllers::run_controllers(o.clone(), progress)
+                .await
+                .map(|r| show(&r, o.output))
+        ),
         Command::Bench(Bench::Scheduler(o)) => {
             finish!(rkube_bench::scheduler::run_scheduler(o.clone(), progress)
                 .await

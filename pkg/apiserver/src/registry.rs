@@ -201,6 +201,29 @@ pub fn now() -> Timestamp {
     Timestamp::from_second(secs).expect("the clock is within jiff's range")
 }
 
+/// The grace period of a graceful pod deletion (Kubernetes' pod strategy): the request's,
+/// else the pod's terminationGracePeriodSeconds (30 by default); none for a pod that is
+/// not bound to a node or has finished, or when the grace is 0.
+fn pod_deletion_grace(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Option<i64> {
+    if !info.group.is_empty() || info.plural != "pods" {
+        return None;
+    }
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        obj.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    let grace = opts.grace_period_seconds.unwrap_or_else(|| {
+        obj.pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30)
+    });
+    (bound && !finished && grace > 0).then_some(grace)
+}
+
 pub fn now_rfc3339() -> String {
     now().to_string()
 }
@@ -769,7 +792,10 @@ impl Registry {
                 meta_mut(&mut obj).insert("finalizers".into(), Value::Array(finalizers));
             }
             // Namespaces also wait for their spec.finalizers (the namespace controller's).
-            let (op, gone) = if !info.finalizers_pending(&obj) {
+            // A pod bound to a node is deleted gracefully: it stays, marked, until its
+            // kubelet has stopped its containers and deletes it with grace 0.
+            let grace = pod_deletion_grace(info, &obj, opts);
+            let (op, gone) = if !info.finalizers_pending(&obj) && grace.is_none() {
                 (
                     Op::Delete {
                         range: KeyRange::single(k.clone()),
@@ -778,13 +804,23 @@ impl Registry {
                     true,
                 )
             } else {
-                if meta(&obj).get("deletionTimestamp").is_none() {
+                let current = meta(&obj)
+                    .get("deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
+                let marked = meta(&obj).get("deletionTimestamp").is_some();
+                let shorter = grace.is_some_and(|g| current.is_none_or(|c| g < c));
+                if marked && grace.is_some() && !shorter && !info.finalizers_pending(&obj) {
+                    // Already terminating within this grace period: nothing changes.
+                    return Ok(obj);
+                }
+                if !marked || shorter {
+                    let g = grace.unwrap_or(opts.grace_period_seconds.unwrap_or(0));
+                    let at = now()
+                        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(g))
+                        .unwrap_or_else(|_| now());
                     let m = meta_mut(&mut obj);
-                    m.insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
-                    m.insert(
-                        "deletionGracePeriodSeconds".into(),
-                        json!(opts.grace_period_seconds.unwrap_or(0)),
-                    );
+                    m.insert("deletionTimestamp".into(), Value::String(at.to_string()));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(g));
                 }
                 info.prepare_for_delete(&mut obj);
                 (

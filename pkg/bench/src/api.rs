@@ -33,16 +33,12 @@ pub mod workload;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::apiserver_cmd::{initial_member, ApiserverArgs, TlsFiles};
-use crate::bench::cluster::{free_ports, plan_members, Cluster, System};
+use crate::bench::cluster::Cluster;
 use crate::bench::report::fmt_ms;
 use crate::bench::{BenchError, Progress, MEMBERS};
-use crate::pki::{ClusterPki, ServingCert};
 
 pub use report::ApiBenchReport;
 use report::{ApiParameters, ReplicaMemory};
@@ -192,99 +188,22 @@ pub async fn run_api_here(
     progress: &Progress,
 ) -> Result<ApiBenchReport, BenchError> {
     opts.validate()?;
-    let program =
-        crate::process::find_binary(crate::process::APISERVER_BIN, opts.bin_dir.as_deref())?;
-    let parent = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let mut tmp = tempfile::Builder::new()
-        .prefix("rkube-bench-api-")
-        .tempdir_in(&parent)
-        .map_err(|e| BenchError::io("create a temporary directory in", &parent, e))?;
-    if opts.keep_data {
-        tmp.disable_cleanup(true);
-        progress(&format!(
-            "keeping {} after the benchmark (--keep-data)",
-            tmp.path().display()
-        ));
-    }
-    progress(&format!("working in {}", tmp.path().display()));
-    let machine = crate::bench::machine_info(tmp.path())?;
-    progress(&format!(
-        "machine: {} CPUs, {} MiB, kernel {}, 4 KiB fdatasync p50 {} p99 {}",
-        machine.nproc,
-        machine.memory_mib,
-        machine.kernel,
-        fmt_ms(machine.fsync_p50_us as f64 / 1e3),
-        fmt_ms(machine.fsync_p99_us as f64 / 1e3)
-    ));
-
-    // Certificates as `rkube up` makes them: the replicas serve TLS and trust the cluster
-    // CA for client certificates; the benchmark is the admin (system:masters).
-    let root = tmp.path().join("rkube");
-    let logs = root.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| BenchError::io("create", &logs, e))?;
-    let ports = free_ports(2 * MEMBERS)?;
-    let specs = plan_members(System::Rkube, &root, &ports[..MEMBERS], &ports[MEMBERS..]);
-    let pki = ClusterPki::new(root.join("pki"));
-    let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
-    pki.ensure(
-        &specs
-            .iter()
-            .map(|s| ServingCert {
-                name: s.name.clone(),
-                ips: vec![loopback],
-            })
-            .collect::<Vec<_>>(),
-    )?;
-    let args = specs
-        .iter()
-        .map(|me| {
-            let mut a = ApiserverArgs::new(
-                me.name.clone(),
-                me.id,
-                me.data_dir.clone(),
-                me.client_addr.clone(),
-                me.peer_addr.clone(),
-            );
-            a.initial_members = specs
-                .iter()
-                .map(|m| initial_member(m.id, &m.name, &m.peer_addr, &m.client_addr))
-                .collect();
-            a.tls = Some(TlsFiles {
-                cert: pki.serving_cert(&me.name),
-                key: pki.serving_key(&me.name),
-                client_ca: Some(pki.ca_cert()),
-            });
-            a.extra = opts.rkube_args.iter().map(Into::into).collect();
-            a.to_args()
-        })
-        .collect();
-    let addrs: Vec<SocketAddr> = specs
-        .iter()
-        .map(|s| s.client_addr.parse().expect("planned addresses parse"))
-        .collect();
-    progress(&format!(
-        "starting {MEMBERS} replicas ({}) from {}",
-        specs
-            .iter()
-            .map(|s| format!("{} {}", s.name, s.client_addr))
-            .collect::<Vec<_>>()
-            .join(", "),
-        program.display()
-    ));
-    let version = crate::bench::binary_version(&program);
-    let started = Instant::now();
-    let mut cluster = Cluster::start_with_args(System::Rkube, &program, specs, args, &logs)?;
-    let health = crate::tls::client_config(&pki.ca_cert(), None, &[b"http/1.1"])?;
-    wait_ready(&mut cluster, &addrs, health, opts.ready_timeout).await?;
-    let startup = started.elapsed();
-    progress(&format!("ready after {:.1} s", startup.as_secs_f64()));
-
-    let config = crate::tls::client_config(
-        &pki.ca_cert(),
-        Some((&pki.admin_cert(), &pki.admin_key())),
-        &[b"h2"],
-    )?;
-    let pids = cluster.pids();
+    let mut replicas = crate::bench::replicas::Replicas::start(
+        &crate::bench::replicas::Setup {
+            prefix: "rkube-bench-api-",
+            bin_dir: opts.bin_dir.clone(),
+            tmp_dir: opts.tmp_dir.clone(),
+            keep_data: opts.keep_data,
+            rkube_args: opts.rkube_args.clone(),
+            clients: Vec::new(),
+            ready_timeout: opts.ready_timeout,
+        },
+        progress,
+    )
+    .await?;
+    let addrs = replicas.addrs.clone();
+    let config = replicas.admin_h2.clone();
+    let pids = replicas.pids();
     let timeout = opts.request_timeout;
 
     // Phase 1: pods.
@@ -297,7 +216,7 @@ pub async fn run_api_here(
     ));
     let create = workload::create_pods(&clients, opts.pods, &pids, timeout).await?;
     drop(clients);
-    cluster.check_alive()?;
+    replicas.cluster.check_alive()?;
     progress(&format!("create: {}", describe(&create)));
     let rss_after_pods: Vec<f64> = pids
         .iter()
@@ -309,7 +228,7 @@ pub async fn run_api_here(
         rss_after_pods
             .iter()
             .enumerate()
-            .map(|(i, m)| format!("{} {m:.0} MiB", cluster.name(i)))
+            .map(|(i, m)| format!("{} {m:.0} MiB", replicas.cluster.name(i)))
             .collect::<Vec<_>>()
             .join(", ")
     ));
@@ -335,7 +254,7 @@ pub async fn run_api_here(
             timeout,
         )
         .await?;
-        cluster.check_alive()?;
+        replicas.cluster.check_alive()?;
         progress(&format!("writes: {}", describe(&write)));
         progress(&format!(
             "reads: GET a pod at {}/s for {} s (open loop) ...",
@@ -352,7 +271,7 @@ pub async fn run_api_here(
             timeout,
         )
         .await?;
-        cluster.check_alive()?;
+        replicas.cluster.check_alive()?;
         progress(&format!("reads: {}", describe(&read)));
         (Some(write), Some(read))
     };
@@ -370,7 +289,7 @@ pub async fn run_api_here(
         };
         let w = workload::watch_delivery(&addrs, config.clone(), &admin[0], &plan, &pids, progress)
             .await?;
-        cluster.check_alive()?;
+        replicas.cluster.check_alive()?;
         progress(&format!(
             "watch: delivery p50 {} p99 {} max {}; {} of {} delivered; CPU: servers {:.1} s, \
              client {:.1} s, other processes {:.1} s over {:.1} s{}",
@@ -415,7 +334,7 @@ pub async fn run_api_here(
         )
         .await?;
         drop(creators);
-        cluster.check_alive()?;
+        replicas.cluster.check_alive()?;
         progress(&format!(
             "node watch: delivery p50 {} p99 {} max {}; {} of {} delivered, {} to a wrong \
              node; server CPU {:.1} s over {:.1} s ({:.2} CPU); RSS with the streams open: \
@@ -447,7 +366,7 @@ pub async fn run_api_here(
         .iter()
         .enumerate()
         .map(|(i, &pid)| ReplicaMemory {
-            name: cluster.name(i).to_string(),
+            name: replicas.cluster.name(i).to_string(),
             pid,
             rss_mib_after_pods: rss_after_pods[i],
             rss_mib_end: workload::proc_mib(pid, "VmRSS"),
@@ -455,10 +374,15 @@ pub async fn run_api_here(
         })
         .collect();
     if opts.keep_data {
-        save_metrics(&admin, &cluster, &root, timeout).await;
+        save_metrics(&admin, &replicas.cluster, &replicas.root, timeout).await;
     }
     drop(admin);
-    cluster.kill_all();
+    let (machine, version, startup) = (
+        replicas.machine.clone(),
+        replicas.version.clone(),
+        replicas.startup,
+    );
+    replicas.finish()?;
     progress("stopped");
 
     let pod_manifest_bytes = workload::pod_manifest(&workload::pod_name(0), "bench")
@@ -492,53 +416,7 @@ pub async fn run_api_here(
         goals: Vec::new(),
     }
     .with_goals();
-    if !opts.keep_data {
-        tmp.close()
-            .map_err(|e| BenchError::io("remove the temporary directory", &parent, e))?;
-    }
     Ok(report)
-}
-
-/// Waits until every replica answers `/readyz` with 200 (a leader is known and the replica
-/// has applied what it knows to be committed).
-pub(crate) async fn wait_ready(
-    cluster: &mut Cluster,
-    addrs: &[SocketAddr],
-    config: Arc<rustls::ClientConfig>,
-    timeout: Duration,
-) -> Result<(), BenchError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        cluster.check_alive()?;
-        let answers = futures::future::join_all(addrs.iter().map(|&addr| {
-            let config = config.clone();
-            async move {
-                let probe = async {
-                    let mut s = crate::tls::connect(addr, config).await.ok()?;
-                    crate::tls::http_get_status(&mut s, &addr.to_string(), "/readyz")
-                        .await
-                        .ok()
-                };
-                tokio::time::timeout(Duration::from_secs(1), probe)
-                    .await
-                    .ok()
-                    .flatten()
-            }
-        }))
-        .await;
-        if answers.iter().all(|a| *a == Some(200)) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(BenchError::NotReady {
-                system: "rkube",
-                reason: format!("/readyz answers: {answers:?}"),
-                timeout,
-                logs: Vec::new(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Writes each replica's `/metrics` to `root/metrics-<name>.txt` (for diagnosis with

@@ -26,12 +26,15 @@
 
 pub mod api;
 pub mod cluster;
+pub mod controllers;
 /// The part of etcd's v3 API that the store benchmark drives (compiled by this crate's
 /// build script, so no rkube component links etcd's protocol).
 #[allow(clippy::all)]
 pub mod etcd {
     tonic::include_proto!("etcdserverpb");
 }
+pub mod podstartup;
+pub mod replicas;
 pub mod report;
 pub mod scheduler;
 pub mod stats;

@@ -25,12 +25,12 @@ use rkube_client::{Client, Gvr, ListParams, WatchParams, WriteParams};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::apiserver_cmd::{initial_member, ApiserverArgs, TlsFiles};
-use crate::bench::cluster::{free_ports, plan_members, Cluster, System};
+use crate::bench::cluster::free_ports;
+use crate::bench::replicas::{Replicas, Setup};
 use crate::bench::report::fmt_ms;
 use crate::bench::stats::Summary;
-use crate::bench::{BenchError, Progress, MEMBERS};
-use crate::pki::{ClientIdentity, ClusterPki, ServingCert};
+use crate::bench::{BenchError, Progress};
+use crate::pki::ClientIdentity;
 
 /// The namespace the pods are made in.
 pub const NAMESPACE: &str = "default";
@@ -270,71 +270,26 @@ async fn run_case(
     spread: bool,
     progress: &Progress,
 ) -> Result<CaseResult, BenchError> {
-    let apiserver =
-        crate::process::find_binary(crate::process::APISERVER_BIN, opts.bin_dir.as_deref())?;
     let scheduler = crate::process::find_binary(SCHEDULER_BIN, opts.bin_dir.as_deref())?;
-    let parent = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new()
-        .prefix("rkube-bench-scheduler-")
-        .tempdir_in(&parent)
-        .map_err(|e| BenchError::io("create a temporary directory in", &parent, e))?;
-    let root = tmp.path().join("rkube");
-    let logs = root.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| BenchError::io("create", &logs, e))?;
-    let ports = free_ports(2 * MEMBERS + 1)?;
-    let specs = plan_members(
-        System::Rkube,
-        &root,
-        &ports[..MEMBERS],
-        &ports[MEMBERS..2 * MEMBERS],
-    );
-    let pki = ClusterPki::new(root.join("pki"));
-    let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
-    let servers: Vec<ServingCert> = specs
-        .iter()
-        .map(|s| ServingCert {
-            name: s.name.clone(),
-            ips: vec![loopback],
-        })
-        .collect();
-    pki.ensure_with_clients(&servers, &[ClientIdentity::scheduler("scheduler")])?;
-    let args = specs
-        .iter()
-        .map(|me| {
-            let mut a = ApiserverArgs::new(
-                me.name.clone(),
-                me.id,
-                me.data_dir.clone(),
-                me.client_addr.clone(),
-                me.peer_addr.clone(),
-            );
-            a.initial_members = specs
-                .iter()
-                .map(|m| initial_member(m.id, &m.name, &m.peer_addr, &m.client_addr))
-                .collect();
-            a.tls = Some(TlsFiles {
-                cert: pki.serving_cert(&me.name),
-                key: pki.serving_key(&me.name),
-                client_ca: Some(pki.ca_cert()),
-            });
-            a.to_args()
-        })
-        .collect();
-    let endpoints: Vec<String> = specs.iter().map(|s| s.client_addr.clone()).collect();
-    let addrs: Vec<std::net::SocketAddr> = endpoints
-        .iter()
-        .map(|a| a.parse().expect("planned addresses parse"))
-        .collect();
-    let mut cluster = Cluster::start_with_args(System::Rkube, &apiserver, specs, args, &logs)?;
-    let health = crate::tls::client_config(&pki.ca_cert(), None, &[b"http/1.1"])?;
-    crate::bench::api::wait_ready(&mut cluster, &addrs, health, crate::READY_TIMEOUT).await?;
-    let tls = crate::tls::client_config(
-        &pki.ca_cert(),
-        Some((&pki.admin_cert(), &pki.admin_key())),
-        &[b"h2"],
-    )?;
+    let mut replicas = Replicas::start(
+        &Setup {
+            prefix: "rkube-bench-scheduler-",
+            bin_dir: opts.bin_dir.clone(),
+            tmp_dir: opts.tmp_dir.clone(),
+            keep_data: false,
+            rkube_args: Vec::new(),
+            clients: vec![ClientIdentity::scheduler("scheduler")],
+            ready_timeout: crate::READY_TIMEOUT,
+        },
+        progress,
+    )
+    .await?;
+    let logs = replicas.logs();
+    let pki = replicas.pki.clone();
+    let ports = free_ports(1)?;
+    let endpoints: Vec<String> = replicas.addrs.iter().map(|a| a.to_string()).collect();
     let mut config = rkube_client::Config::new(endpoints.clone());
-    config.tls = Some(tls);
+    config.tls = Some(replicas.admin_h2.clone());
     let client = Client::new(config).map_err(|e| BenchError::Failed(format!("client: {e}")))?;
 
     progress(&format!("{nodes} nodes: creating them ..."));
@@ -372,7 +327,7 @@ async fn run_case(
         .arg(pki.client_cert("scheduler"))
         .arg("--client-key")
         .arg(pki.client_key("scheduler"))
-        .arg(format!("--listen=127.0.0.1:{}", ports[2 * MEMBERS]))
+        .arg(format!("--listen=127.0.0.1:{}", ports[0]))
         .arg("--leader-elect=false")
         .stdout(
             log.try_clone()
@@ -479,7 +434,7 @@ async fn run_case(
         if n >= opts.pods {
             break;
         }
-        cluster.check_alive()?;
+        replicas.cluster.check_alive()?;
         if Instant::now() > deadline {
             return Err(BenchError::Failed(format!(
                 "only {n} of {} pods bound within {:?} (scheduler log: {})",
@@ -504,7 +459,7 @@ async fn run_case(
         .as_secs_f64()
         .max(1e-9);
     drop(child);
-    drop(cluster);
+    replicas.finish()?;
     Ok(CaseResult {
         nodes,
         pods: opts.pods,

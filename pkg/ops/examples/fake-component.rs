@@ -73,6 +73,12 @@ fn parse() -> Flags {
             "--otlp-endpoint" => {}
             "--node-name" => flags.node = Some(value),
             "--name" => flags.name = Some(value),
+            // A kubelet's own flags (its node's runtime): accepted, unused.
+            "--container-runtime-endpoint"
+            | "--root-dir"
+            | "--cgroup-root"
+            | "--cni-conf-dir"
+            | "--cni-bridge" => {}
             _ => fail(&format!("unknown flag {arg} {value}")),
         }
     }

@@ -23,12 +23,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::apiserver_cmd::{ApiserverArgs, TlsFiles};
 use crate::layout::{ApiserverSpec, ClusterDir, ClusterLayout, ComponentAddress};
+use crate::noderuntime::NodePaths;
 use crate::pki::{ClientIdentity, ClusterPki};
 use crate::process::{APISERVER_BIN, LB_NAME, RKUBE_BIN};
 
 /// The kinds beyond the apiservers and the load balancer that `up` can start, because
-/// their binaries exist: the change that adds `rkube-kubelet` adds [`Kind::Kubelet`] here.
-pub const AVAILABLE: &[Kind] = &[Kind::ControllerManager, Kind::Scheduler];
+/// their binaries exist.
+pub const AVAILABLE: &[Kind] = &[Kind::ControllerManager, Kind::Scheduler, Kind::Kubelet];
 
 /// What a process is. Its JSON form is the `kind` of `rkube status -o json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -198,7 +199,13 @@ pub fn table(
             .filter(|c| c.kind == kind)
             .map(|c| ProcessSpec {
                 name: c.name.clone(),
-                args: component_args(layout, c, &pki, telemetry),
+                args: {
+                    let mut args = component_args(layout, c, &pki, telemetry);
+                    if let Some(node) = &c.node {
+                        args.extend(kubelet_args(&NodePaths::new(dir, node)));
+                    }
+                    args
+                },
                 marker: pki.client_cert(&c.name),
                 data_dir: None,
                 address: c.listen,
@@ -332,6 +339,23 @@ pub fn lb_args(layout: &ClusterLayout, pki: &ClusterPki, telemetry: &Telemetry) 
 /// `--backend-ca` (the cluster's CA file, unique per cluster directory).
 pub fn lb_marker(dir: &ClusterDir) -> PathBuf {
     ClusterPki::new(dir.pki_dir()).ca_cert()
+}
+
+/// A kubelet's own flags: its node's containerd socket, directories, cgroup root and
+/// bridge (see [`crate::noderuntime`]). Pure.
+pub fn kubelet_args(p: &NodePaths) -> Vec<OsString> {
+    vec![
+        "--container-runtime-endpoint".into(),
+        format!("unix://{}", p.socket().display()).into(),
+        "--root-dir".into(),
+        p.kubelet_root().into(),
+        "--cgroup-root".into(),
+        p.cgroup_root().into(),
+        "--cni-conf-dir".into(),
+        p.cni_conf_dir().into(),
+        "--cni-bridge".into(),
+        p.bridge().into(),
+    ]
 }
 
 /// The command line every component shares (see the module docs). Pure.

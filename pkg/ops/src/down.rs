@@ -116,11 +116,60 @@ pub async fn down_with_grace(dir: &Path, purge: bool, grace: Duration) -> Result
         Err(e) => return Err(e),
     };
 
+    // Kubelets first (so none recreates a pod), then every node's pods, then the rest.
+    let nodes: Vec<crate::noderuntime::NodePaths> = layout
+        .iter()
+        .flat_map(|l| l.components.iter())
+        .filter_map(|c| c.node.as_deref())
+        .map(|node| crate::noderuntime::NodePaths::new(&dir, node))
+        .collect();
+    let mut early = Vec::new();
+    if !nodes.is_empty() {
+        let kubelets: Vec<Target> = find_targets(&dir, layout.as_ref())?
+            .into_iter()
+            .filter(|t| t.kind == crate::components::Kind::Kubelet.label())
+            .collect();
+        for t in &kubelets {
+            process::send_signal(t.pid, Signal::SIGTERM)?;
+        }
+        for t in wait_exit(kubelets, grace).await {
+            if !t.exited {
+                process::send_signal(t.pid, Signal::SIGKILL)?;
+            }
+            let killed = !t.exited;
+            early.push(t.stopped(killed));
+        }
+        // Then each node's pods, then its containerd (not an rkube binary: `find_targets`
+        // does not know it).
+        let mut runtimes = Vec::new();
+        for node in &nodes {
+            if let Err(e) = crate::noderuntime::remove_pods(node).await {
+                tracing::warn!(node = %node.node, error = %e, "cannot remove the node's pods");
+            }
+            if let Some(pid) = crate::noderuntime::containerd_pid(&dir, node)? {
+                process::send_signal(pid, Signal::SIGTERM)?;
+                runtimes.push(Target {
+                    kind: "containerd",
+                    name: node.process_name(),
+                    pid,
+                    pid_file: dir.pid_file(&node.process_name()),
+                    exited: false,
+                });
+            }
+        }
+        for t in wait_exit(runtimes, grace).await {
+            if !t.exited {
+                process::send_signal(t.pid, Signal::SIGKILL)?;
+            }
+            let killed = !t.exited;
+            early.push(t.stopped(killed));
+        }
+    }
     let targets = find_targets(&dir, layout.as_ref())?;
     for t in &targets {
         process::send_signal(t.pid, Signal::SIGTERM)?;
     }
-    let mut stopped = Vec::with_capacity(targets.len());
+    let mut stopped = early;
     let survivors = wait_exit(targets, grace).await;
     let (exited, survivors): (Vec<_>, Vec<_>) = survivors.into_iter().partition(|t| t.exited);
     stopped.extend(exited.into_iter().map(|t| t.stopped(false)));
@@ -143,6 +192,9 @@ pub async fn down_with_grace(dir: &Path, purge: bool, grace: Duration) -> Result
         process::remove_pid_file(&path)?;
     }
     report.stopped = stopped;
+    for node in &nodes {
+        crate::noderuntime::clean_host(node);
+    }
 
     if purge {
         drop(lock);

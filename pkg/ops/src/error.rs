@@ -35,6 +35,10 @@ pub enum Error {
     )]
     NotAClusterDir { dir: PathBuf },
 
+    /// A file an image is built from cannot be used (see [`crate::images`]).
+    #[error("cannot build an image from {}: {reason}", path.display())]
+    ImageInput { path: PathBuf, reason: String },
+
     /// A file-system operation failed.
     #[error("failed to {action} {}", path.display())]
     Io {

@@ -13,6 +13,9 @@
 //! - [`tls`]: TLS clients of the API port (configurations, streams, health checks) trusting
 //!   that CA; gRPC channels come from `rkube_client::channel`.
 //! - [`apiserver_cmd`]: the one builder of `rkube-apiserver` command lines.
+//! - [`images`]: the pause and demo images, built as OCI archives from local files.
+//! - [`noderuntime`]: each node's own containerd (config, start, image import) and the
+//!   host clean-up `down` does.
 //! - [`components`]: the table of the cluster's processes (apiservers, load balancer,
 //!   controller-manager, scheduler, kubelets): binary, command line, pid and log names,
 //!   readiness probe. `up`, `status` and `down` iterate it.
@@ -29,7 +32,9 @@ pub mod apiserver_cmd;
 pub mod components;
 pub mod down;
 mod error;
+pub mod images;
 pub mod layout;
+pub mod noderuntime;
 pub mod pki;
 pub mod ports;
 pub mod process;

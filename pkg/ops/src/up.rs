@@ -96,6 +96,10 @@ pub struct UpOptions {
     /// in tests.
     #[arg(skip = components::AVAILABLE.to_vec())]
     pub components: Vec<Kind>,
+    /// Whether each kubelet gets its own containerd with the images imported (false for
+    /// stand-in kubelets in tests).
+    #[arg(skip = true)]
+    pub node_runtime: bool,
 }
 
 impl UpOptions {
@@ -113,6 +117,7 @@ impl UpOptions {
             telemetry: Telemetry::default(),
             components: components::AVAILABLE.to_vec(),
             component_args: Vec::new(),
+            node_runtime: true,
         }
     }
 
@@ -356,6 +361,26 @@ pub async fn up_with_progress(
         &[b"h2"],
     )?;
 
+    let nodes: Vec<String> = layout
+        .components
+        .iter()
+        .filter_map(|c| c.node.clone())
+        .collect();
+    if opts.node_runtime && !nodes.is_empty() {
+        let archives = crate::noderuntime::build_images(&dir, opts.bin_dir.as_deref())?;
+        for node in &nodes {
+            let paths = crate::noderuntime::NodePaths::new(&dir, node);
+            crate::noderuntime::ensure_containerd(&dir, &paths, &archives, progress).await?;
+        }
+        progress(&format!(
+            "images {} and {} present in {} node{}",
+            crate::images::PAUSE_IMAGE,
+            crate::images::BUSYBOX_IMAGE,
+            nodes.len(),
+            if nodes.len() == 1 { "" } else { "s" }
+        ));
+    }
+
     let table = components::table(&dir, &layout, &opts.telemetry);
     let mut running = Vec::new();
     for row in &table {
@@ -444,7 +469,7 @@ pub async fn up_with_progress(
     Ok(cluster)
 }
 
-/// Refuses kubelets until they exist (the default gets a note for the user instead).
+/// Refuses kubelets when this `up` cannot run them (the default gets a note instead).
 fn check_nodes(nodes: Option<usize>, kubelets: bool) -> Result<Option<&'static str>> {
     match nodes {
         _ if kubelets => Ok(None),

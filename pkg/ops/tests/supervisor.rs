@@ -85,6 +85,7 @@ impl Sandbox {
         UpOptions {
             nodes: Some(nodes),
             components: vec![Kind::ControllerManager, Kind::Scheduler, Kind::Kubelet],
+            node_runtime: false,
             telemetry: Telemetry {
                 log_format: Some("json".into()),
                 otlp_endpoint: None,

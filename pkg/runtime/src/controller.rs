@@ -11,7 +11,8 @@
 //! read the current state from the caches, compare, write conditionally); two reconciles of
 //! one key never run at once; a key changed during its reconcile is reconciled again
 //! afterwards; an error is retried with the queue's per-key back-off unless the error
-//! policy says otherwise; a success forgets the key's back-off.
+//! policy says otherwise; a panic is logged and retried the same way (the worker and the
+//! key survive it); a success forgets the key's back-off.
 //!
 //! Every reconcile runs in a span named `<controller>.reconcile` that continues the trace
 //! the primary object carries in `tracing.k8s.io/traceparent`, and is counted in
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::Instrument as _;
@@ -290,20 +292,37 @@ where
             crate::trace::continue_trace(&span, obj.metadata());
         }
         let started = tokio::time::Instant::now();
-        let result = (self.reconcile)(key.clone(), self.ctx.clone())
-            .instrument(span.clone())
-            .await;
+        // A panicking reconcile must not take its key (or the worker) with it: the key is
+        // retried with back-off like an error, and the panic is logged.
+        let result = std::panic::AssertUnwindSafe(
+            (self.reconcile)(key.clone(), self.ctx.clone()).instrument(span.clone()),
+        )
+        .catch_unwind()
+        .await;
         self.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
         let action = match result {
-            Ok(action) => {
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".to_string());
+                self.metrics.reconcile_errors.inc();
+                span.record("otel.status_code", "ERROR");
+                span.record("error", format!("panicked: {message}"));
+                tracing::error!(%key, controller = %self.name, panic = %message,
+                    "reconcile panicked; retrying with back-off");
+                Action::retry()
+            }
+            Ok(Ok(action)) => {
                 if action.requeue != Requeue::RateLimited {
                     self.queue.forget(key);
                 }
                 action
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.metrics.reconcile_errors.inc();
                 span.record("otel.status_code", "ERROR");
                 span.record("error", error_chain(&e));

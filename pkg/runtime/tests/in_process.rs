@@ -354,6 +354,10 @@ async fn a_controller_reconciles_changes_never_twice_at_once_and_retries_errors(
             if key.name.starts_with("flaky") && p.failed_once.lock().unwrap().insert(key.clone()) {
                 return Err(TestError("first attempt fails".into()));
             }
+            if key.name.starts_with("panicky") && p.failed_once.lock().unwrap().insert(key.clone())
+            {
+                panic!("first attempt panics");
+            }
             Ok(Action::await_change())
         },
         rkube_runtime::controller::retry_with_backoff,
@@ -369,6 +373,9 @@ async fn a_controller_reconciles_changes_never_twice_at_once_and_retries_errors(
         .create(&cm("flaky-owner", "0"), &WriteParams::default())
         .await
         .unwrap();
+    cms.create(&cm("panicky", "0"), &WriteParams::default())
+        .await
+        .unwrap();
     // Rapid updates of one key while it may be reconciling.
     for v in 1..6 {
         cms.patch(
@@ -381,7 +388,7 @@ async fn a_controller_reconciles_changes_never_twice_at_once_and_retries_errors(
         .unwrap();
     }
     eventually(
-        "every object reconciled, the flaky one twice",
+        "every object reconciled, the flaky and the panicking one twice",
         Duration::from_secs(20),
         || {
             let p = probe.clone();
@@ -390,6 +397,11 @@ async fn a_controller_reconciles_changes_never_twice_at_once_and_retries_errors(
                 (0..10).all(|i| runs.contains_key(&ObjectKey::new("default", format!("c{i}"))))
                     && runs
                         .get(&ObjectKey::new("default", "flaky-owner"))
+                        .copied()
+                        .unwrap_or(0)
+                        >= 2
+                    && runs
+                        .get(&ObjectKey::new("default", "panicky"))
                         .copied()
                         .unwrap_or(0)
                         >= 2

@@ -437,21 +437,20 @@ fn mib_list(v: &[f64]) -> String {
 }
 
 /// Aligns cells in columns (first left, others right). Pure.
-pub fn render_cells(rows: &[[String; 3]]) -> String {
-    let widths: Vec<usize> = (0..3)
+pub fn render_cells<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for r in rows {
-        let line = format!(
-            "{:<w0$}  {:>w1$}  {:>w2$}",
-            r[0],
-            r[1],
-            r[2],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c == 0 {
+                line.push_str(&format!("{cell:<w$}", w = widths[0]));
+            } else {
+                line.push_str(&format!("  {cell:>w$}", w = widths[c]));
+            }
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }

@@ -42,7 +42,7 @@ pub fn old_rs_plan(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) -> Vec
     }
     let all_pods = replicas::sum_spec(all.iter().copied());
     let min_available = desired(d) - max_unavailable(d);
-    let new_unavailable = spec_replicas(new) - available(new);
+    let new_unavailable = spec_replicas(new) - counted(new);
     let max_scaled_down = all_pods - min_available - new_unavailable;
     if max_scaled_down <= 0 {
         return vec![];
@@ -71,8 +71,7 @@ pub fn old_rs_plan(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) -> Vec
     }
 
     // Then available ones, down to the minimum availability.
-    let available_now: i32 =
-        active.iter().map(|(rs, _)| available(rs)).sum::<i32>() + available(new);
+    let available_now: i32 = active.iter().map(|(rs, _)| counted(rs)).sum::<i32>() + counted(new);
     if available_now > min_available {
         let total = available_now - min_available;
         let mut scaled = 0;
@@ -93,6 +92,13 @@ pub fn old_rs_plan(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) -> Vec
         .filter(|(rs, size)| spec_replicas(rs) != *size)
         .map(|(rs, size)| (rs_name(rs), size))
         .collect()
+}
+
+/// A ReplicaSet's available pods that will stay: at most its spec. Its status can count
+/// more for a moment (the spec was just lowered, the surplus pods are not deleted yet);
+/// those are about to go and must not pay for more scale-down elsewhere.
+fn counted(rs: &ReplicaSet) -> i32 {
+    available(rs).min(spec_replicas(rs))
 }
 
 impl Rollout<'_> {

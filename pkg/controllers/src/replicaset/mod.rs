@@ -342,12 +342,18 @@ async fn delete_pods(
                 "SuccessfulDelete",
                 &format!("Deleted pod: {name}"),
             ),
-            // Gone already, or the name now belongs to another pod: this one is gone.
-            Err(e) if e.is_not_found() || e.is_conflict() => {
-                st.expectations.deletion_failed(key, &uid(p));
-            }
+            // Gone already (perhaps by this very delete, committed before an apiserver
+            // died and retried elsewhere), or the name now belongs to another pod: this
+            // one is gone, and the cache will see it go. The expectation stays until it
+            // does — lowering it now would let a reconcile on the stale cache delete
+            // another pod in its place.
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
             Err(e) => {
-                st.expectations.deletion_failed(key, &uid(p));
+                // Did the delete happen anyway? Only a pod that is still there, not
+                // terminating, will never be observed going.
+                if still_there(&api, p).await {
+                    st.expectations.deletion_failed(key, &uid(p));
+                }
                 st.recorder.publish_for(
                     rs.as_ref(),
                     EventType::Warning,
@@ -364,6 +370,19 @@ async fn delete_pods(
             source,
         }),
         None => Ok(()),
+    }
+}
+
+/// Whether `pod` (this UID) still exists and is not terminating, by a linearizable read;
+/// when the read fails too, it is assumed to be there (the delete is tried again).
+async fn still_there(api: &Api<Pod>, pod: &Pod) -> bool {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    match api.get(&name).await {
+        Ok(now) => {
+            now.metadata.uid == pod.metadata.uid && now.metadata.deletion_timestamp.is_none()
+        }
+        Err(e) if e.is_not_found() => false,
+        Err(_) => true,
     }
 }
 

@@ -12,8 +12,9 @@
 //! 8. created more recently first.
 //!
 //! Times (6, 8) are compared on a log2 scale of their age at `now` (Kubernetes'
-//! LogarithmicScaleDown), ties broken by UID, so pods of similar age are picked
-//! pseudo-randomly rather than always the very newest.
+//! LogarithmicScaleDown), and pods alike in every rank are ordered by UID, so pods of
+//! similar age are picked pseudo-randomly rather than always the very newest. Every key is
+//! compared in turn, so the order is total (sorting with anything less panics).
 //!
 //! Pure: sorts what it is given.
 
@@ -97,20 +98,21 @@ pub fn compare(a: &Pod, ra: usize, b: &Pod, rb: usize, now: Timestamp) -> Orderi
         return rb.cmp(&ra);
     }
     if ready_a && ready_b {
-        let (ta, tb) = (pods::ready_since(a), pods::ready_since(b));
-        if ta != tb {
-            return newer_first(ta, tb, uid(a), uid(b), now);
+        let by_ready_time = newer_first(pods::ready_since(a), pods::ready_since(b), now);
+        if by_ready_time != Ordering::Equal {
+            return by_ready_time;
         }
     }
     let by_restarts = pods::max_restarts(b).cmp(&pods::max_restarts(a));
     if by_restarts != Ordering::Equal {
         return by_restarts;
     }
-    let (ca, cb) = (created(a), created(b));
-    if ca != cb {
-        return newer_first(ca, cb, uid(a), uid(b), now);
+    let by_created = newer_first(created(a), created(b), now);
+    if by_created != Ordering::Equal {
+        return by_created;
     }
-    Ordering::Equal
+    // Last, the UID: pods alike in every other way are picked pseudo-randomly.
+    uid(a).cmp(uid(b))
 }
 
 fn uid(p: &Pod) -> &str {
@@ -122,22 +124,13 @@ fn created(p: &Pod) -> Option<Timestamp> {
 }
 
 /// Unknown times first, then the more recent, compared in log2 buckets of age at `now`
-/// with equal buckets ordered by UID.
-fn newer_first(
-    a: Option<Timestamp>,
-    b: Option<Timestamp>,
-    uid_a: &str,
-    uid_b: &str,
-    now: Timestamp,
-) -> Ordering {
+/// (equal buckets are equal: the caller breaks the tie, so the order stays total).
+fn newer_first(a: Option<Timestamp>, b: Option<Timestamp>, now: Timestamp) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
-        (Some(a), Some(b)) => match log_age(a, now).cmp(&log_age(b, now)) {
-            Ordering::Equal => uid_a.cmp(uid_b),
-            o => o,
-        },
+        (Some(a), Some(b)) => log_age(a, now).cmp(&log_age(b, now)),
     }
 }
 

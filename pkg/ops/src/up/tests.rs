@@ -291,11 +291,12 @@ fn nodes_must_be_zero_until_kubelets_exist_and_the_default_only_adds_a_note() {
 }
 
 #[tokio::test]
-async fn up_refuses_nodes_before_touching_the_directory() {
+async fn up_refuses_nodes_it_cannot_run_before_touching_the_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let opts = UpOptions {
         nodes: Some(2),
+        components: vec![Kind::ControllerManager],
         ..UpOptions::new(&dir)
     };
     let err = tokio::time::timeout(

@@ -95,6 +95,17 @@ fn old_replicasets_shrink_within_the_unavailability_unhealthy_first() {
             vec![("a", 2)],
         ),
         (
+            // Seen under kill -9 of the controller-manager: the old set's spec was just
+            // lowered (6 -> 5) and its status still counts the sixth pod as available.
+            // Pods above the spec are about to go: they must not pay for more scale-down
+            // (5 -> 2 would leave 4 available of 6 with maxUnavailable 1).
+            "an old set's status counting more available pods than its spec",
+            deployment(6, "2", "1"),
+            vec![("a", 5, 6)],
+            (3, 2),
+            vec![("a", 3)],
+        ),
+        (
             "no old pods",
             deployment(3, "1", "1"),
             vec![("a", 0, 0)],
