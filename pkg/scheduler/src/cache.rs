@@ -19,7 +19,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use rkube_runtime::ObjectKey;
 
+use crate::framework::state::SpreadState;
 use crate::nodeinfo::{NodeInfo, PodInfo};
+
+/// Memoised spread states kept at most (dropped all at once beyond).
+const SPREAD_MEMO_ENTRIES: usize = 32;
 
 #[derive(Debug, Clone)]
 struct Placement {
@@ -39,6 +43,11 @@ pub struct State {
     with_terms: usize,
     /// Where the next attempt starts filtering.
     pub next_start: usize,
+    /// Topology spread counts kept between attempts, by [`SpreadState::memo_key`]: pods
+    /// of one workload share their constraints, and recounting every node and pod for
+    /// each of them is what made spreading slow. Kept right on every placement; dropped
+    /// when a node changes.
+    pub spread_memo: HashMap<String, SpreadState>,
 }
 
 impl State {
@@ -82,13 +91,23 @@ impl State {
                 has_terms,
             },
         );
-        self.slot(node).add_pod(info);
+        let slot = self.slot(node);
+        slot.add_pod(info.clone());
+        let i = self.index[node];
+        for memo in self.spread_memo.values_mut() {
+            memo.apply(&info, &self.nodes[i], 1);
+        }
     }
 
     fn unplace(&mut self, key: &ObjectKey) -> Option<Placement> {
         let placed = self.pods.remove(key)?;
         self.with_terms -= usize::from(placed.has_terms);
         if let Some(&i) = self.index.get(&placed.node) {
+            if let Some(info) = self.nodes[i].pods.iter().find(|p| &p.key == key).cloned() {
+                for memo in self.spread_memo.values_mut() {
+                    memo.apply(&info, &self.nodes[i], -1);
+                }
+            }
             self.nodes[i].remove_pod(key);
         }
         self.prune(&placed.node);
@@ -107,6 +126,21 @@ impl State {
 
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
         self.index.get(name).map(|i| &self.nodes[*i])
+    }
+
+    /// Makes sure the spread counts of `pod` are memoised when they can be; returns
+    /// their key.
+    pub fn memoise_spread(&mut self, pod: &PodInfo, default_spreading: bool) -> Option<String> {
+        let mut state = SpreadState::constraints_of(pod, default_spreading);
+        let key = state.memo_key(pod)?;
+        if !self.spread_memo.contains_key(&key) {
+            if self.spread_memo.len() >= SPREAD_MEMO_ENTRIES {
+                self.spread_memo.clear();
+            }
+            state.count(pod, &self.nodes);
+            self.spread_memo.insert(key.clone(), state);
+        }
+        Some(key)
     }
 }
 
@@ -146,6 +180,7 @@ impl Cache {
     /// A node was added or changed (`Some`), or deleted (`None` for `name`).
     pub fn apply_node(&self, name: &str, node: Option<Arc<Node>>) {
         let mut st = self.lock();
+        st.spread_memo.clear();
         match node {
             Some(n) => st.slot(name).set_node(n),
             None => {
@@ -295,6 +330,53 @@ mod tests {
         assert_eq!(c.counts(), (0, 1, 0));
         c.remove_pod(&key("p"));
         assert_eq!(c.lock().nodes.len(), 0);
+    }
+
+    #[test]
+    fn memoised_spread_counts_follow_every_placement_and_match_a_recount() {
+        let c = Cache::new();
+        for (n, zone) in [("a1", "a"), ("a2", "a"), ("b1", "b")] {
+            let extra = json!({"metadata": {"labels": {"zone": zone}}});
+            c.apply_node(n, Some(Arc::new(node(n, "4", "4Gi", extra))));
+        }
+        let spread = |name: &str| {
+            info(pod(
+                name,
+                "",
+                "",
+                json!({"metadata": {"labels": {"app": "web"}},
+                "spec": {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                    "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}]}}),
+            ))
+        };
+        let first = spread("p0");
+        let key = c.lock().memoise_spread(&first, true).expect("memoisable");
+        c.assume(spread("p1"), "a1");
+        c.assume(spread("p2"), "b1");
+        c.apply_pod(
+            &key_of("p1"),
+            Some(Arc::new(pod(
+                "p1",
+                "",
+                "",
+                json!({"metadata": {"labels": {"app": "web"}}, "spec": {"nodeName": "a2"}}),
+            ))),
+        );
+        c.forget(&key_of("p2"));
+        c.assume(info(pod("other", "", "", json!({}))), "b1");
+        let st = c.lock();
+        let memo = &st.spread_memo[&key];
+        let fresh = SpreadState::compute(&first, &st.nodes, true);
+        assert_eq!(memo.constraints[0].counts, fresh.constraints[0].counts);
+        assert_eq!(memo.constraints[0].counts["a"], 1);
+        assert_eq!(memo.constraints[0].counts["b"], 0);
+        drop(st);
+        c.apply_node("b1", None);
+        assert!(c.lock().spread_memo.is_empty());
+    }
+
+    fn key_of(name: &str) -> ObjectKey {
+        ObjectKey::new("default", name)
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and a node with the pods placed or assumed on it and their sums ([`NodeInfo`]). Pure
 //! data; the cache ([`crate::cache`]) keeps them current.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
@@ -10,6 +10,39 @@ use rkube_api::selectors::LabelSelector;
 use rkube_runtime::ObjectKey;
 
 use crate::resources::{node_allocatable, non_zero_requests, pod_requests, Resources};
+
+/// Whether `labels` satisfy `selector`, without copying a label (the scheduler asks this
+/// for every placed pod in some attempts, so it must not allocate).
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    use rkube_api::selectors::Operator;
+    if selector.is_nothing() {
+        return false;
+    }
+    selector.requirements().iter().all(|r| {
+        let got = labels.get(r.key()).map(String::as_str);
+        let values = r.values();
+        let listed = |v: &str| values.iter().any(|x| x == v);
+        match r.operator() {
+            Operator::In | Operator::Equals | Operator::DoubleEquals => got.is_some_and(listed),
+            Operator::NotIn | Operator::NotEquals => got.is_none_or(|v| !listed(v)),
+            Operator::Exists => got.is_some(),
+            Operator::DoesNotExist => got.is_none(),
+            Operator::GreaterThan | Operator::LessThan => {
+                let (Some(have), Some(want)) = (
+                    got.and_then(|v| v.parse::<i64>().ok()),
+                    values.first().and_then(|v| v.parse::<i64>().ok()),
+                ) else {
+                    return false;
+                };
+                if r.operator() == Operator::GreaterThan {
+                    have > want
+                } else {
+                    have < want
+                }
+            }
+        }
+    })
+}
 
 /// A hostPort a container asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,7 +104,7 @@ impl AffinityTerm {
         self.namespaces
             .as_ref()
             .is_none_or(|ns| ns.contains(&pod.key.namespace))
-            && self.selector.matches(pod.labels())
+            && selector_matches(&self.selector, pod.labels())
     }
 }
 
@@ -82,7 +115,7 @@ pub struct WeightedTerm {
     pub term: AffinityTerm,
 }
 
-static NO_LABELS: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
+static NO_LABELS: std::sync::LazyLock<BTreeMap<String, String>> =
     std::sync::LazyLock::new(Default::default);
 
 /// A pod and what the plugins need of it, worked out once.
@@ -172,7 +205,7 @@ impl PodInfo {
         }
     }
 
-    pub fn labels(&self) -> &std::collections::BTreeMap<String, String> {
+    pub fn labels(&self) -> &BTreeMap<String, String> {
         self.pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS)
     }
 
@@ -247,10 +280,45 @@ impl NodeInfo {
             .map(String::as_str)
     }
 
-    pub fn labels(&self) -> &std::collections::BTreeMap<String, String> {
+    pub fn labels(&self) -> &BTreeMap<String, String> {
         self.node
             .as_ref()
             .and_then(|n| n.metadata.labels.as_ref())
             .unwrap_or(&NO_LABELS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_matcher_agrees_with_the_api_crates_selectors() {
+        let labels: BTreeMap<String, String> = [("app", "web"), ("tier", "3")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for s in [
+            "app=web",
+            "app!=web",
+            "app in (db,web)",
+            "app notin (web)",
+            "app",
+            "!app",
+            "tier>2",
+            "tier<2",
+            "missing!=x",
+            "app=web,tier=3",
+            "app=web,tier=4",
+            "",
+        ] {
+            let sel = LabelSelector::parse(s).unwrap();
+            assert_eq!(
+                selector_matches(&sel, &labels),
+                sel.matches(&labels),
+                "{s:?}"
+            );
+        }
+        assert!(!selector_matches(&LabelSelector::nothing(), &labels));
     }
 }

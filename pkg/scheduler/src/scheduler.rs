@@ -232,12 +232,19 @@ fn schedule_one(
     let started = Instant::now();
     let outcome = {
         let mut st = shared.cache.lock();
+        let memo = if profile.uses(framework::Plugin::PodTopologySpread) {
+            st.memoise_spread(&info, profile.default_spreading)
+        } else {
+            None
+        };
+        let view: &crate::cache::State = &st;
         let attempt = Attempt {
             profile,
-            start: st.next_start,
-            others_have_terms: st.others_have_terms(),
+            start: view.next_start,
+            others_have_terms: view.others_have_terms(),
+            spread: memo.as_ref().and_then(|k| view.spread_memo.get(k)),
         };
-        let out = framework::schedule(&info, &st.nodes, &attempt, rng);
+        let out = framework::schedule(&info, &view.nodes, &attempt, rng);
         let len = st.nodes.len().max(1);
         st.next_start = (st.next_start + out.processed) % len;
         out.result

@@ -144,7 +144,7 @@ impl Profile {
         }
     }
 
-    fn uses(&self, p: Plugin) -> bool {
+    pub fn uses(&self, p: Plugin) -> bool {
         self.filters.contains(&p) || self.scores.iter().any(|(s, _)| *s == p)
     }
 }
@@ -217,6 +217,9 @@ pub struct Attempt<'a> {
     pub start: usize,
     /// Whether any placed pod has inter-pod (anti-)affinity terms.
     pub others_have_terms: bool,
+    /// The pod's topology spread state when the caller kept it counted already (see
+    /// [`SpreadState::memo_key`]); `None`: counted here.
+    pub spread: Option<&'a SpreadState>,
 }
 
 /// The outcome of [`schedule`] and how many node slots it went through (to move the next
@@ -321,10 +324,17 @@ pub fn schedule(
             processed: 0,
         };
     }
-    let spread = if profile.uses(Plugin::PodTopologySpread) {
-        SpreadState::compute(pod, nodes, profile.default_spreading)
-    } else {
-        SpreadState::default()
+    let counted;
+    let spread = match attempt.spread {
+        Some(s) => s,
+        None => {
+            counted = if profile.uses(Plugin::PodTopologySpread) {
+                SpreadState::compute(pod, nodes, profile.default_spreading)
+            } else {
+                SpreadState::default()
+            };
+            &counted
+        }
     };
     let affinity = if profile.uses(Plugin::InterPodAffinity) {
         AffinityState::compute(pod, nodes, attempt.others_have_terms)
@@ -352,7 +362,7 @@ pub fn schedule(
         if node.node.is_none() {
             continue;
         }
-        match run_filters(profile, pod, node, &spread, &affinity) {
+        match run_filters(profile, pod, node, spread, &affinity) {
             Ok(()) => feasible.push(i),
             Err(unfit) => {
                 for r in unfit.reasons {
@@ -376,7 +386,7 @@ pub fn schedule(
         }),
         n => {
             let totals = tracing::info_span!("scheduler.score", nodes = n)
-                .in_scope(|| score_nodes(profile, pod, nodes, &feasible, &spread, &affinity));
+                .in_scope(|| score_nodes(profile, pod, nodes, &feasible, spread, &affinity));
             let (mut best, mut best_score, mut ties) = (0, i64::MIN, 0u32);
             for (j, s) in totals.iter().enumerate() {
                 if *s > best_score {

@@ -33,6 +33,8 @@ pub struct SpreadConstraint {
     /// eligible domain is present, with 0 when empty. Not filled for soft hostname
     /// constraints, which count on the node itself at score time.
     pub counts: HashMap<String, i64>,
+    /// The smallest count, kept with the counts (the filter asks for it per node).
+    min: i64,
 }
 
 impl SpreadConstraint {
@@ -42,7 +44,7 @@ impl SpreadConstraint {
             return false;
         }
         match &self.matcher {
-            Matcher::Selector(s) => s.matches(pod.labels()),
+            Matcher::Selector(s) => crate::nodeinfo::selector_matches(s, pod.labels()),
             Matcher::Owner(uid) => pod.owner.as_deref() == Some(uid.as_str()),
         }
     }
@@ -55,7 +57,11 @@ impl SpreadConstraint {
         {
             return 0;
         }
-        self.counts.values().copied().min().unwrap_or(0)
+        self.min
+    }
+
+    fn update_min(&mut self) {
+        self.min = self.counts.values().copied().min().unwrap_or(0);
     }
 
     /// Matching pods in the node's domain.
@@ -96,6 +102,13 @@ impl SpreadState {
     /// pod with a controller: hostname maxSkew 3, zone maxSkew 5, ScheduleAnyway),
     /// counted over `nodes`.
     pub fn compute(pod: &PodInfo, nodes: &[NodeInfo], default_spreading: bool) -> SpreadState {
+        let mut state = SpreadState::constraints_of(pod, default_spreading);
+        state.count(pod, nodes);
+        state
+    }
+
+    /// The pod's constraints, not counted yet.
+    pub fn constraints_of(pod: &PodInfo, default_spreading: bool) -> SpreadState {
         let ns = pod.key.namespace.clone();
         let declared = pod
             .pod
@@ -136,6 +149,7 @@ impl SpreadState {
                 min_domains: c.min_domains,
                 hard: c.when_unsatisfiable == "DoNotSchedule",
                 counts: HashMap::new(),
+                min: 0,
             });
         }
         let system_default = declared.is_empty() && default_spreading && pod.owner.is_some();
@@ -149,60 +163,124 @@ impl SpreadState {
                     min_domains: None,
                     hard: false,
                     counts: HashMap::new(),
+                    min: 0,
                 });
             }
         }
-        let mut state = SpreadState {
+        SpreadState {
             constraints,
             system_default,
             namespace: ns,
-        };
-        if state.constraints.is_empty() {
-            return state;
         }
-        let needs_counts: Vec<usize> = (0..state.constraints.len())
-            .filter(|i| {
-                let c = &state.constraints[*i];
-                c.hard || c.topology_key != HOSTNAME
-            })
-            .collect();
+    }
+
+    /// The constraints whose counts are kept per domain (all but soft hostname ones,
+    /// which count on the node itself at score time).
+    fn counted(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.constraints.len()).filter(|i| {
+            let c = &self.constraints[*i];
+            c.hard || c.topology_key != HOSTNAME
+        })
+    }
+
+    /// A key under which these counts may be kept and reused for later pods with the
+    /// same constraints: only when every node is eligible (the pod has no node selector
+    /// or required node affinity), so the counts depend on the constraints alone.
+    pub fn memo_key(&self, pod: &PodInfo) -> Option<String> {
+        let spec = pod.pod.spec.as_ref()?;
+        let affinity = spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
+        if self.counted().next().is_none()
+            || spec.node_selector.as_ref().is_some_and(|s| !s.is_empty())
+            || affinity.is_some()
+        {
+            return None;
+        }
+        let mut key = format!("{}|{}", self.namespace, self.system_default);
+        for c in &self.constraints {
+            key.push_str(&format!("|{}/{}/{:?}", c.topology_key, c.hard, c.matcher));
+        }
+        Some(key)
+    }
+
+    /// The domain a node's pods count in for constraint `i`, when they count: the node
+    /// has the constraint's key and (unless system-defaulted) every key of the
+    /// constraints of its kind.
+    fn domain_of<'n>(&self, i: usize, node: &'n NodeInfo) -> Option<&'n str> {
+        let c = &self.constraints[i];
+        if !c.hard && self.system_default {
+            return node.label(&c.topology_key);
+        }
+        if !self
+            .constraints
+            .iter()
+            .filter(|o| o.hard == c.hard)
+            .all(|o| node.label(&o.topology_key).is_some())
+        {
+            return None;
+        }
+        node.label(&c.topology_key)
+    }
+
+    /// Keeps memoised counts right as `pod` is placed on (`delta` 1) or removed from
+    /// (`delta` -1) `node`.
+    pub fn apply(&mut self, pod: &PodInfo, node: &NodeInfo, delta: i64) {
+        let counted: Vec<usize> = self.counted().collect();
+        for i in counted {
+            if !self.constraints[i].matches(pod, &self.namespace) {
+                continue;
+            }
+            if let Some(v) = self.domain_of(i, node) {
+                let v = v.to_string();
+                let c = &mut self.constraints[i];
+                *c.counts.entry(v).or_default() += delta;
+                if c.hard {
+                    c.update_min();
+                }
+            }
+        }
+    }
+
+    /// Fills the counts over `nodes` eligible for `pod`.
+    pub fn count(&mut self, pod: &PodInfo, nodes: &[NodeInfo]) {
+        let needs_counts: Vec<usize> = self.counted().collect();
         if needs_counts.is_empty() {
-            return state;
+            return;
         }
+        let state = self;
+        // Counted into borrowed keys first: one String per domain, not one per node.
+        let mut counts: Vec<HashMap<&str, i64>> = vec![HashMap::new(); state.constraints.len()];
         for node in nodes.iter().filter(|n| n.node.is_some()) {
             if !matches_node_selector_and_affinity(pod, node) {
                 continue;
             }
-            // Without system defaulting a node counts only when it has every key of the
-            // constraints of its kind (hard or soft).
-            let has_all = |hard: bool| {
-                state
-                    .constraints
-                    .iter()
-                    .filter(|c| c.hard == hard)
-                    .all(|c| node.label(&c.topology_key).is_some())
-            };
-            let (hard_ok, soft_ok) = (has_all(true), system_default || has_all(false));
             for &i in &needs_counts {
-                let c = &state.constraints[i];
-                if (c.hard && !hard_ok) || (!c.hard && !soft_ok) {
-                    continue;
-                }
-                let Some(value) = node.label(&c.topology_key) else {
+                let Some(value) = state.domain_of(i, node) else {
                     continue;
                 };
+                let c = &state.constraints[i];
                 let n = node
                     .pods
                     .iter()
                     .filter(|p| c.matches(p, &state.namespace))
                     .count() as i64;
-                *state.constraints[i]
-                    .counts
-                    .entry(value.to_string())
-                    .or_default() += n;
+                *counts[i].entry(value).or_default() += n;
             }
         }
-        state
+        let counts: Vec<HashMap<String, i64>> = counts
+            .into_iter()
+            .map(|m| m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            .collect();
+        for (c, counted) in state.constraints.iter_mut().zip(counts) {
+            c.counts = counted;
+            c.update_min();
+        }
     }
 }
 

@@ -73,6 +73,7 @@ fn schedule_picks_the_best_feasible_node_and_counts_reasons_for_the_rest() {
         profile: &profile,
         start: 0,
         others_have_terms: false,
+        spread: None,
     };
     let p = info(pod("p", "2", "1Gi", json!({})));
     let out = schedule(&p, &nodes, &attempt, &mut rng());
@@ -110,6 +111,7 @@ fn most_allocated_packs_where_least_allocated_spreads() {
             profile,
             start: 0,
             others_have_terms: false,
+            spread: None,
         };
         schedule(&p, &nodes, &attempt, &mut rng())
             .result
@@ -130,6 +132,7 @@ fn filtering_stops_once_enough_feasible_nodes_are_found_and_the_start_rotates() 
         profile: &profile,
         start: 990,
         others_have_terms: false,
+        spread: None,
     };
     let out = schedule(
         &info(pod("p", "1", "1Gi", json!({}))),
@@ -158,6 +161,7 @@ fn nodes_the_cache_knows_only_by_their_pods_are_skipped() {
         profile: &profile,
         start: 0,
         others_have_terms: false,
+        spread: None,
     };
     let out = schedule(
         &info(pod("p", "", "", json!({}))),
