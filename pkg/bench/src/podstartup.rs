@@ -231,7 +231,7 @@ pub async fn run_podstartup(
         layout
             .apiservers
             .iter()
-            .map(rkube_ops::ApiserverSpec::api_url),
+            .map(|s| s.api_address.to_string()),
     );
     config.tls = Some(tls);
     let client = rkube_client::Client::new(config).map_err(failed)?;
