@@ -464,12 +464,25 @@ fn pods_run_on_two_nodes_in_real_containerd_and_leave_nothing_behind() {
 }
 
 #[test]
-fn a_kubelet_killed_with_sigkill_adopts_its_pods_and_cleans_up_those_deleted_meanwhile() {
+fn a_pod_that_does_not_fit_is_refused_and_a_kubelet_killed_with_sigkill_adopts_its_pods_and_cleans_up_those_deleted_meanwhile(
+) {
     if !can_run_pods() {
         return;
     }
     let cluster = LocalCluster::up_nodes(1, &[]);
     let k = Kubectl(&cluster);
+    // A pod that does not fit the node is refused before anything of it runs.
+    k.apply(&pod_yaml(
+        "huge",
+        "n1",
+        "",
+        "    image: rkube.local/busybox:1.35\n    resources:\n      requests:\n        cpu: \"1000\"\n",
+    ));
+    let refused = wait_for(Duration::from_secs(30), "the huge pod refused", || {
+        k.pod("huge").filter(|p| p["status"]["phase"] == "Failed")
+    });
+    assert_eq!(refused["status"]["reason"], "OutOfcpu", "{refused}");
+    k.ok(&["delete", "pod", "huge"]);
     for name in ["keep", "gone"] {
         k.apply(&pod_yaml(
             name,
