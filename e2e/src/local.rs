@@ -37,6 +37,18 @@ pub fn status(dir: &Path) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
 }
 
+/// A second octet for a test cluster's pod range (10.X.0.0/16), different for every call
+/// in this process and unlikely to repeat across processes.
+fn unique_octet() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let seed = std::process::id() ^ nanos;
+    100 + (seed.wrapping_add(NEXT.fetch_add(37, Ordering::Relaxed))) % 150
+}
+
 impl LocalCluster {
     /// `rkube up --nodes 0` in a new temporary folder; panics with its output
     /// when it fails. `up` returns once a leader is elected and the load
@@ -63,7 +75,14 @@ impl LocalCluster {
         let dir = tmp.path().join("cluster");
         let cluster = Self { _tmp: tmp, dir };
         let n = nodes.to_string();
+        // Its own pod range: clusters running at once on this machine (tests in parallel)
+        // must not route the same subnets to different bridges.
+        let cidr = format!(
+            "controller-manager=--cluster-cidr=10.{}.0.0/16",
+            unique_octet()
+        );
         let mut args = vec!["up", "--nodes", n.as_str(), "--timeout", "120s"];
+        args.extend_from_slice(&["--component-arg", cidr.as_str()]);
         args.extend_from_slice(extra);
         let (ok, out, err) = rkube(&cluster.dir, &args);
         assert!(ok, "rkube up failed:\n{out}\n{err}");

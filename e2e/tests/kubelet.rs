@@ -464,12 +464,25 @@ fn pods_run_on_two_nodes_in_real_containerd_and_leave_nothing_behind() {
 }
 
 #[test]
-fn a_kubelet_killed_with_sigkill_adopts_its_pods_and_cleans_up_those_deleted_meanwhile() {
+fn a_pod_that_does_not_fit_is_refused_and_a_kubelet_killed_with_sigkill_adopts_its_pods_and_cleans_up_those_deleted_meanwhile(
+) {
     if !can_run_pods() {
         return;
     }
     let cluster = LocalCluster::up_nodes(1, &[]);
     let k = Kubectl(&cluster);
+    // A pod that does not fit the node is refused before anything of it runs.
+    k.apply(&pod_yaml(
+        "huge",
+        "n1",
+        "",
+        "    image: rkube.local/busybox:1.35\n    resources:\n      requests:\n        cpu: \"1000\"\n",
+    ));
+    let refused = wait_for(Duration::from_secs(30), "the huge pod refused", || {
+        k.pod("huge").filter(|p| p["status"]["phase"] == "Failed")
+    });
+    assert_eq!(refused["status"]["reason"], "OutOfcpu", "{refused}");
+    k.ok(&["delete", "pod", "huge"]);
     for name in ["keep", "gone"] {
         k.apply(&pod_yaml(
             name,
@@ -515,4 +528,74 @@ fn a_kubelet_killed_with_sigkill_adopts_its_pods_and_cleans_up_those_deleted_mea
     assert_eq!(cs["containerID"], id, "the same container runs");
     assert_eq!(cs["restartCount"], 0);
     assert_eq!(after["status"]["phase"], "Running");
+}
+
+#[test]
+fn a_node_whose_kubelet_dies_turns_unready_and_its_pods_move_to_the_other_node() {
+    if !can_run_pods() {
+        return;
+    }
+    let cluster = LocalCluster::up_nodes(
+        2,
+        &[
+            "--component-arg",
+            "controller-manager=--node-monitor-grace-period=4s",
+            "--component-arg",
+            "controller-manager=--node-monitor-period=1s",
+        ],
+    );
+    let k = Kubectl(&cluster);
+    let toleration = |key: &str| {
+        format!(
+            "      - {{key: {key}, operator: Exists, effect: NoExecute, tolerationSeconds: 1}}\n"
+        )
+    };
+    k.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: svc\nspec:\n  replicas: 4\n  selector:\n    matchLabels: {{app: svc}}\n  template:\n    metadata:\n      labels: {{app: svc}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      tolerations:\n{}{}      containers:\n      - name: c\n        image: rkube.local/busybox:1.35\n        command: [\"httpd\", \"-f\", \"-p\", \"8080\"]\n",
+        toleration("node.kubernetes.io/unreachable"),
+        toleration("node.kubernetes.io/not-ready"),
+    ));
+    let running_on = |k: &Kubectl| -> BTreeMap<String, usize> {
+        let mut on = BTreeMap::new();
+        for p in k.pods() {
+            if p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null() {
+                *on.entry(p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+                    .or_default() += 1;
+            }
+        }
+        on
+    };
+    // The scheduler spreads them; make sure n2 has some.
+    wait_for(
+        Duration::from_secs(90),
+        "4 pods running on both nodes",
+        || {
+            let on = running_on(&k);
+            (on.values().sum::<usize>() == 4 && on.get("n2").copied().unwrap_or(0) > 0)
+                .then_some(())
+        },
+    );
+
+    let pid = cluster
+        .pid_of("kubelet-n2")
+        .expect("the kubelet of n2 runs");
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for(Duration::from_secs(60), "n2 to turn unready", || {
+        let out = k.ok(&[
+            "get",
+            "node",
+            "n2",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (out.trim() == "Unknown").then_some(())
+    });
+    let on = wait_for(Duration::from_secs(90), "every pod running on n1", || {
+        let on = running_on(&k);
+        (on.get("n1").copied() == Some(4) && !on.contains_key("n2")).then_some(on)
+    });
+    assert_eq!(on.len(), 1, "{on:?}");
 }

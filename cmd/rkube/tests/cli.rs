@@ -139,11 +139,11 @@ fn every_subcommand_keeps_its_flags_and_help_texts_and_gains_the_telemetry_flags
 fn a_request_the_tool_cannot_satisfy_exits_with_the_usage_code() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
-    let out = rkube(&["up", "--nodes", "2", "--dir", dir.to_str().unwrap()]);
+    let out = rkube(&["up", "--apiservers", "0", "--dir", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("error: --nodes 2: kubelets are not available yet"),
+        err.contains("error: --apiservers must be at least 1"),
         "{err}"
     );
     assert!(!dir.exists(), "a refused up must not create the directory");

@@ -227,12 +227,8 @@ pub async fn run_podstartup(
         Some((pki.admin_cert().as_path(), pki.admin_key().as_path())),
         &[b"h2"],
     )?;
-    let mut config = rkube_client::Config::new(
-        layout
-            .apiservers
-            .iter()
-            .map(rkube_ops::ApiserverSpec::api_url),
-    );
+    let mut config =
+        rkube_client::Config::new(layout.apiservers.iter().map(|s| s.api_address.to_string()));
     config.tls = Some(tls);
     let client = rkube_client::Client::new(config).map_err(failed)?;
     let api: Api<Pod> = Api::namespaced(&client, "default");

@@ -18,6 +18,7 @@
 //! pod), resynced every 20 s; the PLEG and the informer queue pods; the status manager
 //! writes. Every sync runs in a `kubelet.reconcile` span continuing the pod's trace.
 
+pub mod admission;
 pub mod backoff;
 pub mod cni;
 pub mod cri;
@@ -322,7 +323,11 @@ pub async fn run(ctx: Context, config: Config) -> Result<(), BoxError> {
         recorder,
         status,
         host.internal_ip.clone(),
-        host.memory_bytes,
+        admission::Allocatable {
+            cpu_milli: host.cpus as i64 * 1000,
+            memory_bytes: host.memory_bytes,
+            pods: config.max_pods as usize,
+        },
     ));
     ctx.tasks.spawn(pleg::run(
         kubelet.clone(),

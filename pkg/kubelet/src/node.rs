@@ -344,7 +344,10 @@ pub async fn heartbeat<F, Fut>(
 {
     let name = node.metadata.name.clone().unwrap_or_default();
     let mut lease_tick = tokio::time::interval(renew);
-    let mut status_tick = tokio::time::interval(status_every);
+    // Every second until the node is first Ready (its pod CIDR, hence its network, comes
+    // soon after registration), then every `status_every`.
+    let mut status_tick = tokio::time::interval(status_every.min(Duration::from_secs(1)));
+    let mut settled = false;
     let mut last_report = tokio::time::Instant::now();
     let mut was_ready = None;
     loop {
@@ -368,6 +371,13 @@ pub async fn heartbeat<F, Fut>(
                 let now = Time(rkube_runtime::object::now());
                 let status = node_status(&host, &name, &runtime_version, problem.as_deref(), node.status.as_ref(), &now);
                 let changed = node.status.as_ref().map(without_heartbeats) != Some(without_heartbeats(&status));
+                if problem.is_none() && !settled {
+                    settled = true;
+                    status_tick = tokio::time::interval_at(
+                        tokio::time::Instant::now() + status_every,
+                        status_every,
+                    );
+                }
                 if !changed && last_report.elapsed() < Duration::from_secs(300) {
                     continue;
                 }

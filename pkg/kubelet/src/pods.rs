@@ -26,6 +26,7 @@ use rkube_client::{Api, Client, DeleteParams};
 use rkube_runtime::{Action, EventType, ObjectKey, Recorder, Store};
 use tracing::Instrument as _;
 
+use crate::admission::{self, Allocatable};
 use crate::backoff::Backoff;
 use crate::cri::{self, pb, Cri, CriError};
 use crate::metrics::Metrics;
@@ -56,7 +57,7 @@ pub struct Kubelet {
     pub recorder: Recorder,
     pub status: StatusManager,
     pub host_ip: String,
-    pub memory_capacity: i64,
+    pub allocatable: Allocatable,
     crash_backoff: Mutex<Backoff>,
     image_backoff: Mutex<Backoff>,
     /// The last image pull failure per `uid/container`: (when, message).
@@ -65,6 +66,8 @@ pub struct Kubelet {
     pull_time: Mutex<HashMap<String, Duration>>,
     /// Pods whose start was already counted.
     started: Mutex<HashSet<String>>,
+    /// Pods admitted by this process (their start time may not be written yet).
+    admitted: Mutex<HashSet<String>>,
     metrics: Metrics,
 }
 
@@ -162,7 +165,7 @@ impl Kubelet {
         recorder: Recorder,
         status: StatusManager,
         host_ip: String,
-        memory_capacity: i64,
+        allocatable: Allocatable,
     ) -> Self {
         let crash = config.crash_backoff();
         Kubelet {
@@ -171,6 +174,7 @@ impl Kubelet {
             pull_errors: Mutex::default(),
             pull_time: Mutex::default(),
             started: Mutex::default(),
+            admitted: Mutex::default(),
             metrics: Metrics::get(),
             config,
             cri,
@@ -179,7 +183,7 @@ impl Kubelet {
             recorder,
             status,
             host_ip,
-            memory_capacity,
+            allocatable,
         }
     }
 
@@ -265,6 +269,30 @@ impl Kubelet {
                 return Ok(Action::await_change());
             }
         }
+        let known = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .is_some()
+            || lock(&self.admitted).contains(&uid);
+        if !known {
+            let verdict = self.admit(&pod, &uid);
+            if verdict.is_ok() {
+                lock(&self.admitted).insert(uid.clone());
+            }
+            if let Err(r) = verdict {
+                self.event(&pod, EventType::Warning, &r.reason, &r.message);
+                let status = k8s_openapi::api::core::v1::PodStatus {
+                    phase: Some(status::FAILED.to_string()),
+                    reason: Some(r.reason),
+                    message: Some(r.message),
+                    start_time: Some(Time(rkube_runtime::object::now())),
+                    ..Default::default()
+                };
+                self.status.set(key, uid, status);
+                return Ok(Action::await_change());
+            }
+        }
         self.ensure_dirs(&uid)?;
         let (sandbox_id, sandbox_config) = match self.ensure_sandbox(&pod, &uid).await {
             Ok(s) => s,
@@ -314,6 +342,28 @@ impl Kubelet {
             Some(d) => Action::requeue(d + Duration::from_millis(50)),
             None => Action::await_change(),
         })
+    }
+
+    /// Whether a new pod fits beside the pods already admitted here (those with a start
+    /// time that have not finished).
+    fn admit(&self, pod: &Pod, uid: &str) -> Result<(), admission::Rejection> {
+        let _span = tracing::info_span!("kubelet.admit").entered();
+        let all = self.pods.list();
+        let mine = lock(&self.admitted).clone();
+        let admitted: Vec<&Pod> = all
+            .iter()
+            .map(|p| p.as_ref())
+            .filter(|p| uid_of(p) != uid)
+            .filter(|p| {
+                let s = p.status.as_ref();
+                (s.and_then(|s| s.start_time.as_ref()).is_some() || mine.contains(&uid_of(p)))
+                    && !matches!(
+                        s.and_then(|s| s.phase.as_deref()),
+                        Some(status::SUCCEEDED | status::FAILED)
+                    )
+            })
+            .collect();
+        admission::admit(pod, &admitted, self.allocatable)
     }
 
     /// Time left before activeDeadlineSeconds (from the pod's start), if it has one.
@@ -682,7 +732,11 @@ impl Kubelet {
             stdin_once: c.stdin_once.unwrap_or(false),
             tty: c.tty.unwrap_or(false),
             linux: Some(pb::LinuxContainerConfig {
-                resources: Some(qos::container_resources(c, qos, self.memory_capacity)),
+                resources: Some(qos::container_resources(
+                    c,
+                    qos,
+                    self.allocatable.memory_bytes,
+                )),
             }),
             ..Default::default()
         };
@@ -909,6 +963,7 @@ impl Kubelet {
         lock(&self.pull_errors).retain(|k, _| !k.starts_with(&prefix));
         lock(&self.pull_time).remove(uid);
         lock(&self.started).remove(uid);
+        lock(&self.admitted).remove(uid);
         self.status.forget(uid);
     }
 

@@ -16,8 +16,9 @@
 //!
 //! Every process gets the telemetry flags `up` was given (`--log-format`,
 //! `--otlp-endpoint`). Kinds whose binary does not exist yet are not started:
-//! [`crate::components::AVAILABLE`] lists those that are; `--nodes` other than 0 is refused
-//! until kubelets are, and its default only produces a note.
+//! [`crate::components::AVAILABLE`] lists those that are. Each node (`--nodes`, default 1)
+//! first gets its own containerd with the pause and demo images imported
+//! ([`crate::noderuntime`]), then its kubelet; a kubelet is ready once its Node is Ready.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,8 +64,8 @@ pub struct UpOptions {
     /// Apiserver replicas [default: 3 for a new cluster; an existing cluster keeps its own]
     #[arg(long, value_name = "N")]
     pub apiservers: Option<usize>,
-    /// Kubelets to run [default: 1; 0 = control plane only]. Kubelets are not available
-    /// yet: only 0 is accepted, and the default starts none.
+    /// Nodes to run, each a kubelet with its own containerd (needs root, containerd, runc,
+    /// the CNI plugins and busybox-static) [default: 1; 0 = control plane only]
     #[arg(long, value_name = "N")]
     pub nodes: Option<usize>,
     /// Replica i serves clients on port N+i (default: free ports, chosen once at creation)
