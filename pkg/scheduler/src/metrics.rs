@@ -115,3 +115,27 @@ pub(crate) fn scheduled(attempts: u32, since_first_queued: Duration) {
         .get_or_create(&label)
         .observe(since_first_queued.as_secs_f64());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_carry_kube_schedulers_names_and_labels() {
+        pending(3, 2, 1);
+        attempt("scheduled", "default-scheduler", Duration::from_millis(2));
+        scheduled(1, Duration::from_millis(150));
+        let text = rkube_telemetry::metrics::encode();
+        for want in [
+            // Values aside: the queue's tests set these gauges too, in parallel.
+            "scheduler_pending_pods{queue=\"active\"}",
+            "scheduler_pending_pods{queue=\"backoff\"}",
+            "scheduler_pending_pods{queue=\"unschedulable\"}",
+            "scheduler_scheduling_attempt_duration_seconds_count{result=\"scheduled\",profile=\"default-scheduler\"}",
+            "scheduler_schedule_attempts_total{result=\"scheduled\",profile=\"default-scheduler\"}",
+            "scheduler_pod_scheduling_sli_duration_seconds_count{attempts=\"1\"}",
+        ] {
+            assert!(text.contains(want), "{want} missing from:\n{text}");
+        }
+    }
+}
