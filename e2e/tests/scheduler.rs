@@ -208,11 +208,21 @@ async fn the_scheduler_places_pods_as_filters_and_scores_say_under_rkube_up() {
         assert_eq!(per_node.values().copied().collect::<Vec<_>>(), [2, 2, 2], "{per_node:?}");
         t.pod("fit-big", "1500m", json!({})).await;
         t.failed_with("fit-big", &unavailable(3, "3 Insufficient cpu")).await;
-        let pod = Api::<Pod>::namespaced(&t.client, NS).get("fit-big").await.unwrap();
-        let cond = pod.status.unwrap().conditions.unwrap();
-        assert!(cond.iter().any(|c| c.type_ == "PodScheduled"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("Unschedulable")));
+        // The event is written before the condition: wait for the condition too.
+        let pods = Api::<Pod>::namespaced(&t.client, NS);
+        wait_for("fit-big has PodScheduled=False (Unschedulable)", Duration::from_secs(10), || {
+            let pods = pods.clone();
+            async move {
+                pods.get("fit-big").await.ok().and_then(|p| p.status).and_then(|s| s.conditions).is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.type_ == "PodScheduled"
+                            && c.status == "False"
+                            && c.reason.as_deref() == Some("Unschedulable")
+                    })
+                })
+            }
+        })
+        .await;
         let appeared = Instant::now();
         t.node("r4", "2", json!({})).await;
         assert_eq!(t.bound_to("fit-big").await, "r4");
