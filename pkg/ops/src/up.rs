@@ -64,8 +64,8 @@ pub struct UpOptions {
     /// Apiserver replicas [default: 3 for a new cluster; an existing cluster keeps its own]
     #[arg(long, value_name = "N")]
     pub apiservers: Option<usize>,
-    /// Nodes to run, each a kubelet with its own containerd (needs root, containerd, runc,
-    /// the CNI plugins and busybox-static) [default: 1; 0 = control plane only]
+    /// Kubelets to run [default: 1; 0 = control plane only], each with its own
+    /// containerd (needs root, containerd, runc, the CNI plugins and busybox-static)
     #[arg(long, value_name = "N")]
     pub nodes: Option<usize>,
     /// Replica i serves clients on port N+i (default: free ports, chosen once at creation)
