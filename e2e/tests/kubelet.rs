@@ -5,8 +5,8 @@
 //! create/delete cycles leave nothing behind, and a kubelet killed with SIGKILL adopts
 //! its running pods when it comes back.
 //!
-//! Until the scheduler lands, the test binds pods itself (`pods/binding`) or sets
-//! `spec.nodeName`. These tests need root, containerd, runc, the CNI plugins and
+//! The schedulers of `rkube up` bind the pods; the test also binds any it finds unbound
+//! (`pods/binding`) or sets `spec.nodeName`, to choose the node. These tests need root, containerd, runc, the CNI plugins and
 //! busybox-static: without them they fail when `RKUBE_REQUIRE_CONTAINERD=1` (CI sets it)
 //! and are skipped with a message otherwise.
 
