@@ -1,6 +1,6 @@
 //! The `rkube` operator tool's logic: a supervisor for a local cluster of rkube
-//! processes on one machine (`up`, `status`, `down`, as DESIGN.md's operator contract
-//! specifies). `cmd/rkube` is a thin main over this crate; tests call it directly.
+//! processes on one machine (`up`, `status`, `down`, the operator contract that
+//! docs/architecture.md describes). `cmd/rkube` is a thin main over this crate; tests call it directly.
 //!
 //! Map of the modules:
 //!

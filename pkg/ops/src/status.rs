@@ -9,7 +9,7 @@
 //! holds its Lease (`kube-system/kube-controller-manager`, `kube-system/kube-scheduler`),
 //! read through the apiservers with rkube-client as the admin: the component whose name is
 //! the part of the Lease's `holderIdentity` before the first `_` holds it. Nodes come from
-//! the Node objects' `Ready` condition. The report's JSON form is DESIGN.md's stable
+//! the Node objects' `Ready` condition. The report's JSON form is a stable
 //! contract for scripts: keys are never renamed, unknown values are `null`. Rendering and
 //! reading Leases and Nodes are pure.
 
