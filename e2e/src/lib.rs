@@ -21,3 +21,16 @@ pub mod linearizability;
 pub mod local;
 pub mod proxy;
 pub mod watch_check;
+
+/// Whether this process runs as root (the tests that make network namespaces or run
+/// containerd need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().next() == Some("0"))
+        })
+        .unwrap_or(false)
+}

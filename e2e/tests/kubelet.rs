@@ -22,7 +22,7 @@ use serde_json::Value;
 /// Whether this machine can run real pods; panics under RKUBE_REQUIRE_CONTAINERD=1 when not.
 fn can_run_pods() -> bool {
     let mut missing = Vec::new();
-    if !nix_is_root() {
+    if !rkube_e2e::is_root() {
         missing.push("root".to_string());
     }
     for (what, path) in [
@@ -47,17 +47,6 @@ fn can_run_pods() -> bool {
     }
     eprintln!("skipped: {msg}");
     false
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 struct Kubectl<'a>(&'a LocalCluster);

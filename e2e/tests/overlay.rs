@@ -16,17 +16,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rkube_client::{Api, Client, Config, DeleteParams, WriteParams};
 use rkube_e2e::cluster::{bin, Cluster, Options};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -213,7 +202,7 @@ fn node(name: &str, cidr: &str) -> Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_on_two_nodes_reach_each_other_through_the_vxlan_overlay() {
-    if !is_root() {
+    if !rkube_e2e::is_root() {
         assert!(
             std::env::var("RKUBE_REQUIRE_ROOT").as_deref() != Ok("1"),
             "the overlay e2e needs root (RKUBE_REQUIRE_ROOT=1)"

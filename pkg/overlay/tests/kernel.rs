@@ -14,7 +14,7 @@ struct Netns(String);
 
 impl Netns {
     fn new(tag: &str) -> Option<Self> {
-        if !nix_is_root() {
+        if !nix::unistd::geteuid().is_root() {
             assert!(
                 std::env::var("RKUBE_REQUIRE_ROOT").as_deref() != Ok("1"),
                 "this test needs root (RKUBE_REQUIRE_ROOT=1)"
@@ -42,17 +42,6 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 fn ip(args: &[&str]) {
